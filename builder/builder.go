@@ -1,0 +1,337 @@
+package builder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/containerd/platforms"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/moby/buildkit/client"
+	"github.com/moby/buildkit/exporter/containerimage/exptypes"
+	spb "github.com/moby/buildkit/sourcepolicy/pb"
+	"github.com/tonistiigi/fsutil"
+
+	"github.com/twinforge/twinforge/isolation"
+)
+
+// Builder builds an image from a Request.
+type Builder interface {
+	Build(ctx context.Context, req Request) (*Result, error)
+}
+
+// Request is one build. It mirrors BuildKit's SolveOpt, reduced to what a
+// hermetic build may vary.
+type Request struct {
+	// ContextDir is the build context directory.
+	ContextDir string
+	// Dockerfile is the Dockerfile's path relative to ContextDir. The
+	// default value is "Dockerfile".
+	Dockerfile string
+	// BuildArgs are the Dockerfile's build arguments.
+	BuildArgs map[string]string
+	// Target is the stage to build; empty builds the last one.
+	Target string
+	// Platform is the platform to build for, "linux/amd64"; empty is the
+	// daemon's default.
+	Platform string
+	// SourceDateEpoch is written to the config's timestamps and to every
+	// layer file's mtime, and passed as the SOURCE_DATE_EPOCH build arg.
+	SourceDateEpoch int64
+	// BaseImages are the only images the build may use, each from a local
+	// OCI layout and pinned by digest.
+	BaseImages []BaseImage
+	// SourcePolicy decides which sources the build may use. Nil allows the
+	// build context and BaseImages, and denies everything else.
+	SourcePolicy *spb.Policy
+	// Hostname is the hostname RUN steps see. Empty is BuildKit's default.
+	Hostname string
+	// ImageName is recorded as the layout's reference name.
+	ImageName string
+	// OCILayout is the directory the image layout is written to. Empty
+	// writes to a new temporary directory, returned in Result.OCILayout.
+	OCILayout string
+	// Progress receives BuildKit's status updates; Build closes it.
+	Progress chan<- *client.SolveStatus
+}
+
+// BaseImage is an image a Dockerfile names, served from an OCI layout.
+type BaseImage struct {
+	// Name is the reference as the Dockerfile writes it after ARG
+	// expansion, "example.test/base:1".
+	Name string
+	// Digest is the manifest (or index) digest in the layout.
+	Digest string
+	// Layout is the OCI layout directory holding it.
+	Layout string
+}
+
+// Result describes a built image.
+type Result struct {
+	// Digest is the image manifest's digest: the image's identity.
+	Digest string `json:"digest"`
+	// MediaType is the manifest's media type.
+	MediaType string `json:"mediaType"`
+	// Platform is the image's platform.
+	Platform string `json:"platform"`
+	// OCILayout is the layout directory holding the image.
+	OCILayout string `json:"ociLayout"`
+	// Duration is how long the build took.
+	Duration time.Duration `json:"-"`
+	// Builder is the daemon that built it.
+	Builder isolation.Info `json:"builder"`
+}
+
+type daemonBuilder struct {
+	daemon isolation.Daemon
+}
+
+var _ Builder = (*daemonBuilder)(nil)
+
+// New returns a Builder that sends builds to daemon.
+func New(daemon isolation.Daemon) Builder {
+	return &daemonBuilder{daemon: daemon}
+}
+
+// ErrInvalidRequest is returned for a request that cannot be built as given.
+var ErrInvalidRequest = errors.New("invalid build request")
+
+// ErrBuildFailed is returned when BuildKit fails the build.
+var ErrBuildFailed = errors.New("build failed")
+
+func (b *daemonBuilder) Build(ctx context.Context, req Request) (res *Result, retErr error) {
+	progress := req.Progress
+	defer func() {
+		// Solve closes the channel it is given; if Build returns before
+		// Solve ran, close it here so the display does not wait forever.
+		if progress != nil {
+			close(progress)
+		}
+	}()
+	if err := req.normalize(); err != nil {
+		return nil, err
+	}
+	start := time.Now()
+
+	dest, err := newDestination(req.OCILayout)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if retErr != nil {
+			dest.abort()
+		}
+	}()
+
+	stores := map[string]content.Store{}
+	attrs := map[string]string{
+		"filename":                    filepath.Base(req.Dockerfile),
+		"force-network-mode":          "none",
+		"build-arg:SOURCE_DATE_EPOCH": strconv.FormatInt(req.SourceDateEpoch, 10),
+	}
+	for k, v := range req.BuildArgs {
+		attrs["build-arg:"+k] = v
+	}
+	if req.Target != "" {
+		attrs["target"] = req.Target
+	}
+	if req.Platform != "" {
+		attrs["platform"] = req.Platform
+	}
+	if req.Hostname != "" {
+		attrs["hostname"] = req.Hostname
+	}
+	for i, base := range req.BaseImages {
+		id := "base" + strconv.Itoa(i)
+		store, err := local.NewStore(base.Layout)
+		if err != nil {
+			return nil, fmt.Errorf("opening OCI layout %s for %s: %w", base.Layout, base.Name, err)
+		}
+		stores[id] = store
+		attrs["context:"+base.Name] = "oci-layout://" + id + "@" + base.Digest
+	}
+	policy := req.SourcePolicy
+	if policy == nil {
+		policy = DefaultPolicy(req.BaseImages)
+	}
+
+	contextFS, err := fsutil.NewFS(req.ContextDir)
+	if err != nil {
+		return nil, fmt.Errorf("build context %s: %w", req.ContextDir, err)
+	}
+	dockerfileFS, err := fsutil.NewFS(filepath.Dir(filepath.Join(req.ContextDir, req.Dockerfile)))
+	if err != nil {
+		return nil, fmt.Errorf("Dockerfile directory: %w", err)
+	}
+
+	exportAttrs := map[string]string{
+		"tar":                                   "false",
+		string(exptypes.OptKeyOCITypes):         "true",
+		string(exptypes.OptKeyRewriteTimestamp): "true",
+		string(exptypes.OptKeyLayerCompression): "gzip",
+		string(exptypes.OptKeyForceCompression): "true",
+		string(exptypes.OptKeyCompressionLevel): "6",
+		"source-date-epoch":                     strconv.FormatInt(req.SourceDateEpoch, 10),
+	}
+	if req.ImageName != "" {
+		exportAttrs[string(exptypes.OptKeyName)] = req.ImageName
+	}
+
+	c, err := b.daemon.Client(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+
+	statusCh := make(chan *client.SolveStatus)
+	logs := newVertexLogs()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for s := range statusCh {
+			logs.add(s)
+			if progress != nil {
+				progress <- s
+			}
+		}
+	}()
+	resp, solveErr := c.Solve(ctx, nil, client.SolveOpt{
+		Frontend:      "dockerfile.v0",
+		FrontendAttrs: attrs,
+		LocalMounts: map[string]fsutil.FS{
+			"context":    contextFS,
+			"dockerfile": dockerfileFS,
+		},
+		OCIStores:    stores,
+		SourcePolicy: policy,
+		Exports: []client.ExportEntry{{
+			Type:      client.ExporterOCI,
+			Attrs:     exportAttrs,
+			OutputDir: dest.tmp,
+		}},
+	}, statusCh)
+	wg.Wait()
+	if progress != nil {
+		close(progress)
+		progress = nil
+	}
+	if solveErr != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("build interrupted: %w", ctx.Err())
+		}
+		return nil, fmt.Errorf("%w: %s%s", ErrBuildFailed, cleanSolveError(solveErr), logs.failureTail())
+	}
+
+	digest := resp.ExporterResponse[exptypes.ExporterImageDigestKey]
+	if digest == "" {
+		return nil, errors.New("build finished but BuildKit reported no image digest")
+	}
+	mediaType, platform, err := inspectLayout(dest.tmp, digest)
+	if err != nil {
+		return nil, err
+	}
+	if err := dest.commit(); err != nil {
+		return nil, err
+	}
+	return &Result{
+		Digest:    digest,
+		MediaType: mediaType,
+		Platform:  platform,
+		OCILayout: dest.final,
+		Duration:  time.Since(start),
+		Builder:   b.daemon.Info(),
+	}, nil
+}
+
+// normalize fills defaults and checks what can be checked without a daemon.
+func (r *Request) normalize() error {
+	if r.ContextDir == "" {
+		return fmt.Errorf("%w: no build context given", ErrInvalidRequest)
+	}
+	fi, err := os.Stat(r.ContextDir)
+	if err != nil {
+		return fmt.Errorf("%w: build context %s: %w", ErrInvalidRequest, r.ContextDir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%w: build context %s is not a directory", ErrInvalidRequest, r.ContextDir)
+	}
+	if r.Dockerfile == "" {
+		r.Dockerfile = "Dockerfile"
+	}
+	if _, err := os.Stat(filepath.Join(r.ContextDir, r.Dockerfile)); err != nil {
+		return fmt.Errorf("%w: no Dockerfile at %s", ErrInvalidRequest, filepath.Join(r.ContextDir, r.Dockerfile))
+	}
+	if r.Platform != "" {
+		p, err := platforms.Parse(r.Platform)
+		if err != nil {
+			return fmt.Errorf("%w: platform %q: %w", ErrInvalidRequest, r.Platform, err)
+		}
+		r.Platform = platforms.Format(p)
+	}
+	if r.SourceDateEpoch < 0 {
+		return fmt.Errorf("%w: SOURCE_DATE_EPOCH %d is negative", ErrInvalidRequest, r.SourceDateEpoch)
+	}
+	for _, b := range r.BaseImages {
+		if !strings.HasPrefix(b.Digest, "sha256:") {
+			return fmt.Errorf("%w: base image %s is not pinned by a sha256 digest", ErrInvalidRequest, b.Name)
+		}
+	}
+	return nil
+}
+
+// inspectLayout reads back the written layout: it must hold the manifest
+// BuildKit reported, and that manifest must be readable.
+func inspectLayout(dir, digest string) (mediaType, platform string, err error) {
+	p, err := layout.FromPath(dir)
+	if err != nil {
+		return "", "", fmt.Errorf("reading the built layout: %w", err)
+	}
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return "", "", fmt.Errorf("image digest %q: %w", digest, err)
+	}
+	img, err := p.Image(h)
+	if err != nil {
+		return "", "", fmt.Errorf("reading image %s from the built layout: %w", digest, err)
+	}
+	mt, err := img.MediaType()
+	if err != nil {
+		return "", "", fmt.Errorf("reading manifest %s: %w", digest, err)
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		return "", "", fmt.Errorf("reading config of %s: %w", digest, err)
+	}
+	plat := cf.OS + "/" + cf.Architecture
+	if cf.Variant != "" {
+		plat += "/" + cf.Variant
+	}
+	return string(mt), plat, nil
+}
+
+// cleanSolveError strips gRPC's wrapping from BuildKit's error text.
+func cleanSolveError(err error) string {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "failed to solve: ")
+	return msg
+}
+
+// MarshalJSON writes the duration in seconds, for --output json.
+func (r Result) MarshalJSON() ([]byte, error) {
+	type plain Result
+	return json.Marshal(struct {
+		plain
+		DurationSeconds float64 `json:"durationSeconds"`
+	}{plain(r), r.Duration.Seconds()})
+}

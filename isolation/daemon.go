@@ -1,0 +1,48 @@
+package isolation
+
+import (
+	"context"
+	"errors"
+
+	"github.com/moby/buildkit/client"
+)
+
+// Daemon is a BuildKit daemon that builds can be sent to.
+type Daemon interface {
+	// Addr is the daemon's gRPC address, unix:// or tcp://.
+	Addr() string
+	// Client dials the daemon. The caller closes the client.
+	Client(ctx context.Context) (*client.Client, error)
+	// Info describes the daemon, for results and provenance.
+	Info() Info
+	// Close stops a private daemon and removes its state; for a remote
+	// daemon it only forgets it. Close is safe to call more than once.
+	Close() error
+}
+
+// Info describes a daemon.
+type Info struct {
+	// Name tells daemons of one run apart ("build", "rebuild").
+	Name string `json:"name"`
+	// Address is the gRPC address the daemon listens on.
+	Address string `json:"address"`
+	// Remote is true for a daemon twinforge did not start.
+	Remote bool `json:"remote"`
+	// BuildKitVersion is the version buildkitd reports.
+	BuildKitVersion string `json:"buildkitVersion,omitempty"`
+	// Runc is the OCI runtime's version line, for a private daemon.
+	Runc string `json:"runc,omitempty"`
+	// Snapshotter is the worker's snapshotter.
+	Snapshotter string `json:"snapshotter,omitempty"`
+	// CPUSet is the CPU affinity the daemon runs under, if restricted.
+	CPUSet string `json:"cpuset,omitempty"`
+	// StateDir is where a private daemon's state lives.
+	StateDir string `json:"stateDir,omitempty"`
+}
+
+// ErrMissingBinary is returned when buildkitd or runc cannot be found.
+var ErrMissingBinary = errors.New("required program not found")
+
+// ErrDaemonFailed is returned when a daemon does not start or stops
+// answering; the error text carries the last lines of its log.
+var ErrDaemonFailed = errors.New("buildkit daemon failed")

@@ -1,0 +1,13 @@
+// Package isolation gives each twinforge build a BuildKit daemon of its own.
+//
+// Start launches a private buildkitd: its own root (snapshots, content store
+// and cache), its own unix socket, its own configuration file (so nothing in
+// /etc/buildkit applies), the OCI worker with runc, no entitlements and no
+// garbage collection racing the build. Nothing is shared with any other
+// daemon. Close stops it gracefully, unmounts whatever it left mounted and
+// removes its state unless it was asked to keep it. State left behind by a
+// run that crashed is found and removed by the next Start.
+//
+// Remote connects to an existing buildkitd (a pool on Kubernetes, say) over
+// mutual TLS instead; it satisfies the same Daemon interface.
+package isolation

@@ -1,0 +1,319 @@
+package isolation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/moby/buildkit/client"
+)
+
+// unixSocketMax is the longest path a unix socket address may have on Linux.
+const unixSocketMax = 107
+
+// keepMarker marks a state directory the user asked to keep, so that stale
+// state reaping leaves it alone.
+const keepMarker = "KEEP"
+
+type localDaemon struct {
+	opts     *options
+	dir      string
+	addr     string
+	sockDir  string // set when the socket lives outside dir
+	logPath  string
+	cmd      *exec.Cmd
+	exited   chan struct{}
+	waitErr  error
+	info     Info
+	closeMu  sync.Once
+	closeErr error
+}
+
+var _ Daemon = (*localDaemon)(nil)
+
+// Start launches a private buildkitd and waits until it answers. The caller
+// must Close it. If ctx is cancelled while starting, the daemon is stopped
+// and its state removed.
+func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
+	o, err := makeOptions(opts...)
+	if err != nil {
+		return nil, err
+	}
+	buildkitd, err := lookBinary(o.buildkitd, "buildkitd", "run `make deps` to build it into bin/, or put it on PATH")
+	if err != nil {
+		return nil, err
+	}
+	runc, err := lookBinary(o.runc, "runc", "install it with `apt-get install runc` (or run `make deps`)")
+	if err != nil {
+		return nil, err
+	}
+	var taskset string
+	if o.cpuset != "" {
+		if taskset, err = lookBinary("", "taskset", "install util-linux"); err != nil {
+			return nil, err
+		}
+	}
+
+	daemons := filepath.Join(o.stateDir, "daemons")
+	if err := os.MkdirAll(daemons, 0o700); err != nil {
+		return nil, fmt.Errorf("creating state directory: %w", err)
+	}
+	ReapStale(o.stateDir, o.logger)
+
+	dir, err := os.MkdirTemp(daemons, o.name+"-")
+	if err != nil {
+		return nil, fmt.Errorf("creating daemon state directory: %w", err)
+	}
+	d := &localDaemon{opts: o, dir: dir, exited: make(chan struct{}), logPath: filepath.Join(dir, "buildkitd.log")}
+	defer func() {
+		if retErr != nil {
+			if cerr := d.Close(); cerr != nil {
+				retErr = fmt.Errorf("%w (cleanup: %v)", retErr, cerr)
+			}
+		}
+	}()
+
+	sock := filepath.Join(dir, "buildkitd.sock")
+	if len(sock) > unixSocketMax {
+		// The state directory is too deep for a unix socket address; keep
+		// the socket in a short private directory instead.
+		if d.sockDir, err = os.MkdirTemp("", "twinforge-sock-"); err != nil {
+			return nil, fmt.Errorf("creating socket directory: %w", err)
+		}
+		sock = filepath.Join(d.sockDir, "buildkitd.sock")
+	}
+	d.addr = "unix://" + sock
+
+	// An empty configuration file keeps the host's /etc/buildkit out.
+	cfg := filepath.Join(dir, "buildkitd.toml")
+	if err := os.WriteFile(cfg, nil, 0o600); err != nil {
+		return nil, fmt.Errorf("writing daemon configuration: %w", err)
+	}
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.MkdirAll(tmp, 0o700); err != nil {
+		return nil, fmt.Errorf("creating daemon temp directory: %w", err)
+	}
+	args := []string{
+		"--config", cfg,
+		"--root", filepath.Join(dir, "root"),
+		"--addr", d.addr,
+		"--oci-worker=true",
+		"--containerd-worker=false",
+		"--oci-worker-binary", runc,
+		"--oci-worker-snapshotter", o.snapshotter,
+		"--oci-worker-gc=false",
+		"--otel-socket-path", filepath.Join(dir, "otel.sock"),
+		"--cdi-disabled",
+	}
+	if o.tcp != nil {
+		args = append(args, "--addr", "tcp://"+o.tcp.addr,
+			"--tlscert", o.tcp.cert, "--tlskey", o.tcp.key, "--tlscacert", o.tcp.ca)
+	}
+	name := buildkitd
+	if taskset != "" {
+		args = append([]string{"-c", o.cpuset, buildkitd}, args...)
+		name = taskset
+	}
+
+	logf, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening daemon log: %w", err)
+	}
+	defer logf.Close()
+
+	cmd := exec.Command(name, args...)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.Dir = dir
+	cmd.Env = daemonEnv(tmp)
+	// Its own process group keeps a terminal's Ctrl-C away from the daemon,
+	// so twinforge decides the order of shutdown; the parent-death signal
+	// stops it if twinforge itself is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("starting buildkitd: %w", err)
+	}
+	d.cmd = cmd
+	go func() {
+		d.waitErr = cmd.Wait()
+		close(d.exited)
+	}()
+	if err := os.WriteFile(filepath.Join(dir, "pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+		return nil, fmt.Errorf("writing daemon pid: %w", err)
+	}
+	if o.keepState {
+		if err := os.WriteFile(filepath.Join(dir, keepMarker), nil, 0o600); err != nil {
+			return nil, fmt.Errorf("marking state to keep: %w", err)
+		}
+	}
+	o.logger.Debug("buildkitd started", "name", o.name, "pid", cmd.Process.Pid, "addr", d.addr, "state", dir)
+
+	version, err := d.waitReady(ctx)
+	if err != nil {
+		return nil, err
+	}
+	d.info = Info{
+		Name:            o.name,
+		Address:         d.addr,
+		BuildKitVersion: version,
+		Runc:            runcVersion(runc),
+		Snapshotter:     o.snapshotter,
+		CPUSet:          o.cpuset,
+		StateDir:        dir,
+	}
+	return d, nil
+}
+
+// daemonEnv is the daemon's environment: the host's, less anything that
+// would switch on tracing (which puts changing variables into every RUN
+// step) or point the daemon at the host's proxies.
+func daemonEnv(tmp string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		k, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(k, "OTEL_"), strings.HasPrefix(k, "JAEGER_"), k == "TRACEPARENT", k == "TRACESTATE",
+			strings.EqualFold(k, "HTTP_PROXY"), strings.EqualFold(k, "HTTPS_PROXY"), strings.EqualFold(k, "NO_PROXY"),
+			strings.EqualFold(k, "ALL_PROXY"), k == "TMPDIR", k == "BUILDKIT_HOST":
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "TMPDIR="+tmp, "OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none")
+}
+
+func (d *localDaemon) waitReady(ctx context.Context) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.opts.startTimeout)
+	defer cancel()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-d.exited:
+			return "", fmt.Errorf("%w: %s exited while starting (%v)%s", ErrDaemonFailed, d.opts.name, d.waitErr, d.logTail())
+		case <-ctx.Done():
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return "", fmt.Errorf("%w: %s did not answer within %v%s", ErrDaemonFailed, d.opts.name, d.opts.startTimeout, d.logTail())
+			}
+			return "", fmt.Errorf("starting buildkitd %s: %w", d.opts.name, ctx.Err())
+		case <-tick.C:
+		}
+		if v, err := probe(ctx, d.addr); err == nil {
+			return v, nil
+		}
+	}
+}
+
+// probe asks the daemon for its workers and version.
+func probe(ctx context.Context, addr string, opts ...client.ClientOpt) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	c, err := client.New(ctx, addr, opts...)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	ws, err := c.ListWorkers(ctx)
+	if err != nil {
+		return "", err
+	}
+	if len(ws) == 0 {
+		return "", errors.New("daemon has no workers")
+	}
+	info, err := c.Info(ctx)
+	if err != nil {
+		return "", err
+	}
+	return info.BuildkitVersion.Version, nil
+}
+
+func (d *localDaemon) Addr() string { return d.addr }
+func (d *localDaemon) Info() Info   { return d.info }
+
+func (d *localDaemon) Client(ctx context.Context) (*client.Client, error) {
+	select {
+	case <-d.exited:
+		return nil, fmt.Errorf("%w: %s is not running (%v)%s", ErrDaemonFailed, d.opts.name, d.waitErr, d.logTail())
+	default:
+	}
+	c, err := client.New(ctx, d.addr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to buildkitd %s: %w", d.opts.name, err)
+	}
+	return c, nil
+}
+
+// Close stops the daemon: SIGTERM, then SIGKILL to its process group after
+// the stop timeout; then it unmounts what is left under its root and
+// removes its state unless asked to keep it.
+func (d *localDaemon) Close() error {
+	d.closeMu.Do(func() {
+		var errs []error
+		if d.cmd != nil && d.cmd.Process != nil {
+			_ = d.cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-d.exited:
+			case <-time.After(d.opts.stopTimeout):
+				d.opts.logger.Warn("buildkitd did not stop in time; killing it", "name", d.opts.name)
+				_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+				<-d.exited
+			}
+			// runc shims or build processes may outlive the daemon in its group.
+			_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		}
+		if err := unmountUnder(d.dir); err != nil {
+			errs = append(errs, err)
+		}
+		if d.sockDir != "" {
+			if err := os.RemoveAll(d.sockDir); err != nil {
+				errs = append(errs, fmt.Errorf("removing socket directory: %w", err))
+			}
+		}
+		if d.opts.keepState {
+			d.opts.logger.Info("kept daemon state", "name", d.opts.name, "dir", d.dir)
+		} else if err := removeAll(d.dir); err != nil {
+			errs = append(errs, fmt.Errorf("removing daemon state %s: %w", d.dir, err))
+		}
+		d.closeErr = errors.Join(errs...)
+	})
+	return d.closeErr
+}
+
+// logTail returns the last lines of the daemon log, ready to append to an
+// error message.
+func (d *localDaemon) logTail() string {
+	lines := tailLines(d.logPath, 15)
+	if len(lines) == 0 {
+		return ""
+	}
+	return "\nlast lines of " + d.logPath + ":\n  " + strings.Join(lines, "\n  ")
+}
+
+func lookBinary(explicit, name, hint string) (string, error) {
+	p := explicit
+	if p == "" {
+		p = name
+	}
+	path, err := exec.LookPath(p)
+	if err != nil {
+		return "", fmt.Errorf("%w: %s (%s): %s", ErrMissingBinary, name, p, hint)
+	}
+	return path, nil
+}
+
+func runcVersion(runc string) string {
+	out, err := exec.Command(runc, "--version").Output()
+	if err != nil {
+		return ""
+	}
+	line, _, _ := strings.Cut(string(out), "\n")
+	return strings.TrimSpace(line)
+}

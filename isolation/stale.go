@@ -1,0 +1,162 @@
+package isolation
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// ReapStale removes the state of daemons whose process is gone: what a run
+// that crashed or was killed left behind (mounts, sockets, snapshots). State
+// kept on purpose and state of daemons still running are left alone.
+func ReapStale(stateDir string, logger *slog.Logger) {
+	entries, err := os.ReadDir(filepath.Join(stateDir, "daemons"))
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		dir := filepath.Join(stateDir, "daemons", e.Name())
+		if _, err := os.Stat(filepath.Join(dir, keepMarker)); err == nil {
+			continue
+		}
+		if alive(dir) {
+			continue
+		}
+		if err := unmountUnder(dir); err != nil {
+			logger.Warn("stale daemon state: unmounting", "dir", dir, "err", err)
+			continue
+		}
+		if err := removeAll(dir); err != nil {
+			logger.Warn("stale daemon state: removing", "dir", dir, "err", err)
+			continue
+		}
+		logger.Info("removed state left by an earlier run", "dir", dir)
+	}
+}
+
+// alive reports whether the daemon that owns dir is still running. A
+// directory without a pid file is being set up by a concurrent Start, so it
+// counts as alive unless it is old.
+func alive(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "pid"))
+	if err != nil {
+		fi, serr := os.Stat(dir)
+		return serr == nil && timeSince(fi) < 120
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		return false
+	}
+	// The pid may have been reused by another program.
+	return bytes.Contains(cmdline, []byte(dir)) || bytes.Contains(cmdline, []byte("buildkitd"))
+}
+
+// unmountUnder lazily unmounts every mount point under dir, deepest first.
+func unmountUnder(dir string) error {
+	mounts, err := mountsUnder(dir)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, m := range mounts {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmounting %s: %w", m, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func mountsUnder(dir string) ([]string, error) {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil, fmt.Errorf("reading mounts: %w", err)
+	}
+	defer f.Close()
+	prefix := filepath.Clean(dir) + string(filepath.Separator)
+	var mounts []string
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMount(fields[4])
+		if strings.HasPrefix(mp, prefix) || mp == filepath.Clean(dir) {
+			mounts = append(mounts, mp)
+		}
+	}
+	sort.Slice(mounts, func(i, j int) bool { return len(mounts[i]) > len(mounts[j]) })
+	return mounts, sc.Err()
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// removeAll removes dir; overlay work directories can be left without
+// write permission, which os.RemoveAll handles, but busy mounts cannot.
+func removeAll(dir string) error {
+	err := os.RemoveAll(dir)
+	if err == nil {
+		return nil
+	}
+	if err := unmountUnder(dir); err != nil {
+		return err
+	}
+	return os.RemoveAll(dir)
+}
+
+// tailLines returns up to n last non-empty lines of a file.
+func tailLines(path string, n int) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var lines []string
+	for _, l := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, l)
+		}
+	}
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return lines
+}
+
+// timeSince is the age of a file in seconds.
+func timeSince(fi os.FileInfo) float64 {
+	return time.Since(fi.ModTime()).Seconds()
+}
