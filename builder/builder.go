@@ -2,7 +2,6 @@ package builder
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -320,18 +319,12 @@ func inspectLayout(dir, digest string) (mediaType, platform string, err error) {
 	return string(mt), plat, nil
 }
 
-// cleanSolveError strips gRPC's wrapping from BuildKit's error text.
+// cleanSolveError strips gRPC's wrapping from BuildKit's error text and
+// explains a source policy denial, the form a hermeticity refusal takes.
 func cleanSolveError(err error) string {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "failed to solve: ")
+	msg := strings.TrimPrefix(err.Error(), "failed to solve: ")
+	if strings.Contains(msg, "denied by policy") {
+		msg += "\n(twinforge lets a build use only the images, URLs and git sources its lock pins: add it with `twinforge lock`)"
+	}
 	return msg
-}
-
-// MarshalJSON writes the duration in seconds, for --output json.
-func (r Result) MarshalJSON() ([]byte, error) {
-	type plain Result
-	return json.Marshal(struct {
-		plain
-		DurationSeconds float64 `json:"durationSeconds"`
-	}{plain(r), r.Duration.Seconds()})
 }

@@ -16,11 +16,18 @@ import (
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/sirupsen/logrus"
 
 	"github.com/twinforge/twinforge/builder"
 	"github.com/twinforge/twinforge/internal/offline"
 	"github.com/twinforge/twinforge/isolation"
 )
+
+func init() {
+	// containerd's content store warns through logrus about every layout on
+	// a file system without fs-verity; the CLI quiets it the same way.
+	logrus.SetLevel(logrus.ErrorLevel)
+}
 
 // RepoRoot is the repository's top directory.
 func RepoRoot(t testing.TB) string {

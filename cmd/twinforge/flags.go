@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// parseKeyValues parses repeated KEY=VALUE flags. A KEY without "=" takes
+// its value from the environment, as docker build does.
+func parseKeyValues(flag string, values []string) (map[string]string, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, kv := range values {
+		k, v, ok := strings.Cut(kv, "=")
+		if k == "" {
+			return nil, fmt.Errorf("--%s %q: use KEY=VALUE", flag, kv)
+		}
+		if !ok {
+			env, set := os.LookupEnv(k)
+			if !set {
+				return nil, fmt.Errorf("--%s %q: no value given and %s is not set in the environment", flag, kv, k)
+			}
+			v = env
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+// parseImageMappings parses --image NAME=oci-layout:PATH[:TAG].
+func parseImageMappings(values []string) (map[string]string, error) {
+	if len(values) == 0 {
+		return nil, nil
+	}
+	out := map[string]string{}
+	for _, m := range values {
+		name, loc, ok := strings.Cut(m, "=")
+		if !ok || name == "" || !strings.HasPrefix(loc, "oci-layout:") || len(loc) == len("oci-layout:") {
+			return nil, fmt.Errorf("--image %q: use NAME=oci-layout:PATH[:TAG], e.g. example.test/base:1=oci-layout:examples/base/out", m)
+		}
+		if prev, dup := out[name]; dup && prev != loc {
+			return nil, fmt.Errorf("--image %s is given twice", name)
+		}
+		out[name] = loc
+	}
+	return out, nil
+}
+
+// parseEpoch parses a SOURCE_DATE_EPOCH value.
+func parseEpoch(s string) (int64, error) {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("SOURCE_DATE_EPOCH %q: use a non-negative number of seconds since 1970", s)
+	}
+	return n, nil
+}
+
+// oneOf checks a flag's value against its allowed values.
+func oneOf(flag, value string, allowed ...string) error {
+	for _, a := range allowed {
+		if value == a {
+			return nil
+		}
+	}
+	return fmt.Errorf("--%s %q: use one of %s", flag, value, strings.Join(allowed, ", "))
+}
+
+// contextArg returns the single CONTEXT argument of a command.
+func contextArg(c *cli.Context) (string, error) {
+	switch c.NArg() {
+	case 1:
+		return c.Args().First(), nil
+	case 0:
+		return "", usageErrorf("missing CONTEXT: give the build context directory, e.g. `twinforge %s examples/hello`", c.Command.Name)
+	}
+	return "", usageErrorf("%s takes one CONTEXT, got %d arguments: %s", c.Command.Name, c.NArg(), strings.Join(c.Args().Slice(), " "))
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/twinforge/twinforge/hermetic"
+)
+
+func lockCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "lock",
+		Usage:     "pin every input of CONTEXT's build in CONTEXT/twinforge.lock",
+		ArgsUsage: "CONTEXT",
+		Description: `Writes twinforge.lock: the source (git commit and tree, or a digest of the
+context honouring .dockerignore), the Dockerfile's digest, build args, target,
+platform, every base image resolved to a manifest digest, every ADD URL with its
+sha256, every git source with its commit, SOURCE_DATE_EPOCH (default: the commit
+time of HEAD, 0 outside git) and the BuildKit version. The same tree and inputs
+always give a byte-identical file. 'twinforge build' builds only what it pins.
+
+Base images are resolved through --image mappings to local OCI layouts first,
+then through a registry. Run again, lock keeps the images it already pinned and
+the settings it recorded unless flags change them; --update re-resolves images.
+
+Examples:
+  twinforge lock --image example.test/base:1=oci-layout:examples/base/out examples/files
+  twinforge lock --check examples/hello      # exit 0 while the lock matches the tree
+  twinforge lock --update examples/hello     # re-resolve base images`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "lock", Usage: "lock file to write or check (default: CONTEXT/twinforge.lock)"},
+			&cli.StringSliceFlag{Name: "image", Usage: "resolve base image NAME from a local OCI layout: `NAME=oci-layout:PATH[:TAG]` (repeatable)"},
+			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "Dockerfile path relative to CONTEXT (default: Dockerfile)"},
+			&cli.StringSliceFlag{Name: "build-arg", Usage: "build argument `KEY=VALUE` (repeatable)"},
+			&cli.StringFlag{Name: "target", Usage: "stage to build"},
+			&cli.StringFlag{Name: "platform", Usage: "platform to build for (default: linux/<this machine's architecture>)"},
+			&cli.StringFlag{Name: "source-date-epoch", Usage: "timestamp for the image and its files, in seconds (default: $SOURCE_DATE_EPOCH, else HEAD's commit time, else 0)"},
+			&cli.BoolFlag{Name: "allow-dirty", Usage: "lock a git tree with uncommitted changes (recorded in the lock)"},
+			&cli.BoolFlag{Name: "check", Usage: "only check that the lock still matches the tree and the Dockerfile; exit 4 if not"},
+			&cli.BoolFlag{Name: "update", Usage: "re-resolve base images instead of keeping their pinned digests"},
+		},
+		Action: runLock,
+	}
+}
+
+type lockOptions struct {
+	contextDir, lockPath, dockerfile string
+	images, buildArgs                map[string]string
+	target, platform                 string
+	epoch                            *int64
+	allowDirty, check, update        bool
+	flagsSet                         func(string) bool
+}
+
+func lockOptionsFrom(c *cli.Context) (*lockOptions, error) {
+	ctxDir, err := contextArg(c)
+	if err != nil {
+		return nil, err
+	}
+	o := &lockOptions{
+		contextDir: ctxDir,
+		lockPath:   c.String("lock"),
+		dockerfile: c.String("file"),
+		target:     c.String("target"),
+		platform:   c.String("platform"),
+		allowDirty: c.Bool("allow-dirty"),
+		check:      c.Bool("check"),
+		update:     c.Bool("update"),
+		flagsSet:   c.IsSet,
+	}
+	if o.images, err = parseImageMappings(c.StringSlice("image")); err != nil {
+		return nil, usageError(err)
+	}
+	if o.buildArgs, err = parseKeyValues("build-arg", c.StringSlice("build-arg")); err != nil {
+		return nil, usageError(err)
+	}
+	epoch := c.String("source-date-epoch")
+	if epoch == "" {
+		epoch = os.Getenv("SOURCE_DATE_EPOCH")
+	}
+	if epoch != "" {
+		n, err := parseEpoch(epoch)
+		if err != nil {
+			return nil, usageError(err)
+		}
+		o.epoch = &n
+	}
+	if o.check && (o.update || len(o.images) > 0 || len(o.buildArgs) > 0) {
+		return nil, usageErrorf("--check only checks: it takes no --update, --image or --build-arg")
+	}
+	fi, err := os.Stat(o.contextDir)
+	if err != nil {
+		return nil, usageErrorf("build context %s: %w", o.contextDir, errors.Unwrap(err))
+	}
+	if !fi.IsDir() {
+		return nil, usageErrorf("build context %s is not a directory", o.contextDir)
+	}
+	if o.lockPath == "" {
+		o.lockPath = filepath.Join(o.contextDir, hermetic.DefaultFileName)
+	}
+	return o, nil
+}
+
+func runLock(c *cli.Context) error {
+	o, err := lockOptionsFrom(c)
+	if err != nil {
+		return err
+	}
+	if o.check {
+		return checkLock(c, o)
+	}
+	req := hermetic.Request{
+		ContextDir:      o.contextDir,
+		Dockerfile:      o.dockerfile,
+		BuildArgs:       o.buildArgs,
+		Target:          o.target,
+		Platform:        o.platform,
+		Images:          o.images,
+		AllowDirty:      o.allowDirty,
+		SourceDateEpoch: o.epoch,
+		LockDir:         filepath.Dir(o.lockPath),
+		BuildKitVersion: buildkitVersion(),
+		Resolver:        hermetic.RegistryResolver(),
+		Fetcher:         hermetic.HTTPFetcher(&http.Client{Timeout: 5 * time.Minute}),
+	}
+	if old, err := hermetic.Load(o.lockPath); err == nil {
+		o.inherit(&req, old)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		logger().Warn("ignoring the existing lock, it cannot be read", "lock", o.lockPath, "err", err)
+	}
+	l, err := hermetic.Create(c.Context, req)
+	if err != nil {
+		return refused(err)
+	}
+	data, err := l.Marshal()
+	if err != nil {
+		return err
+	}
+	if old, err := os.ReadFile(o.lockPath); err == nil && bytes.Equal(old, data) {
+		fmt.Fprintf(c.App.Writer, "%s is up to date\n", o.lockPath)
+		return nil
+	}
+	if err := writeFileAtomic(o.lockPath, data); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "wrote %s (%d images, %d URLs, %d git sources, SOURCE_DATE_EPOCH=%d)\n",
+		o.lockPath, len(l.Images), len(l.URLs), len(l.Git), l.SourceDateEpoch)
+	return nil
+}
+
+// inherit takes the settings an earlier lock recorded where no flag gives
+// them, and, unless --update, keeps its image pins.
+func (o *lockOptions) inherit(req *hermetic.Request, old *hermetic.Lock) {
+	if !o.flagsSet("file") {
+		req.Dockerfile = old.Dockerfile.Path
+	}
+	if !o.flagsSet("build-arg") {
+		req.BuildArgs = old.BuildArgs
+	}
+	if !o.flagsSet("target") {
+		req.Target = old.Target
+	}
+	if !o.flagsSet("platform") {
+		req.Platform = old.Platform
+	}
+	if req.SourceDateEpoch == nil && !o.update {
+		epoch := old.SourceDateEpoch
+		req.SourceDateEpoch = &epoch
+	}
+	lockDir := filepath.Dir(o.lockPath)
+	for _, img := range old.Images {
+		if _, given := req.Images[img.Name]; given {
+			continue
+		}
+		path, ok := strings.CutPrefix(img.Location, "oci-layout:")
+		if !ok {
+			continue // registry images are resolved again
+		}
+		if !filepath.IsAbs(path) {
+			path = filepath.Join(lockDir, filepath.FromSlash(path))
+		}
+		mapping := "oci-layout:" + path
+		if !o.update {
+			mapping += "@" + img.Digest
+		}
+		if req.Images == nil {
+			req.Images = map[string]string{}
+		}
+		req.Images[img.Name] = mapping
+	}
+}
+
+// checkLock verifies the tree and the Dockerfile against the lock.
+func checkLock(c *cli.Context, o *lockOptions) error {
+	l, err := hermetic.Load(o.lockPath)
+	if err != nil {
+		return refused(err)
+	}
+	if err := hermetic.Check(c.Context, l, o.contextDir); err != nil {
+		return refused(err)
+	}
+	df, err := os.ReadFile(filepath.Join(o.contextDir, filepath.FromSlash(l.Dockerfile.Path)))
+	if err != nil {
+		return err
+	}
+	a, err := hermetic.AnalyzeDockerfile(df, l.BuildArgs, l.Target, l.Platform)
+	if err != nil {
+		return refused(err)
+	}
+	if err := l.Verify(a); err != nil {
+		return refused(err)
+	}
+	fmt.Fprintf(c.App.Writer, "%s matches %s\n", o.lockPath, o.contextDir)
+	return nil
+}
+
+// buildkitVersion is the BuildKit version twinforge is built against, the
+// one the Makefile builds buildkitd from.
+func buildkitVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range bi.Deps {
+			if m.Path == "github.com/moby/buildkit" {
+				return m.Version
+			}
+		}
+	}
+	return "unknown"
+}
+
+// writeFileAtomic writes a file through a temporary sibling and a rename,
+// so a reader never sees half of it.
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Chmod(0o644); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,17 @@
+// Package hermetic implements twinforge's "lock every input" model.
+//
+// Before a build every input is named and pinned in a lock file
+// (twinforge.lock, JSON): the build context (as a content digest and a
+// per-file listing), the Dockerfile, every base image (by manifest digest and
+// the place its content comes from), every remote URL and git repository the
+// Dockerfile fetches, the target platform, SOURCE_DATE_EPOCH and the BuildKit
+// version. The package creates locks ([Create]), reads and validates them
+// ([Parse], [Load]), writes them byte-for-byte reproducibly
+// ([Lock.Marshal]), checks a tree against a lock ([Check]), checks that a
+// Dockerfile only uses pinned inputs ([AnalyzeDockerfile], [Lock.Verify]) and
+// translates a lock into a BuildKit source policy that only admits the
+// pinned inputs ([Lock.SourcePolicy]).
+//
+// The package never logs; every failure is returned as an error wrapping one
+// of the exported sentinel errors where one applies.
+package hermetic

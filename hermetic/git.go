@@ -1,0 +1,192 @@
+package hermetic
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// runGit runs the git binary in dir and returns its trimmed stdout.
+func runGit(ctx context.Context, dir string, args ...string) (string, error) {
+	out, err := runGitRaw(ctx, dir, args...)
+	return strings.TrimSpace(out), err
+}
+
+func runGitRaw(ctx context.Context, dir string, args ...string) (string, error) {
+	full := args
+	if dir != "" {
+		full = append([]string{"-C", dir}, args...)
+	}
+	cmd := exec.CommandContext(ctx, "git", full...)
+	// No prompts, no optional index writes (git status would otherwise
+	// refresh the index), stable messages.
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "GIT_TERMINAL_PROMPT=0", "GIT_OPTIONAL_LOCKS=0")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout = &stdout
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg != "" {
+			return stdout.String(), fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, msg)
+		}
+		return stdout.String(), fmt.Errorf("git %s: %w", strings.Join(args, " "), err)
+	}
+	return stdout.String(), nil
+}
+
+// exitCode returns the exit status of a failed git command, or -1.
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	return -1
+}
+
+type gitState struct {
+	commit string
+	tree   string
+	ref    string
+	repo   string
+	epoch  int64
+	dirty  []string // paths relative to the repository root
+}
+
+// inspectGit describes the git work tree that contains dir, or returns nil
+// if dir is not inside one (or git is not installed). ignore lists absolute
+// paths whose status does not count as dirty (the lock file).
+func inspectGit(ctx context.Context, dir string, ignore []string) (*gitState, error) {
+	if _, err := exec.LookPath("git"); err != nil {
+		return nil, nil
+	}
+	inside, err := runGit(ctx, dir, "rev-parse", "--is-inside-work-tree")
+	if err != nil || inside != "true" {
+		return nil, nil
+	}
+	top, err := runGit(ctx, dir, "rev-parse", "--show-toplevel")
+	if err != nil {
+		return nil, fmt.Errorf("finding git work tree of %s: %w", dir, err)
+	}
+	prefix, err := runGit(ctx, dir, "rev-parse", "--show-prefix")
+	if err != nil {
+		return nil, fmt.Errorf("finding git work tree of %s: %w", dir, err)
+	}
+	prefix = strings.TrimSuffix(prefix, "/")
+
+	var st gitState
+	st.commit, err = runGit(ctx, dir, "rev-parse", "--verify", "--quiet", "HEAD^{commit}")
+	if err != nil || st.commit == "" {
+		return nil, fmt.Errorf("git repository %s has no commits: commit the build context first", top)
+	}
+	treeSpec := "HEAD^{tree}"
+	if prefix != "" {
+		treeSpec = "HEAD:" + prefix
+	}
+	st.tree, err = runGit(ctx, dir, "rev-parse", "--verify", "--quiet", treeSpec)
+	if err != nil || st.tree == "" {
+		return nil, fmt.Errorf("build context %s (%s in %s) is not committed at HEAD: commit it first", dir, prefix, top)
+	}
+	if ref, err := runGit(ctx, dir, "symbolic-ref", "--quiet", "HEAD"); err == nil {
+		st.ref = ref
+	} else if exitCode(err) != 1 {
+		return nil, fmt.Errorf("reading HEAD of %s: %w", top, err)
+	}
+	if repo, err := runGit(ctx, dir, "config", "--get", "remote.origin.url"); err == nil {
+		st.repo = stripUserinfo(repo)
+	} else if exitCode(err) != 1 {
+		return nil, fmt.Errorf("reading remote.origin.url of %s: %w", top, err)
+	}
+	ct, err := runGit(ctx, dir, "log", "-1", "--format=%ct", "HEAD")
+	if err != nil {
+		return nil, fmt.Errorf("reading commit time of HEAD in %s: %w", top, err)
+	}
+	st.epoch, err = strconv.ParseInt(ct, 10, 64)
+	if err != nil {
+		return nil, fmt.Errorf("reading commit time of HEAD in %s: %q: %w", top, ct, err)
+	}
+
+	// Paths to ignore, relative to the repository root.
+	realTop, err := filepath.EvalSymlinks(top)
+	if err != nil {
+		return nil, fmt.Errorf("resolving %s: %w", top, err)
+	}
+	ignored := map[string]bool{path.Join(prefix, DefaultFileName): true}
+	for _, p := range ignore {
+		realDir, err := filepath.EvalSymlinks(filepath.Dir(p))
+		if err != nil {
+			continue
+		}
+		if rel, err := filepath.Rel(realTop, filepath.Join(realDir, filepath.Base(p))); err == nil && !strings.HasPrefix(rel, "..") {
+			ignored[filepath.ToSlash(rel)] = true
+		}
+	}
+	status, err := runGitRaw(ctx, dir, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ".")
+	if err != nil {
+		return nil, fmt.Errorf("checking whether %s is dirty: %w", dir, err)
+	}
+	entries := strings.Split(status, "\x00")
+	for i := 0; i < len(entries); i++ {
+		e := entries[i]
+		if len(e) < 4 {
+			continue
+		}
+		xy, p := e[:2], e[3:]
+		if xy[0] == 'R' || xy[0] == 'C' {
+			i++ // the next entry is the rename/copy source
+		}
+		if !ignored[p] {
+			st.dirty = append(st.dirty, p)
+		}
+	}
+	return &st, nil
+}
+
+// stripUserinfo removes credentials from a remote URL so they never end up
+// in a lock file.
+func stripUserinfo(remote string) string {
+	u, err := url.Parse(remote)
+	if err != nil || u.User == nil || u.Scheme == "" || u.Scheme == "ssh" {
+		return remote
+	}
+	u.User = nil
+	return u.String()
+}
+
+// lsRemote resolves ref (a branch, tag, full ref name, or "" for HEAD) of
+// remote to a commit.
+func lsRemote(ctx context.Context, remote, ref string) (string, error) {
+	if ref == "" {
+		ref = "HEAD"
+	}
+	// Ask for the peeled form too: "v1" does not match "refs/tags/v1^{}".
+	out, err := runGitRaw(ctx, "", "ls-remote", "--", remote, ref, ref+"^{}")
+	if err != nil {
+		return "", err
+	}
+	found := map[string]string{}
+	for line := range strings.Lines(out) {
+		sha, name, ok := strings.Cut(strings.TrimSpace(line), "\t")
+		if ok {
+			found[name] = sha
+		}
+	}
+	// Peeled tags (^{}) name the commit an annotated tag points at.
+	for _, cand := range []string{
+		ref + "^{}", ref,
+		"refs/heads/" + ref,
+		"refs/tags/" + ref + "^{}", "refs/tags/" + ref,
+	} {
+		if sha, ok := found[cand]; ok && validCommit(sha) {
+			return sha, nil
+		}
+	}
+	return "", fmt.Errorf("ref %q not found in %s", ref, remote)
+}

@@ -1,0 +1,3 @@
+FROM example.test/base:1
+RUN true
+FROBNICATE now
