@@ -21,6 +21,7 @@ import (
 	spb "github.com/moby/buildkit/sourcepolicy/pb"
 	"github.com/tonistiigi/fsutil"
 
+	"github.com/twinforge/twinforge/hermetic"
 	"github.com/twinforge/twinforge/isolation"
 )
 
@@ -164,9 +165,9 @@ func (b *daemonBuilder) Build(ctx context.Context, req Request) (res *Result, re
 		policy = DefaultPolicy(req.BaseImages)
 	}
 
-	contextFS, err := fsutil.NewFS(req.ContextDir)
+	contextFS, err := contextFS(req.ContextDir, req.Dockerfile)
 	if err != nil {
-		return nil, fmt.Errorf("build context %s: %w", req.ContextDir, err)
+		return nil, err
 	}
 	dockerfileFS, err := fsutil.NewFS(filepath.Dir(filepath.Join(req.ContextDir, req.Dockerfile)))
 	if err != nil {
@@ -327,4 +328,19 @@ func cleanSolveError(err error) string {
 		msg += "\n(twinforge lets a build use only the images, URLs and git sources its lock pins: add it with `twinforge lock`)"
 	}
 	return msg
+}
+
+// contextFS is the build context as BuildKit may read it: without what
+// .dockerignore excludes, and never the lock file or .git, which the lock's
+// content digest does not cover, so nothing unlocked can reach the image.
+func contextFS(dir, dockerfile string) (fsutil.FS, error) {
+	fs, err := fsutil.NewFS(dir)
+	if err != nil {
+		return nil, fmt.Errorf("build context %s: %w", dir, err)
+	}
+	excludes, err := hermetic.ContextExcludes(dir, dockerfile)
+	if err != nil {
+		return nil, fmt.Errorf("build context %s: %w", dir, err)
+	}
+	return fsutil.NewFilterFS(fs, &fsutil.FilterOpt{ExcludePatterns: excludes})
 }

@@ -118,6 +118,9 @@ func (l *Lock) Verify(a *Analysis) error {
 	if l == nil || a == nil {
 		return fmt.Errorf("verifying lock: %w: nil lock or analysis", ErrInvalidLock)
 	}
+	if err := a.CheckHermetic(); err != nil {
+		return err
+	}
 	var problems []string
 	for _, use := range a.Images {
 		found := false
@@ -168,4 +171,29 @@ func (l *Lock) Verify(a *Analysis) error {
 		problems = append(problems[:maxListed], fmt.Sprintf("and %d more", len(problems)-maxListed))
 	}
 	return wrapf(ErrNotPinned, "not pinned by the lock: %s; run `twinforge lock CONTEXT` to update the lock", strings.Join(problems, "; "))
+}
+
+// CheckHermetic refuses what a hermetic build cannot grant, whatever the
+// lock says: RUN steps with a network or extra privileges, secrets or SSH
+// agents from the host, and a "# syntax=" frontend image, which BuildKit
+// would resolve before the lock's policy could pin it. Cache mounts are
+// allowed: every build runs in a fresh daemon, so they start empty.
+func (a *Analysis) CheckHermetic() error {
+	var problems []string
+	for _, f := range a.Findings {
+		switch {
+		case f.Kind == FindingNetwork && f.Value != "none":
+			problems = append(problems, fmt.Sprintf("RUN --network=%s (Dockerfile line %d): build steps never get a network", f.Value, f.Line))
+		case f.Kind == FindingSecurity && f.Value != "sandbox":
+			problems = append(problems, fmt.Sprintf("RUN --security=%s (Dockerfile line %d): build steps never get extra privileges", f.Value, f.Line))
+		case f.Kind == FindingMount && (f.Value == "secret" || f.Value == "ssh"):
+			problems = append(problems, fmt.Sprintf("RUN --mount=type=%s (Dockerfile line %d): no host secrets or SSH agents are forwarded", f.Value, f.Line))
+		case f.Kind == FindingSyntax:
+			problems = append(problems, fmt.Sprintf("# syntax=%s (Dockerfile line %d): the built-in Dockerfile frontend is used; remove the directive", f.Value, f.Line))
+		}
+	}
+	if len(problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %s", ErrNotHermetic, strings.Join(problems, "; "))
 }

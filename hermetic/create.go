@@ -188,6 +188,9 @@ func Create(ctx context.Context, req Request) (*Lock, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating lock: analyzing %s: %w", dfRel, err)
 	}
+	if err := a.CheckHermetic(); err != nil {
+		return nil, fmt.Errorf("creating lock: %w", err)
+	}
 	if err := lockImages(ctx, l, a, req, lockDir); err != nil {
 		return nil, fmt.Errorf("creating lock: %w", err)
 	}

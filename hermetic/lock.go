@@ -55,6 +55,10 @@ var (
 	// ErrNotPinned is returned by Verify when the Dockerfile uses an input the
 	// lock does not pin.
 	ErrNotPinned = errors.New("input not pinned by lock")
+	// ErrNotHermetic is returned when the Dockerfile asks for something a
+	// hermetic build cannot grant: network, privileges, host secrets or SSH
+	// agents, or a frontend image resolved outside the lock.
+	ErrNotHermetic = errors.New("Dockerfile is not hermetic")
 )
 
 // Lock is the content of a twinforge.lock file.

@@ -44,9 +44,12 @@ func exitCode(err error) int {
 	if errors.As(err, &coded) {
 		return coded.code
 	}
+	// twinforge's own code never returns cli.ExitCoder; the CLI library
+	// does, for an unknown command or help topic, with codes of its own
+	// that would clash with ours.
 	var exit cli.ExitCoder
 	if errors.As(err, &exit) {
-		return exit.ExitCode()
+		return exitUsage
 	}
 	switch {
 	case errorsIs(err, builder.ErrInvalidRequest):

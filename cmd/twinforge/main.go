@@ -32,7 +32,7 @@ func main() {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	return &cli.App{
+	app := &cli.App{
 		Name:    "twinforge",
 		Usage:   "hermetic, reproducible container builds with SLSA provenance",
 		Version: version,
@@ -58,6 +58,18 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 not reproducible,
 		ExitErrHandler: func(*cli.Context, error) {
 			// main prints the error and picks the exit code.
 		},
+	}
+	for _, cmd := range app.Commands {
+		setUsageErrors(cmd)
+	}
+	return app
+}
+
+// setUsageErrors makes flag errors of a command and its subcommands exit 2.
+func setUsageErrors(cmd *cli.Command) {
+	cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error { return usageError(err) }
+	for _, sub := range cmd.Subcommands {
+		setUsageErrors(sub)
 	}
 }
 

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twinforge/twinforge/internal/testenv"
+)
+
+func TestBuildExampleJSON(t *testing.T) {
+	testenv.NeedDaemon(t)
+	c := newCLI(t)
+	out := filepath.Join(t.TempDir(), "files")
+	r := c.must("build", "--progress", "plain", "--output", "json", "--oci-layout", out,
+		filepath.Join(testenv.RepoRoot(t), "examples", "files"))
+	var got struct {
+		Digest, MediaType, Platform, OCILayout string
+		DurationSeconds                        float64
+		Builder                                struct{ Name, BuildKitVersion, Runc string }
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("--output json is not JSON: %v\n%s", err, r.stdout)
+	}
+	if !strings.HasPrefix(got.Digest, "sha256:") || got.OCILayout != out || got.Platform == "" ||
+		got.MediaType != "application/vnd.oci.image.manifest.v1+json" || got.DurationSeconds <= 0 || got.Builder.BuildKitVersion == "" {
+		t.Errorf("incomplete result: %+v", got)
+	}
+	assertContains(t, "progress", r.stderr, "RUN set -e")
+	if _, err := os.Stat(filepath.Join(out, "blobs", "sha256", strings.TrimPrefix(got.Digest, "sha256:"))); err != nil {
+		t.Errorf("manifest not in the layout: %v", err)
+	}
+	c.assertClean()
+}
+
+// The committed locks of the examples still match their trees.
+func TestExampleLocksMatch(t *testing.T) {
+	testenv.BaseImages(t)
+	c := newCLI(t)
+	for _, ex := range []string{"hello", "files"} {
+		c.must("lock", "--check", filepath.Join(testenv.RepoRoot(t), "examples", ex))
+	}
+}
+
+func TestBuildFailures(t *testing.T) {
+	testenv.NeedDaemon(t)
+	c := newCLI(t)
+	tests := []struct {
+		name     string
+		context  string
+		opts     []string
+		code     int
+		want     []string
+		lockless bool
+	}{
+		{"step fails", "step-fails", nil, exitFailure, []string{"exit code: 7", "widget broke", "failed step"}, false},
+		{"runc missing", "step-fails", []string{"--runc", "/nonexistent/runc"}, exitFailure, []string{"runc", "apt-get install runc"}, false},
+		{"buildkitd missing", "step-fails", []string{"--buildkitd", "/nonexistent/buildkitd"}, exitFailure, []string{"buildkitd", "make deps"}, false},
+		{"no lock", "step-fails", nil, exitRefused, []string{"no lock", "twinforge lock"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := c.context(tt.context)
+			if !tt.lockless {
+				c.lock(ctx)
+			}
+			out := filepath.Join(t.TempDir(), "out")
+			r := c.run(append(append([]string{"build", "--progress", "quiet", "--oci-layout", out}, tt.opts...), ctx)...)
+			if r.code != tt.code {
+				t.Fatalf("exit %d, want %d\n%s", r.code, tt.code, r.stderr)
+			}
+			assertContains(t, "stderr", r.stderr, tt.want...)
+			if _, err := os.Stat(out); err == nil {
+				t.Error("a failed build left output at --oci-layout")
+			}
+			c.assertClean()
+		})
+	}
+}
+
+// A RUN step cannot reach a server on the build host's loopback, even
+// when it ignores its own failure, and neither can one that asks for the
+// default network.
+func TestRunStepsHaveNoNetwork(t *testing.T) {
+	testenv.NeedDaemon(t)
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Write([]byte("secret from the host"))
+	}))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	c := newCLI(t)
+	ctx := c.context("network")
+	write(t, filepath.Join(ctx, "Dockerfile"), strings.ReplaceAll(readFile(t, filepath.Join(ctx, "Dockerfile")), "PORT", port))
+	c.lock(ctx)
+	r := c.must("build", "--progress", "plain", ctx)
+	if n := hits.Load(); n != 0 {
+		t.Fatalf("the host server saw %d requests from a build step", n)
+	}
+	assertContains(t, "build log", r.stderr, "no network here")
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Ctrl-C during a build stops the daemon and leaves no process, mount,
+// socket, state or partial layout behind.
+func TestInterruptCleansUp(t *testing.T) {
+	testenv.NeedDaemon(t)
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(sig.String(), func(t *testing.T) {
+			c := newCLI(t)
+			ctx := c.context("sleep")
+			c.lock(ctx)
+			out := filepath.Join(t.TempDir(), "out")
+			cmd := c.command(t.Context(), "build", "--progress", "plain", "--oci-layout", out, ctx)
+			var stderr strings.Builder
+			cmd.Stderr = &stderr
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, func() bool { return strings.Contains(stderr.String(), "sleeping") }, "the build step to start")
+			if err := cmd.Process.Signal(sig); err != nil {
+				t.Fatal(err)
+			}
+			err := cmd.Wait()
+			if err == nil {
+				t.Fatal("an interrupted build exited 0")
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Error("an interrupted build left output")
+			}
+			siblings, _ := filepath.Glob(filepath.Join(filepath.Dir(out), ".out.tmp-*"))
+			if len(siblings) > 0 {
+				t.Errorf("temporary layout left: %v", siblings)
+			}
+			c.assertClean()
+		})
+	}
+}
+
+// A run killed outright leaves state behind; the next run clears it.
+func TestStateOfKilledRunIsReaped(t *testing.T) {
+	testenv.NeedDaemon(t)
+	c := newCLI(t)
+	ctx := c.context("sleep")
+	c.lock(ctx)
+	cmd := c.command(t.Context(), "build", "--progress", "plain", ctx)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return strings.Contains(stderr.String(), "sleeping") }, "the build step to start")
+	cmd.Process.Kill()
+	cmd.Wait()
+	// The parent-death signal stops the daemon; wait for it to go.
+	waitFor(t, func() bool { return !processUnder(c.state) }, "the orphaned daemon to stop")
+
+	files := c.context("files-small")
+	c.lock(files)
+	c.must("build", "--progress", "quiet", files)
+	c.assertClean()
+}
+
+func processUnder(dir string) bool {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), dir) {
+			return true
+		}
+	}
+	return false
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
