@@ -56,12 +56,16 @@ $(BIN)/buildkitd $(BIN)/buildctl: $(BIN)/%: $(BUILDKIT_DIR)/%
 	@mkdir -p $(BIN)
 	@ln -sf $< $@
 
-## build: bin/twinforge
-build: $(BIN)/twinforge
+## build: bin/twinforge, and the runtime shim rebuild daemons run steps through
+build: $(BIN)/twinforge $(BIN)/twinforge-runc-shim
 
 $(BIN)/twinforge: FORCE
 	@mkdir -p $(BIN)
 	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o $@ ./cmd/twinforge
+
+$(BIN)/twinforge-runc-shim: FORCE
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $@ ./cmd/twinforge-runc-shim
 
 FORCE:
 
@@ -77,7 +81,7 @@ lint:
 	$(GO) vet ./...
 
 ## test: the whole suite, against real buildkitd + runc
-test: deps examples lint
+test: deps examples build lint
 	$(GO) test $(GO_TEST_FLAGS) ./... 2>&1
 
 ## test-short: unit tests only, no daemons

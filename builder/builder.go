@@ -56,6 +56,9 @@ type Request struct {
 	SourcePolicy *spb.Policy
 	// Hostname is the hostname RUN steps see. Empty is BuildKit's default.
 	Hostname string
+	// Ulimit sets RUN steps' resource limits, "nofile=1024:1024". Empty is
+	// the daemon's default.
+	Ulimit string
 	// ImageName is recorded as the layout's reference name.
 	ImageName string
 	// OCILayout is the directory the image layout is written to. Empty
@@ -151,6 +154,9 @@ func (b *daemonBuilder) Build(ctx context.Context, req Request) (res *Result, re
 	if req.Hostname != "" {
 		attrs["hostname"] = req.Hostname
 	}
+	if req.Ulimit != "" {
+		attrs["ulimit"] = req.Ulimit
+	}
 	for i, base := range req.BaseImages {
 		id := "base" + strconv.Itoa(i)
 		store, err := local.NewStore(base.Layout)
@@ -229,6 +235,13 @@ func (b *daemonBuilder) Build(ctx context.Context, req Request) (res *Result, re
 	if solveErr != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("build interrupted: %w", ctx.Err())
+		}
+		// A daemon that died mid-build explains the failure better than
+		// the broken connection does.
+		if c2, derr := b.daemon.Client(context.WithoutCancel(ctx)); derr != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBuildFailed, derr)
+		} else {
+			c2.Close()
 		}
 		return nil, fmt.Errorf("%w: %s%s", ErrBuildFailed, cleanSolveError(solveErr), logs.failureTail())
 	}

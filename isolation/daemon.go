@@ -36,6 +36,10 @@ type Info struct {
 	Snapshotter string `json:"snapshotter,omitempty"`
 	// CPUSet is the CPU affinity the daemon runs under, if restricted.
 	CPUSet string `json:"cpuset,omitempty"`
+	// Umask and TZ are what build steps see when a runtime variation is
+	// set; empty means BuildKit's own (0022, UTC).
+	Umask string `json:"umask,omitempty"`
+	TZ    string `json:"tz,omitempty"`
 	// StateDir is where a private daemon's state lives.
 	StateDir string `json:"stateDir,omitempty"`
 }

@@ -55,6 +55,12 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 	if err != nil {
 		return nil, err
 	}
+	var shim string
+	if o.shim != nil {
+		if shim, err = lookBinary(o.shim.path, "twinforge-runc-shim", "run `make build` to build it into bin/"); err != nil {
+			return nil, err
+		}
+	}
 	var taskset string
 	if o.cpuset != "" {
 		if taskset, err = lookBinary("", "taskset", "install util-linux"); err != nil {
@@ -107,7 +113,7 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 		"--addr", d.addr,
 		"--oci-worker=true",
 		"--containerd-worker=false",
-		"--oci-worker-binary", runc,
+		"--oci-worker-binary", runtimeBinary(runc, shim),
 		"--oci-worker-snapshotter", o.snapshotter,
 		"--oci-worker-gc=false",
 		"--otel-socket-path", filepath.Join(dir, "otel.sock"),
@@ -134,6 +140,9 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 	cmd.Stderr = logf
 	cmd.Dir = dir
 	cmd.Env = daemonEnv(tmp)
+	if shim != "" {
+		cmd.Env = append(cmd.Env, "TWINFORGE_SHIM_RUNC="+runc, "TWINFORGE_SHIM_UMASK="+o.shim.umask, "TWINFORGE_SHIM_TZ="+o.shim.tz)
+	}
 	// Its own process group keeps a terminal's Ctrl-C away from the daemon,
 	// so twinforge decides the order of shutdown; the parent-death signal
 	// stops it if twinforge itself is killed.
@@ -168,6 +177,9 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 		Snapshotter:     o.snapshotter,
 		CPUSet:          o.cpuset,
 		StateDir:        dir,
+	}
+	if o.shim != nil {
+		d.info.Umask, d.info.TZ = o.shim.umask, o.shim.tz
 	}
 	return d, nil
 }
@@ -316,4 +328,13 @@ func runcVersion(runc string) string {
 	}
 	line, _, _ := strings.Cut(string(out), "\n")
 	return strings.TrimSpace(line)
+}
+
+// runtimeBinary is the OCI runtime the worker runs: runc, or the shim that
+// varies its containers before running runc.
+func runtimeBinary(runc, shim string) string {
+	if shim != "" {
+		return shim
+	}
+	return runc
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -24,6 +25,11 @@ type options struct {
 	stopTimeout  time.Duration
 	logger       *slog.Logger
 	tcp          *tcpListener
+	shim         *runtimeShim
+}
+
+type runtimeShim struct {
+	path, umask, tz string
 }
 
 type tcpListener struct {
@@ -156,6 +162,26 @@ func WithTLSListener(addr, cert, key, ca string) Option {
 			return errors.New("TLS listener: address, certificate, key and CA are all required")
 		}
 		o.tcp = &tcpListener{addr: addr, cert: cert, key: key, ca: ca}
+		return nil
+	}
+}
+
+// WithRuntimeVariation runs every build step through the runtime shim at
+// shim (twinforge-runc-shim), which gives it the umask (octal, "027") and
+// time zone ("Asia/Tokyo") given here instead of BuildKit's fixed 0022 and
+// UTC. A rebuild uses it to expose steps that depend on either. The default
+// is no shim.
+func WithRuntimeVariation(shim, umask, tz string) Option {
+	return func(o *options) error {
+		if shim == "" {
+			return errors.New("runtime variation: no shim program given")
+		}
+		if umask != "" {
+			if _, err := strconv.ParseUint(umask, 8, 32); err != nil {
+				return fmt.Errorf("runtime variation: umask %q is not octal", umask)
+			}
+		}
+		o.shim = &runtimeShim{path: shim, umask: umask, tz: tz}
 		return nil
 	}
 }
