@@ -26,8 +26,11 @@ export PATH := $(BIN):$(PATH)
 
 all: build
 
-## deps: install runc & co. when missing, build buildkitd and buildctl
-deps: apt-deps buildkit
+## deps: install runc & co. when missing, build every component from its pinned module
+deps: apt-deps buildkit sigstore-tools registry-tools
+
+include tools/sigstore.mk
+include tools/registry.mk
 
 apt-deps:
 	@missing=""; \

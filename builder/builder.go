@@ -238,10 +238,8 @@ func (b *daemonBuilder) Build(ctx context.Context, req Request) (res *Result, re
 		}
 		// A daemon that died mid-build explains the failure better than
 		// the broken connection does.
-		if c2, derr := b.daemon.Client(context.WithoutCancel(ctx)); derr != nil {
+		if derr := b.daemon.Check(context.WithoutCancel(ctx)); derr != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBuildFailed, derr)
-		} else {
-			c2.Close()
 		}
 		return nil, fmt.Errorf("%w: %s%s", ErrBuildFailed, cleanSolveError(solveErr), logs.failureTail())
 	}

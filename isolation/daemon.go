@@ -15,6 +15,9 @@ type Daemon interface {
 	Client(ctx context.Context) (*client.Client, error)
 	// Info describes the daemon, for results and provenance.
 	Info() Info
+	// Check reports whether the daemon still answers; its error says why
+	// not, with the end of the daemon's log when twinforge started it.
+	Check(ctx context.Context) error
 	// Close stops a private daemon and removes its state; for a remote
 	// daemon it only forgets it. Close is safe to call more than once.
 	Close() error

@@ -250,6 +250,24 @@ func probe(ctx context.Context, addr string, opts ...client.ClientOpt) (string, 
 func (d *localDaemon) Addr() string { return d.addr }
 func (d *localDaemon) Info() Info   { return d.info }
 
+func (d *localDaemon) Check(ctx context.Context) error {
+	if _, err := probe(ctx, d.addr); err != nil {
+		// Give a dying process a moment to be reaped, for its exit status.
+		select {
+		case <-d.exited:
+		case <-time.After(500 * time.Millisecond):
+		}
+		status := "not answering"
+		select {
+		case <-d.exited:
+			status = fmt.Sprintf("exited (%v)", d.waitErr)
+		default:
+		}
+		return fmt.Errorf("%w: %s daemon %s: %v%s", ErrDaemonFailed, d.opts.name, status, err, d.logTail())
+	}
+	return nil
+}
+
 func (d *localDaemon) Client(ctx context.Context) (*client.Client, error) {
 	select {
 	case <-d.exited:
@@ -269,6 +287,10 @@ func (d *localDaemon) Client(ctx context.Context) (*client.Client, error) {
 func (d *localDaemon) Close() error {
 	d.closeMu.Do(func() {
 		var errs []error
+		start := time.Now()
+		defer func() {
+			d.opts.logger.Debug("buildkitd closed", "name", d.opts.name, "took", time.Since(start))
+		}()
 		if d.cmd != nil && d.cmd.Process != nil {
 			_ = d.cmd.Process.Signal(syscall.SIGTERM)
 			select {
@@ -280,6 +302,7 @@ func (d *localDaemon) Close() error {
 			}
 			// runc shims or build processes may outlive the daemon in its group.
 			_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+			d.opts.logger.Debug("buildkitd stopped", "name", d.opts.name, "took", time.Since(start))
 		}
 		if err := unmountUnder(d.dir); err != nil {
 			errs = append(errs, err)

@@ -74,6 +74,13 @@ func (r *remoteDaemon) Addr() string { return r.addr }
 func (r *remoteDaemon) Info() Info   { return r.info }
 func (r *remoteDaemon) Close() error { return nil }
 
+func (r *remoteDaemon) Check(ctx context.Context) error {
+	if _, err := probe(ctx, r.addr, r.opts...); err != nil {
+		return fmt.Errorf("%w: builder %s does not answer: %w", ErrDaemonFailed, r.addr, err)
+	}
+	return nil
+}
+
 func (r *remoteDaemon) Client(ctx context.Context) (*client.Client, error) {
 	c, err := client.New(ctx, r.addr, r.opts...)
 	if err != nil {

@@ -1,25 +1,30 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"text/tabwriter"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/builder"
 	"github.com/twinforge/twinforge/hermetic"
 	"github.com/twinforge/twinforge/isolation"
+	"github.com/twinforge/twinforge/rebuild"
+	"github.com/twinforge/twinforge/rebuild/imagediff"
 )
 
 func buildCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "build",
-		Usage:     "build CONTEXT from its lock in a private BuildKit daemon",
+		Usage:     "build CONTEXT from its lock and prove it with an independent rebuild",
 		ArgsUsage: "CONTEXT",
 		Description: `Builds the Dockerfile in CONTEXT exactly as CONTEXT/twinforge.lock pins it
 (see 'twinforge lock'): the tree is checked against the lock first, RUN steps
@@ -27,12 +32,20 @@ have no network, base images come only from the locked OCI layouts by digest,
 and a source policy denies every image, URL and git source the lock does not
 name. The build runs in a private buildkitd started for it and stopped after.
 
+At the same time a second private buildkitd, sharing nothing with the first,
+rebuilds the same inputs under deliberate variations: a later start, another
+hostname, open-files limit, snapshotter, CPU count, umask and time zone. The
+two manifest digests must be equal; if not, the build fails with exit code 3
+and a diff of what differs, and both layouts are kept (DIR and DIR-rebuild).
+--no-rebuild skips the proof; the result then says "not reproduced".
+
 The image is written as an OCI image layout; its manifest digest, printed on
 success, is the image's identity.
 
 Examples:
   twinforge build examples/hello
   twinforge build --oci-layout out/hello --output json examples/hello
+  twinforge build --no-rebuild examples/hello
   twinforge build --builder tcp://buildkit.example:1234 --tlscacert ca.pem \
       --tlscert cert.pem --tlskey key.pem examples/hello`,
 		Flags: append([]cli.Flag{
@@ -41,6 +54,9 @@ Examples:
 			&cli.StringFlag{Name: "tag", Aliases: []string{"t"}, Usage: "reference name recorded in the layout, e.g. registry.example/team/hello:1.0"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress display on stderr: auto, plain, tty, rawjson or quiet"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"},
+			&cli.BoolFlag{Name: "no-rebuild", Usage: "skip the independent rebuild; the result is recorded as not reproduced"},
+			&cli.DurationFlag{Name: "rebuild-offset", Value: time.Second, Usage: "how much later the rebuild starts (at least 1s), so wall-clock leaks show"},
+			&cli.StringFlag{Name: "runc-shim", Usage: "runtime shim that varies umask and time zone in the rebuild", Value: defaultBinary("twinforge-runc-shim"), EnvVars: []string{"TWINFORGE_RUNC_SHIM"}},
 		}, daemonFlags()...),
 		Action: runBuild,
 	}
@@ -54,6 +70,9 @@ type buildOptions struct {
 	tag        string
 	progress   string
 	output     string
+	noRebuild  bool
+	offset     time.Duration
+	shim       string
 	daemon     daemonConfig
 }
 
@@ -69,6 +88,9 @@ func buildOptionsFrom(c *cli.Context) (*buildOptions, error) {
 		tag:        c.String("tag"),
 		progress:   c.String("progress"),
 		output:     c.String("output"),
+		noRebuild:  c.Bool("no-rebuild"),
+		offset:     c.Duration("rebuild-offset"),
+		shim:       c.String("runc-shim"),
 	}
 	if o.daemon, err = daemonConfigFrom(c); err != nil {
 		return nil, err
@@ -82,6 +104,9 @@ func (o *buildOptions) validate() error {
 	}
 	if err := oneOf("output", o.output, "text", "json"); err != nil {
 		return usageError(err)
+	}
+	if o.offset < time.Second {
+		return usageErrorf("--rebuild-offset %v: the rebuild must start at least 1s later", o.offset)
 	}
 	fi, err := os.Stat(o.contextDir)
 	if err != nil {
@@ -108,20 +133,24 @@ func runBuild(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := c.Context
 	req, err := lockedRequest(c, o.contextDir, o.lockPath, o.daemon.stateDir)
 	if err != nil {
 		return err
 	}
 	req.OCILayout = o.ociLayout
 	req.ImageName = o.tag
+	if o.noRebuild {
+		return buildOnce(c, o, req)
+	}
+	return buildAndRebuild(c, o, req)
+}
 
-	d, err := o.daemon.start(ctx, "build")
+func buildOnce(c *cli.Context, o *buildOptions, req builder.Request) error {
+	d, err := o.daemon.start(c.Context, "build")
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-
 	res, err := buildWithProgress(c, builder.New(d), req, o.progress)
 	if cerr := d.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("stopping the build daemon: %w", cerr)
@@ -129,7 +158,96 @@ func runBuild(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeBuildResult(c.App.Writer, o.output, res)
+	return writeBuildResult(c.App.Writer, o.output, newBuildOutput(res, nil, nil))
+}
+
+// buildAndRebuild runs the build and the varied rebuild concurrently on
+// two private daemons started side by side.
+func buildAndRebuild(c *cli.Context, o *buildOptions, req builder.Request) error {
+	ctx := c.Context
+	daemons, err := startPair(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer closeAll(daemons)
+
+	ch, wait, err := progressDisplay(ctx, c.App.ErrWriter, o.progress)
+	if err != nil {
+		return err
+	}
+	res, err := rebuild.Verify(ctx, builder.New(daemons[0]), builder.New(daemons[1]), req,
+		rebuild.WithStartOffset(o.offset), rebuild.WithProgress(ch))
+	if werr := wait(); werr != nil && err == nil {
+		err = werr
+	}
+	if cerr := closeAll(daemons); cerr != nil && err == nil {
+		err = fmt.Errorf("stopping the daemons: %w", cerr)
+	}
+	var diff *rebuild.DiffError
+	if errors.As(err, &diff) {
+		if werr := writeBuildResult(c.App.Writer, o.output, newBuildOutput(res.Build, res, diff)); werr != nil {
+			return werr
+		}
+		if o.output == "text" && diff.Report != nil {
+			fmt.Fprintln(c.App.ErrWriter, "\nwhat differs between the build and the rebuild:")
+			_ = diff.Report.WriteText(c.App.ErrWriter)
+		}
+		return &codedError{code: exitNotReproducible, err: fmt.Errorf("not reproducible: %w; both layouts are kept: %s and %s", err, res.Build.OCILayout, res.Rebuild.OCILayout)}
+	}
+	if err != nil {
+		return err
+	}
+	return writeBuildResult(c.App.Writer, o.output, newBuildOutput(res.Build, res, nil))
+}
+
+// startPair starts the build daemon and the varied rebuild daemon at once;
+// if either fails, the other is stopped and the error names the one that
+// failed.
+func startPair(ctx context.Context, o *buildOptions) ([]isolation.Daemon, error) {
+	daemons := make([]isolation.Daemon, 2)
+	errs := make([]error, 2)
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		daemons[0], errs[0] = o.daemon.start(ctx, "build")
+	}()
+	go func() {
+		defer wg.Done()
+		// The rebuild always gets a private daemon of its own, even when
+		// the build goes to a remote one, so the two share nothing.
+		local := o.daemon
+		local.remote = ""
+		daemons[1], errs[1] = local.start(ctx, "rebuild", rebuild.DaemonOptions(o.shim)...)
+	}()
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		closeAll(daemons)
+		for i, e := range errs {
+			if e != nil {
+				return nil, fmt.Errorf("starting the %s daemon: %w", []string{"build", "rebuild"}[i], e)
+			}
+		}
+	}
+	return daemons, nil
+}
+
+// closeAll stops daemons concurrently; Close is idempotent.
+func closeAll(daemons []isolation.Daemon) error {
+	errs := make([]error, len(daemons))
+	var wg sync.WaitGroup
+	for i, d := range daemons {
+		if d == nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = d.Close()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // lockedRequest loads and checks the lock and turns it into a build
@@ -179,9 +297,23 @@ type buildOutput struct {
 	OCILayout       string         `json:"ociLayout"`
 	DurationSeconds float64        `json:"durationSeconds"`
 	Builder         isolation.Info `json:"builder"`
+	Rebuild         *rebuildOutput `json:"rebuild"`
+	Reproducible    bool           `json:"reproducible"`
+	// Reproduction says how the digest was proven: "reproduced",
+	// "not reproducible" or "not reproduced" (--no-rebuild).
+	Reproduction string `json:"reproduction"`
 }
 
-func writeBuildResult(w io.Writer, format string, res *builder.Result) error {
+type rebuildOutput struct {
+	Digest          string              `json:"digest"`
+	OCILayout       string              `json:"ociLayout"`
+	DurationSeconds float64             `json:"durationSeconds"`
+	Builder         isolation.Info      `json:"builder"`
+	Variations      []rebuild.Variation `json:"variations"`
+	Diff            *imagediff.Report   `json:"diff,omitempty"`
+}
+
+func newBuildOutput(res *builder.Result, verified *rebuild.Result, diff *rebuild.DiffError) buildOutput {
 	out := buildOutput{
 		Digest:          res.Digest,
 		MediaType:       res.MediaType,
@@ -189,7 +321,29 @@ func writeBuildResult(w io.Writer, format string, res *builder.Result) error {
 		OCILayout:       res.OCILayout,
 		DurationSeconds: res.Duration.Seconds(),
 		Builder:         res.Builder,
+		Reproduction:    "not reproduced",
 	}
+	if verified != nil {
+		out.Rebuild = &rebuildOutput{
+			Digest:          verified.Rebuild.Digest,
+			OCILayout:       verified.Rebuild.OCILayout,
+			DurationSeconds: verified.Rebuild.Duration.Seconds(),
+			Builder:         verified.Rebuild.Builder,
+			Variations:      verified.Variations,
+		}
+		out.Reproducible = diff == nil && verified.Build.Digest == verified.Rebuild.Digest
+		out.Reproduction = "reproduced"
+		if !out.Reproducible {
+			out.Reproduction = "not reproducible"
+		}
+		if diff != nil {
+			out.Rebuild.Diff = diff.Report
+		}
+	}
+	return out
+}
+
+func writeBuildResult(w io.Writer, format string, out buildOutput) error {
 	if format == "json" {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
@@ -197,8 +351,21 @@ func writeBuildResult(w io.Writer, format string, res *builder.Result) error {
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "digest\t%s\n", out.Digest)
+	if out.Rebuild != nil {
+		fmt.Fprintf(tw, "rebuild digest\t%s\n", out.Rebuild.Digest)
+	}
+	fmt.Fprintf(tw, "reproduction\t%s\n", out.Reproduction)
 	fmt.Fprintf(tw, "platform\t%s\n", out.Platform)
 	fmt.Fprintf(tw, "oci-layout\t%s\n", out.OCILayout)
+	if out.Rebuild != nil {
+		for i, v := range out.Rebuild.Variations {
+			label := ""
+			if i == 0 {
+				label = "variations"
+			}
+			fmt.Fprintf(tw, "%s\t%s\n", label, v)
+		}
+	}
 	fmt.Fprintf(tw, "duration\t%.1fs\n", out.DurationSeconds)
 	return tw.Flush()
 }

@@ -26,6 +26,12 @@ func TestBuildExampleJSON(t *testing.T) {
 		Digest, MediaType, Platform, OCILayout string
 		DurationSeconds                        float64
 		Builder                                struct{ Name, BuildKitVersion, Runc string }
+		Rebuild                                struct {
+			Digest, OCILayout string
+			Variations        []struct{ Name, Build, Rebuild string }
+		}
+		Reproducible bool
+		Reproduction string
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 		t.Fatalf("--output json is not JSON: %v\n%s", err, r.stdout)
@@ -34,7 +40,13 @@ func TestBuildExampleJSON(t *testing.T) {
 		got.MediaType != "application/vnd.oci.image.manifest.v1+json" || got.DurationSeconds <= 0 || got.Builder.BuildKitVersion == "" {
 		t.Errorf("incomplete result: %+v", got)
 	}
-	assertContains(t, "progress", r.stderr, "RUN set -e")
+	if !got.Reproducible || got.Reproduction != "reproduced" || got.Rebuild.Digest != got.Digest || len(got.Rebuild.Variations) < 6 {
+		t.Errorf("not proven by the rebuild: %+v", got)
+	}
+	if _, err := os.Stat(filepath.Join(got.Rebuild.OCILayout, "index.json")); err != nil {
+		t.Errorf("rebuild layout not kept: %v", err)
+	}
+	assertContains(t, "progress", r.stderr, "RUN set -e", "[rebuild] [2/4] RUN set -e")
 	if _, err := os.Stat(filepath.Join(out, "blobs", "sha256", strings.TrimPrefix(got.Digest, "sha256:"))); err != nil {
 		t.Errorf("manifest not in the layout: %v", err)
 	}
@@ -196,5 +208,81 @@ func waitFor(t *testing.T, cond func() bool, what string) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A build whose digest the rebuild cannot reproduce exits 3, signs and
+// pushes nothing, keeps both layouts and prints what differs.
+func TestNotReproducibleExits3(t *testing.T) {
+	testenv.NeedDaemon(t)
+	c := newCLI(t)
+	ctx := c.context("clock")
+	c.lock(ctx)
+	out := filepath.Join(t.TempDir(), "clock")
+	r := c.run("build", "--progress", "quiet", "--oci-layout", out, ctx)
+	if r.code != exitNotReproducible {
+		t.Fatalf("exit %d, want 3\n%s", r.code, r.stderr)
+	}
+	assertContains(t, "stdout", r.stdout, "reproduction", "not reproducible")
+	assertContains(t, "stderr", r.stderr, "what differs", "built-at", "not reproducible", out+"-rebuild")
+	for _, dir := range []string{out, out + "-rebuild"} {
+		if _, err := os.Stat(filepath.Join(dir, "index.json")); err != nil {
+			t.Errorf("layout %s not kept: %v", dir, err)
+		}
+	}
+	// The two kept layouts are what twinforge diff compares.
+	d := c.run("diff", out, out+"-rebuild")
+	if d.code != exitNotReproducible {
+		t.Fatalf("diff exit %d, want 3\n%s", d.code, d.stderr)
+	}
+	assertContains(t, "diff", d.stdout, "built-at", "content")
+	same := c.run("diff", out, out)
+	if same.code != 0 {
+		t.Fatalf("diff of an image with itself: exit %d\n%s%s", same.code, same.stdout, same.stderr)
+	}
+	c.assertClean()
+}
+
+func TestNoRebuildIsRecorded(t *testing.T) {
+	testenv.NeedDaemon(t)
+	c := newCLI(t)
+	ctx := c.context("files-small")
+	c.lock(ctx)
+	r := c.must("build", "--no-rebuild", "--progress", "quiet", "--output", "json", ctx)
+	var got struct {
+		Reproducible bool
+		Reproduction string
+		Rebuild      *struct{}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Reproducible || got.Reproduction != "not reproduced" || got.Rebuild != nil {
+		t.Errorf("--no-rebuild result: %+v", got)
+	}
+}
+
+func TestDiffErrors(t *testing.T) {
+	c := newCLI(t)
+	notImage := t.TempDir()
+	write(t, filepath.Join(notImage, "README"), "not a layout")
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"one argument", []string{"diff", "a"}, exitUsage, []string{"two images"}},
+		{"missing layout", []string{"diff", "/nonexistent/a", "/nonexistent/b"}, exitFailure, []string{"/nonexistent/a"}},
+		{"not a layout", []string{"diff", notImage, notImage}, exitFailure, []string{"not an OCI image layout"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := c.run(tt.args...)
+			if r.code != tt.code {
+				t.Fatalf("exit %d, want %d\n%s", r.code, tt.code, r.stderr)
+			}
+			assertContains(t, "stderr", r.stderr, tt.want...)
+		})
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/builder"
+	"github.com/twinforge/twinforge/rebuild"
 )
 
 // Exit codes, the same for every command.
@@ -54,6 +55,8 @@ func exitCode(err error) int {
 	switch {
 	case errorsIs(err, builder.ErrInvalidRequest):
 		return exitUsage
+	case errorsIs(err, rebuild.ErrNotReproducible):
+		return exitNotReproducible
 	}
 	return exitFailure
 }

@@ -53,6 +53,9 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 not reproducible,
 		Commands: []*cli.Command{
 			buildCommand(),
 			lockCommand(),
+			diffCommand(),
+			pushCommand(),
+			replicateCommand(),
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError(err) },
 		ExitErrHandler: func(*cli.Context, error) {

@@ -26,9 +26,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	twinforgeBin = filepath.Join(dir, "twinforge")
-	if out, err := exec.Command("go", "build", "-o", twinforgeBin, ".").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building twinforge: %v\n%s", err, out)
-		os.Exit(1)
+	// The runtime shim goes beside the binary, where twinforge looks for it.
+	for pkg, out := range map[string]string{".": twinforgeBin, "../twinforge-runc-shim": filepath.Join(dir, "twinforge-runc-shim")} {
+		if b, err := exec.Command("go", "build", "-o", out, pkg).CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, b)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)

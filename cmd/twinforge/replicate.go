@@ -1,0 +1,174 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/urfave/cli/v2"
+
+	"github.com/twinforge/twinforge/distribute"
+)
+
+func replicateCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "replicate",
+		Usage:     "copy an image and its referrers by digest to more registries, verifying every copy",
+		ArgsUsage: "SRC@DIGEST DEST...",
+		Description: `Copies the image SRC names by digest, with every manifest that refers to it
+(signatures, attestations, SBOMs, found through the referrers API or the
+referrers tag schema), to each DEST repository, several at a time (--jobs).
+SRC must be NAME@sha256:...: a tag could move during the copy.
+
+For each destination, blobs already there are not sent again, blobs on the
+same registry are mounted rather than uploaded, and failed requests (5xx,
+broken connections) are retried. Each copy is then read back and compared by
+digest with the source. Nothing is tagged. One failing destination does not
+stop the others; running the same command again finishes what is missing.
+
+Prints one line per destination: its digest, the number of referrers, and
+whether it was copied, already present or failed. Exit code 1 if any failed.
+
+Examples:
+  twinforge replicate registry.example/team/hello@sha256:... \
+      eu.registry.example/team/hello us.registry.example/team/hello
+  twinforge replicate --insecure --output json 127.0.0.1:5000/hello@sha256:... 127.0.0.1:5001/hello`,
+		Flags: append([]cli.Flag{
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "destinations copied at the same time"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"},
+		}, registryFlags()...),
+		Action: runReplicate,
+	}
+}
+
+// replicateOptions is what the replicate command's flags parse to.
+type replicateOptions struct {
+	src      name.Digest
+	dests    []name.Repository
+	jobs     int
+	output   string
+	registry registryConfig
+}
+
+func replicateOptionsFrom(c *cli.Context) (*replicateOptions, error) {
+	if c.NArg() < 2 {
+		return nil, usageErrorf("replicate takes SRC@DIGEST and at least one DEST, got %d arguments: e.g. `twinforge replicate registry.example/app@sha256:... mirror.example/app`", c.NArg())
+	}
+	o := &replicateOptions{jobs: c.Int("jobs"), output: c.String("output")}
+	args := c.Args().Slice()
+	ref, err := name.ParseReference(args[0])
+	if err != nil {
+		return nil, usageErrorf("SRC %q: %v", args[0], err)
+	}
+	d, ok := ref.(name.Digest)
+	if !ok {
+		return nil, usageError(fmt.Errorf("SRC %s: %w, e.g. %s@sha256:...", args[0], distribute.ErrDigestRequired, ref.Context()))
+	}
+	o.src = d
+	for _, s := range args[1:] {
+		repo, err := name.NewRepository(s)
+		if err != nil {
+			return nil, usageErrorf("DEST %q: give a repository without tag or digest, e.g. mirror.example/team/app (%v)", s, err)
+		}
+		o.dests = append(o.dests, repo)
+	}
+	if o.registry, err = registryConfigFrom(c); err != nil {
+		return nil, err
+	}
+	return o, o.validate()
+}
+
+func (o *replicateOptions) validate() error {
+	if err := oneOf("output", o.output, "text", "json"); err != nil {
+		return usageError(err)
+	}
+	if o.jobs < 1 {
+		return usageErrorf("--jobs %d: need at least 1", o.jobs)
+	}
+	seen := map[string]bool{}
+	for _, d := range o.dests {
+		if seen[d.String()] {
+			return usageErrorf("DEST %s is given twice", d)
+		}
+		seen[d.String()] = true
+	}
+	return nil
+}
+
+func runReplicate(c *cli.Context) error {
+	o, err := replicateOptionsFrom(c)
+	if err != nil {
+		return err
+	}
+	opts := append(o.registry.options(), distribute.WithJobs(o.jobs))
+	results, err := distribute.Replicate(c.Context, o.src, o.dests, opts...)
+	if results == nil {
+		// Nothing was copied: the source or the arguments were refused.
+		return distributeError(err)
+	}
+	if werr := writeReplicateResults(c.App.Writer, o.output, results); werr != nil {
+		return werr
+	}
+	// Failed destinations exit 1, whatever the reason; the table and the
+	// error say which and why.
+	return err
+}
+
+// replicateOutput is one destination in --output json.
+type replicateOutput struct {
+	Destination   string   `json:"destination"`
+	Digest        string   `json:"digest,omitempty"`
+	Referrers     []string `json:"referrers"`
+	ReferrersMode string   `json:"referrersMode,omitempty"`
+	Status        string   `json:"status"`
+	Error         string   `json:"error,omitempty"`
+	DurationMs    int64    `json:"durationMs"`
+}
+
+func status(r distribute.DestResult) string {
+	switch {
+	case r.Err != nil:
+		return "failed"
+	case r.Skipped:
+		return "present"
+	}
+	return "copied"
+}
+
+func writeReplicateResults(w io.Writer, output string, results []distribute.DestResult) error {
+	if output == "json" {
+		out := make([]replicateOutput, 0, len(results))
+		for _, r := range results {
+			o := replicateOutput{
+				Destination:   r.Repository.String(),
+				Digest:        r.Digest,
+				Referrers:     r.Referrers,
+				ReferrersMode: string(r.ReferrersMode),
+				Status:        status(r),
+				DurationMs:    r.Duration.Milliseconds(),
+			}
+			if o.Referrers == nil {
+				o.Referrers = []string{}
+			}
+			if r.Err != nil {
+				o.Error = r.Err.Error()
+			}
+			out = append(out, o)
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DESTINATION\tDIGEST\tREFERRERS\tSTATUS")
+	for _, r := range results {
+		digest, refs := r.Digest, fmt.Sprint(len(r.Referrers))
+		if r.Err != nil {
+			digest, refs = "-", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Repository, digest, refs, status(r))
+	}
+	return tw.Flush()
+}
