@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/builder"
+	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/hermetic"
 	"github.com/twinforge/twinforge/isolation"
 	"github.com/twinforge/twinforge/rebuild"
@@ -57,7 +58,7 @@ Examples:
 			&cli.BoolFlag{Name: "no-rebuild", Usage: "skip the independent rebuild; the result is recorded as not reproduced"},
 			&cli.DurationFlag{Name: "rebuild-offset", Value: time.Second, Usage: "how much later the rebuild starts (at least 1s), so wall-clock leaks show"},
 			&cli.StringFlag{Name: "runc-shim", Usage: "runtime shim that varies umask and time zone in the rebuild", Value: defaultBinary("twinforge-runc-shim"), EnvVars: []string{"TWINFORGE_RUNC_SHIM"}},
-		}, daemonFlags()...),
+		}, append(daemonFlags(), signFlags()...)...),
 		Action: runBuild,
 	}
 }
@@ -74,6 +75,7 @@ type buildOptions struct {
 	offset     time.Duration
 	shim       string
 	daemon     daemonConfig
+	sign       *signOptions
 }
 
 func buildOptionsFrom(c *cli.Context) (*buildOptions, error) {
@@ -93,6 +95,9 @@ func buildOptionsFrom(c *cli.Context) (*buildOptions, error) {
 		shim:       c.String("runc-shim"),
 	}
 	if o.daemon, err = daemonConfigFrom(c); err != nil {
+		return nil, err
+	}
+	if o.sign, err = signOptionsFrom(c); err != nil {
 		return nil, err
 	}
 	return o, o.validate()
@@ -133,22 +138,33 @@ func runBuild(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	req, err := lockedRequest(c, o.contextDir, o.lockPath, o.daemon.stateDir)
+	started := time.Now()
+	l, req, err := lockedRequest(c, o.contextDir, o.lockPath, o.daemon.stateDir)
 	if err != nil {
 		return err
 	}
 	req.OCILayout = o.ociLayout
 	req.ImageName = o.tag
+	var out buildOutput
 	if o.noRebuild {
-		return buildOnce(c, o, req)
+		out, err = buildOnce(c, o, req)
+	} else {
+		out, err = buildAndRebuild(c, o, req)
 	}
-	return buildAndRebuild(c, o, req)
-}
-
-func buildOnce(c *cli.Context, o *buildOptions, req builder.Request) error {
-	d, err := o.daemon.start(c.Context, "build")
 	if err != nil {
 		return err
+	}
+	out.Signature, out.Push, err = attestAndPush(c, o.sign, l, o.contextDir, o.tag, out.result, out.verified, started)
+	if err != nil {
+		return err
+	}
+	return writeBuildResult(c.App.Writer, o.output, out)
+}
+
+func buildOnce(c *cli.Context, o *buildOptions, req builder.Request) (buildOutput, error) {
+	d, err := o.daemon.start(c.Context, "build")
+	if err != nil {
+		return buildOutput{}, err
 	}
 	defer d.Close()
 	res, err := buildWithProgress(c, builder.New(d), req, o.progress)
@@ -156,24 +172,24 @@ func buildOnce(c *cli.Context, o *buildOptions, req builder.Request) error {
 		err = fmt.Errorf("stopping the build daemon: %w", cerr)
 	}
 	if err != nil {
-		return err
+		return buildOutput{}, err
 	}
-	return writeBuildResult(c.App.Writer, o.output, newBuildOutput(res, nil, nil))
+	return newBuildOutput(res, nil, nil), nil
 }
 
 // buildAndRebuild runs the build and the varied rebuild concurrently on
 // two private daemons started side by side.
-func buildAndRebuild(c *cli.Context, o *buildOptions, req builder.Request) error {
+func buildAndRebuild(c *cli.Context, o *buildOptions, req builder.Request) (buildOutput, error) {
 	ctx := c.Context
 	daemons, err := startPair(ctx, o)
 	if err != nil {
-		return err
+		return buildOutput{}, err
 	}
 	defer closeAll(daemons)
 
 	ch, wait, err := progressDisplay(ctx, c.App.ErrWriter, o.progress)
 	if err != nil {
-		return err
+		return buildOutput{}, err
 	}
 	res, err := rebuild.Verify(ctx, builder.New(daemons[0]), builder.New(daemons[1]), req,
 		rebuild.WithStartOffset(o.offset), rebuild.WithProgress(ch))
@@ -186,18 +202,18 @@ func buildAndRebuild(c *cli.Context, o *buildOptions, req builder.Request) error
 	var diff *rebuild.DiffError
 	if errors.As(err, &diff) {
 		if werr := writeBuildResult(c.App.Writer, o.output, newBuildOutput(res.Build, res, diff)); werr != nil {
-			return werr
+			return buildOutput{}, werr
 		}
 		if o.output == "text" && diff.Report != nil {
 			fmt.Fprintln(c.App.ErrWriter, "\nwhat differs between the build and the rebuild:")
 			_ = diff.Report.WriteText(c.App.ErrWriter)
 		}
-		return &codedError{code: exitNotReproducible, err: fmt.Errorf("not reproducible: %w; both layouts are kept: %s and %s", err, res.Build.OCILayout, res.Rebuild.OCILayout)}
+		return buildOutput{}, &codedError{code: exitNotReproducible, err: fmt.Errorf("not reproducible: %w; nothing was signed or pushed; both layouts are kept: %s and %s", err, res.Build.OCILayout, res.Rebuild.OCILayout)}
 	}
 	if err != nil {
-		return err
+		return buildOutput{}, err
 	}
-	return writeBuildResult(c.App.Writer, o.output, newBuildOutput(res.Build, res, nil))
+	return newBuildOutput(res.Build, res, nil), nil
 }
 
 // startPair starts the build daemon and the varied rebuild daemon at once;
@@ -252,13 +268,13 @@ func closeAll(daemons []isolation.Daemon) error {
 
 // lockedRequest loads and checks the lock and turns it into a build
 // request; every refusal happens here, before a daemon starts.
-func lockedRequest(c *cli.Context, contextDir, lockPath, stateDir string) (builder.Request, error) {
+func lockedRequest(c *cli.Context, contextDir, lockPath, stateDir string) (*hermetic.Lock, builder.Request, error) {
 	l, err := hermetic.Load(lockPath)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return builder.Request{}, refused(fmt.Errorf("no lock at %s: run `twinforge lock %s` first (or give --lock FILE)", lockPath, contextDir))
+			return nil, builder.Request{}, refused(fmt.Errorf("no lock at %s: run `twinforge lock %s` first (or give --lock FILE)", lockPath, contextDir))
 		}
-		return builder.Request{}, refused(fmt.Errorf("lock %s: %w", lockPath, err))
+		return nil, builder.Request{}, refused(fmt.Errorf("lock %s: %w", lockPath, err))
 	}
 	req, err := builder.FromLock(c.Context, builder.LockedInput{
 		Lock:       l,
@@ -268,11 +284,11 @@ func lockedRequest(c *cli.Context, contextDir, lockPath, stateDir string) (build
 	})
 	if err != nil {
 		if errors.Is(err, builder.ErrRefused) {
-			return builder.Request{}, refused(err)
+			return nil, builder.Request{}, refused(err)
 		}
-		return builder.Request{}, err
+		return nil, builder.Request{}, err
 	}
-	return req, nil
+	return l, req, nil
 }
 
 // buildWithProgress runs one build with a progress display on stderr.
@@ -301,7 +317,12 @@ type buildOutput struct {
 	Reproducible    bool           `json:"reproducible"`
 	// Reproduction says how the digest was proven: "reproduced",
 	// "not reproducible" or "not reproduced" (--no-rebuild).
-	Reproduction string `json:"reproduction"`
+	Reproduction string                 `json:"reproduction"`
+	Signature    *signature             `json:"signature,omitempty"`
+	Push         *distribute.PushResult `json:"push,omitempty"`
+
+	result   *builder.Result
+	verified *rebuild.Result
 }
 
 type rebuildOutput struct {
@@ -322,6 +343,8 @@ func newBuildOutput(res *builder.Result, verified *rebuild.Result, diff *rebuild
 		DurationSeconds: res.Duration.Seconds(),
 		Builder:         res.Builder,
 		Reproduction:    "not reproduced",
+		result:          res,
+		verified:        verified,
 	}
 	if verified != nil {
 		out.Rebuild = &rebuildOutput{
@@ -364,6 +387,18 @@ func writeBuildResult(w io.Writer, format string, out buildOutput) error {
 				label = "variations"
 			}
 			fmt.Fprintf(tw, "%s\t%s\n", label, v)
+		}
+	}
+	if out.Signature != nil {
+		fmt.Fprintf(tw, "signature\t%s\n", out.Signature)
+		for _, b := range out.Signature.Bundles {
+			fmt.Fprintf(tw, "\t%s\n", b)
+		}
+	}
+	if out.Push != nil {
+		fmt.Fprintf(tw, "pushed\t%s@%s (%d referrers, %s)\n", out.Push.Repository, out.Push.Digest, len(out.Push.Referrers), out.Push.ReferrersMode)
+		if out.Push.Tag != "" {
+			fmt.Fprintf(tw, "tag\t%s\n", out.Push.Tag)
 		}
 	}
 	fmt.Fprintf(tw, "duration\t%.1fs\n", out.DurationSeconds)

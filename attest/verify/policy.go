@@ -1,0 +1,447 @@
+package verify
+
+import (
+	"bytes"
+	"crypto"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
+	"go.yaml.in/yaml/v3"
+)
+
+// Policy file identity.
+const (
+	PolicyAPIVersion = "twinforge.dev/v1"
+	PolicyKind       = "Policy"
+)
+
+// ErrInvalidPolicy is wrapped by every error about a policy file's content.
+var ErrInvalidPolicy = errors.New("invalid policy")
+
+// Policy says which evidence Verify accepts: who may sign, and what the
+// provenance must say. Make one with LoadPolicy or ParsePolicy; policy.md
+// documents the format. A Policy is immutable and safe for concurrent use.
+type Policy struct {
+	identities             []policyIdentity
+	sourceRepositories     []pattern
+	builderIDs             []pattern
+	requireReproduced      bool
+	maxAge                 time.Duration
+	requireSignedTimestamp bool
+	requireTransparencyLog bool
+}
+
+// policyIdentity is one allowed signer: a certificate identity or a key.
+type policyIdentity struct {
+	line int
+	// certificate identities
+	issuer, subject             string
+	issuerRegExp, subjectRegExp string
+	cert                        *sgverify.CertificateIdentity
+	// keys
+	publicKey crypto.PublicKey
+	keyHint   string
+}
+
+func (id policyIdentity) String() string {
+	if id.cert == nil {
+		return "public key " + id.keyHint
+	}
+	iss, sub := id.issuer, id.subject
+	if iss == "" {
+		iss = "/" + id.issuerRegExp + "/"
+	}
+	if sub == "" {
+		sub = "/" + id.subjectRegExp + "/"
+	}
+	return sub + " from " + iss
+}
+
+// RequireSignedTimestamp reports whether the policy requires an RFC 3161
+// timestamp on every bundle.
+func (p *Policy) RequireSignedTimestamp() bool { return p.requireSignedTimestamp }
+
+// RequireTransparencyLog reports whether the policy requires a verified
+// transparency log entry for every bundle.
+func (p *Policy) RequireTransparencyLog() bool { return p.requireTransparencyLog }
+
+// RequireReproduced reports whether the policy requires a reproduced build.
+func (p *Policy) RequireReproduced() bool { return p.requireReproduced }
+
+// MaxAge is the oldest build the policy accepts; 0 means any age.
+func (p *Policy) MaxAge() time.Duration { return p.maxAge }
+
+// NeedsTrustedRoot reports whether verifying against the policy needs a
+// trusted root: for certificate identities, timestamps or a log.
+func (p *Policy) NeedsTrustedRoot() bool {
+	return p.requireSignedTimestamp || p.requireTransparencyLog || slices.ContainsFunc(p.identities, func(id policyIdentity) bool { return id.cert != nil })
+}
+
+// Identities describes the allowed signers, one per entry.
+func (p *Policy) Identities() []string {
+	var out []string
+	for _, id := range p.identities {
+		out = append(out, id.String())
+	}
+	return out
+}
+
+// policyFile is the YAML form.
+type policyFile struct {
+	APIVersion             string         `yaml:"apiVersion"`
+	Kind                   string         `yaml:"kind"`
+	Identities             []identityFile `yaml:"identities"`
+	SourceRepositories     []patternFile  `yaml:"sourceRepositories"`
+	BuilderIDs             []patternFile  `yaml:"builderIDs"`
+	RequireReproduced      bool           `yaml:"requireReproduced"`
+	MaxAge                 duration       `yaml:"maxAge"`
+	RequireSignedTimestamp *bool          `yaml:"requireSignedTimestamp"`
+	RequireTransparencyLog *bool          `yaml:"requireTransparencyLog"`
+}
+
+type identityFile struct {
+	line          int
+	Issuer        string
+	Subject       string
+	IssuerRegExp  string
+	SubjectRegExp string
+	PublicKey     string
+}
+
+var identityFields = []string{"issuer", "subject", "issuerRegExp", "subjectRegExp", "publicKey"}
+
+func (f *identityFile) UnmarshalYAML(n *yaml.Node) error {
+	f.line = n.Line
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: an identity is a mapping with issuer/subject, issuerRegExp/subjectRegExp or publicKey", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if !slices.Contains(identityFields, k.Value) {
+			return fmt.Errorf("line %d: field %s not found in identity (use %s)", k.Line, k.Value, strings.Join(identityFields, ", "))
+		}
+		if v.Kind != yaml.ScalarNode {
+			return fmt.Errorf("line %d: %s must be a string", v.Line, k.Value)
+		}
+		switch k.Value {
+		case "issuer":
+			f.Issuer = v.Value
+		case "subject":
+			f.Subject = v.Value
+		case "issuerRegExp":
+			f.IssuerRegExp = v.Value
+		case "subjectRegExp":
+			f.SubjectRegExp = v.Value
+		case "publicKey":
+			f.PublicKey = v.Value
+		}
+	}
+	return nil
+}
+
+type patternFile struct {
+	line  int
+	value string
+}
+
+func (p *patternFile) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: a pattern is a string", n.Line)
+	}
+	p.line, p.value = n.Line, n.Value
+	return nil
+}
+
+type duration struct {
+	line int
+	d    time.Duration
+	set  bool
+}
+
+func (d *duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: maxAge is a duration such as 720h or 30d", n.Line)
+	}
+	v, err := parseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: maxAge %q: %v", n.Line, n.Value, err)
+	}
+	d.line, d.d, d.set = n.Line, v, true
+	return nil
+}
+
+// parseDuration accepts Go durations and a whole number of days ("30d").
+func parseDuration(s string) (time.Duration, error) {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.ParseUint(days, 10, 32)
+		if err != nil {
+			return 0, errors.New("want a duration such as 720h, 90m or 30d")
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, errors.New("want a duration such as 720h, 90m or 30d")
+	}
+	if d < 0 {
+		return 0, errors.New("must not be negative")
+	}
+	return d, nil
+}
+
+// LoadPolicy reads and parses a policy file. Relative publicKey paths are
+// relative to the file's directory.
+func LoadPolicy(path string) (*Policy, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy: %w", err)
+	}
+	p, err := parsePolicy(data, filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("policy %s: %w", path, err)
+	}
+	return p, nil
+}
+
+// ParsePolicy parses a policy (YAML, or JSON, which is YAML). Unknown
+// fields are errors naming their line. Relative publicKey paths are
+// relative to the working directory.
+func ParsePolicy(data []byte) (*Policy, error) {
+	return parsePolicy(data, ".")
+}
+
+func parsePolicy(data []byte, baseDir string) (*Policy, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var f policyFile
+	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: empty policy", ErrInvalidPolicy)
+		}
+		return nil, fmt.Errorf("%w: %s", ErrInvalidPolicy, strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%w: line %d: a policy file holds one YAML document", ErrInvalidPolicy, extra.Line)
+	}
+	return f.compile(baseDir)
+}
+
+func (f *policyFile) compile(baseDir string) (*Policy, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidPolicy}, args...)...)
+	}
+	if f.APIVersion != PolicyAPIVersion {
+		return nil, bad("apiVersion %q: want %s", f.APIVersion, PolicyAPIVersion)
+	}
+	if f.Kind != PolicyKind {
+		return nil, bad("kind %q: want %s", f.Kind, PolicyKind)
+	}
+	if len(f.Identities) == 0 {
+		return nil, bad("no identities: a policy must say who may sign (issuer and subject, or publicKey)")
+	}
+	p := &Policy{
+		requireReproduced:      f.RequireReproduced,
+		maxAge:                 f.MaxAge.d,
+		requireSignedTimestamp: f.RequireSignedTimestamp == nil || *f.RequireSignedTimestamp,
+		requireTransparencyLog: f.RequireTransparencyLog == nil || *f.RequireTransparencyLog,
+	}
+	for _, idf := range f.Identities {
+		id, err := idf.compile(baseDir)
+		if err != nil {
+			return nil, bad("line %d: identity: %v", idf.line, err)
+		}
+		p.identities = append(p.identities, id)
+	}
+	var err error
+	if p.sourceRepositories, err = compilePatterns(f.SourceRepositories, true); err != nil {
+		return nil, bad("sourceRepositories: %v", err)
+	}
+	if p.builderIDs, err = compilePatterns(f.BuilderIDs, false); err != nil {
+		return nil, bad("builderIDs: %v", err)
+	}
+	return p, nil
+}
+
+func (f identityFile) compile(baseDir string) (policyIdentity, error) {
+	id := policyIdentity{line: f.line}
+	certFields := f.Issuer != "" || f.Subject != "" || f.IssuerRegExp != "" || f.SubjectRegExp != ""
+	switch {
+	case f.PublicKey != "" && certFields:
+		return id, errors.New("give either publicKey or issuer/subject, not both")
+	case f.PublicKey != "":
+		pemData := []byte(f.PublicKey)
+		if !strings.Contains(f.PublicKey, "-----BEGIN") {
+			p := f.PublicKey
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(baseDir, p)
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return id, fmt.Errorf("publicKey: %w", err)
+			}
+			pemData = data
+		}
+		pub, err := ParsePublicKey(pemData)
+		if err != nil {
+			return id, fmt.Errorf("publicKey: %w", err)
+		}
+		if _, err := publicKeyVerifier(pub); err != nil {
+			return id, fmt.Errorf("publicKey: %w", err)
+		}
+		id.publicKey = pub
+		if id.keyHint, err = KeyHint(pub); err != nil {
+			return id, fmt.Errorf("publicKey: %w", err)
+		}
+		return id, nil
+	}
+	switch {
+	case f.Issuer != "" && f.IssuerRegExp != "":
+		return id, errors.New("give issuer or issuerRegExp, not both")
+	case f.Subject != "" && f.SubjectRegExp != "":
+		return id, errors.New("give subject or subjectRegExp, not both")
+	case f.Issuer == "" && f.IssuerRegExp == "":
+		return id, errors.New("no issuer: give issuer (or issuerRegExp) with subject (or subjectRegExp), or publicKey")
+	case f.Subject == "" && f.SubjectRegExp == "":
+		return id, errors.New("no subject: give subject (or subjectRegExp) with issuer (or issuerRegExp)")
+	}
+	issuerRE, subjectRE := anchor(f.IssuerRegExp), anchor(f.SubjectRegExp)
+	ci, err := sgverify.NewShortCertificateIdentity(f.Issuer, issuerRE, f.Subject, subjectRE)
+	if err != nil {
+		return id, err
+	}
+	id.issuer, id.subject, id.issuerRegExp, id.subjectRegExp = f.Issuer, f.Subject, f.IssuerRegExp, f.SubjectRegExp
+	id.cert = &ci
+	return id, nil
+}
+
+// anchor makes a regular expression match whole values only.
+func anchor(re string) string {
+	if re == "" {
+		return ""
+	}
+	return "^(?:" + re + ")$"
+}
+
+// pattern matches a source repository or builder id: exactly, as a glob
+// (* and ? do not cross "/", ** does) or as an RE2 regular expression
+// written "regexp:<re>" that must match the whole value. Repository
+// patterns ignore a trailing ".git" or "/" on both sides.
+type pattern struct {
+	raw   string
+	exact string
+	re    *regexp.Regexp
+	repo  bool
+}
+
+func compilePatterns(in []patternFile, repo bool) ([]pattern, error) {
+	var out []pattern
+	for _, pf := range in {
+		p, err := compilePattern(pf.value, repo)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %q: %v", pf.line, pf.value, err)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func compilePattern(s string, repo bool) (pattern, error) {
+	p := pattern{raw: s, repo: repo}
+	switch {
+	case s == "":
+		return p, errors.New("empty pattern")
+	case strings.HasPrefix(s, "regexp:"):
+		re, err := regexp.Compile(anchor(strings.TrimPrefix(s, "regexp:")))
+		if err != nil {
+			return p, err
+		}
+		p.re = re
+	case strings.ContainsAny(s, "*?["):
+		re, err := globRegexp(p.normalize(s))
+		if err != nil {
+			return p, fmt.Errorf("bad glob: %v", err)
+		}
+		p.re = re
+	default:
+		p.exact = p.normalize(s)
+	}
+	return p, nil
+}
+
+// globRegexp translates a glob: ** is any text, * and ? any text and any
+// character but "/", [...] a character class.
+func globRegexp(glob string) (*regexp.Regexp, error) {
+	var b strings.Builder
+	b.WriteString("^")
+	for i := 0; i < len(glob); i++ {
+		switch c := glob[i]; c {
+		case '*':
+			if i+1 < len(glob) && glob[i+1] == '*' {
+				b.WriteString(".*")
+				i++
+			} else {
+				b.WriteString("[^/]*")
+			}
+		case '?':
+			b.WriteString("[^/]")
+		case '[':
+			j := strings.IndexByte(glob[i:], ']')
+			if j < 0 {
+				return nil, errors.New("unterminated [")
+			}
+			class := glob[i : i+j+1]
+			if strings.HasPrefix(class, "[!") {
+				class = "[^" + class[2:]
+			}
+			b.WriteString(class)
+			i += j
+		default:
+			b.WriteString(regexp.QuoteMeta(string(c)))
+		}
+	}
+	b.WriteString("$")
+	return regexp.Compile(b.String())
+}
+
+// normalize makes https://host/org/repo, .../repo.git and .../repo/ the
+// same repository.
+func (p pattern) normalize(s string) string {
+	if !p.repo {
+		return s
+	}
+	s = strings.TrimSuffix(s, "/")
+	return strings.TrimSuffix(s, ".git")
+}
+
+func (p pattern) match(v string) bool {
+	switch {
+	case p.re != nil && strings.HasPrefix(p.raw, "regexp:"):
+		return p.re.MatchString(v)
+	case p.re != nil:
+		return p.re.MatchString(p.normalize(v))
+	default:
+		return p.exact == p.normalize(v)
+	}
+}
+
+func matchAny(ps []pattern, v string) bool {
+	return slices.ContainsFunc(ps, func(p pattern) bool { return p.match(v) })
+}
+
+func patternList(ps []pattern) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.raw)
+	}
+	return strings.Join(s, ", ")
+}

@@ -1,0 +1,231 @@
+package verify
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// Files beside an OCI layout.
+const (
+	// AttestationsDir is the directory of an OCI layout holding its bundles.
+	AttestationsDir = "attestations"
+	// ProvenanceFile holds the provenance bundle (a DSSE envelope of the
+	// SLSA statement).
+	ProvenanceFile = "provenance.sigstore.json"
+	// ImageFile holds the image bundle (a message signature over the image
+	// manifest's bytes).
+	ImageFile = "image.sigstore.json"
+	// BundleMediaType is the media type of the bundles twinforge writes.
+	BundleMediaType = "application/vnd.dev.sigstore.bundle.v0.3+json"
+)
+
+// Bundles are the signatures of one image.
+type Bundles struct {
+	// Provenance signs the provenance statement about the image.
+	Provenance *bundle.Bundle
+	// Image signs the image manifest itself.
+	Image *bundle.Bundle
+}
+
+// WriteBundles stores b as <layoutDir>/attestations/provenance.sigstore.json
+// and image.sigstore.json (protobuf JSON of the bundles). Both are replaced
+// together: the new files are written to a temporary directory which is then
+// renamed into place, so a reader sees the old pair, the new pair or, for an
+// instant, none, never a mix. Other files in the directory are kept.
+func WriteBundles(layoutDir string, b Bundles) error {
+	if b.Provenance == nil || b.Image == nil {
+		return errors.New("writing bundles: both the provenance and the image bundle are required")
+	}
+	if _, err := os.Stat(filepath.Join(layoutDir, "oci-layout")); err != nil {
+		return fmt.Errorf("writing bundles: %s is not an OCI layout: %w", layoutDir, err)
+	}
+	files := map[string]*bundle.Bundle{ProvenanceFile: b.Provenance, ImageFile: b.Image}
+	final := filepath.Join(layoutDir, AttestationsDir)
+	tmp, err := os.MkdirTemp(layoutDir, "."+AttestationsDir+".tmp-")
+	if err != nil {
+		return fmt.Errorf("writing bundles: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			os.RemoveAll(tmp)
+		}
+	}()
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("writing bundles: %w", err)
+	}
+	for name, bd := range files {
+		data, err := protojson.Marshal(bd.Bundle)
+		if err != nil {
+			return fmt.Errorf("writing bundles: encoding %s: %w", name, err)
+		}
+		if err := writeSynced(filepath.Join(tmp, name), data); err != nil {
+			return fmt.Errorf("writing bundles: %w", err)
+		}
+	}
+	// Keep whatever else lives in the directory (other attestations).
+	if entries, err := os.ReadDir(final); err == nil {
+		for _, e := range entries {
+			if _, ours := files[e.Name()]; ours || !e.Type().IsRegular() {
+				continue
+			}
+			if err := os.Link(filepath.Join(final, e.Name()), filepath.Join(tmp, e.Name())); err != nil {
+				return fmt.Errorf("writing bundles: keeping %s: %w", e.Name(), err)
+			}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("writing bundles: %w", err)
+	}
+	if err := syncDir(tmp); err != nil {
+		return fmt.Errorf("writing bundles: %w", err)
+	}
+	old := ""
+	if _, err := os.Lstat(final); err == nil {
+		old = tmp + ".old"
+		if err := os.Rename(final, old); err != nil {
+			return fmt.Errorf("writing bundles: moving the earlier bundles aside: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		if old != "" {
+			_ = os.Rename(old, final)
+		}
+		return fmt.Errorf("writing bundles: %w", err)
+	}
+	committed = true
+	if old != "" {
+		os.RemoveAll(old)
+	}
+	return syncDir(layoutDir)
+}
+
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// ReadBundles reads the bundles WriteBundles stored beside an OCI layout.
+// A missing file leaves its field nil (an unsigned image has neither); a
+// file that is not a valid bundle is an error.
+func ReadBundles(layoutDir string) (Bundles, error) {
+	var out Bundles
+	for name, dst := range map[string]**bundle.Bundle{ProvenanceFile: &out.Provenance, ImageFile: &out.Image} {
+		b, err := ReadBundle(filepath.Join(layoutDir, AttestationsDir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return Bundles{}, err
+		}
+		*dst = b
+	}
+	return out, nil
+}
+
+// ReadBundle reads one Sigstore bundle (JSON) from a file.
+func ReadBundle(path string) (*bundle.Bundle, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading bundle: %w", err)
+	}
+	return ParseBundle(data)
+}
+
+// ParseBundle decodes and validates a Sigstore bundle (JSON).
+func ParseBundle(data []byte) (*bundle.Bundle, error) {
+	var b bundle.Bundle
+	if err := b.UnmarshalJSON(data); err != nil {
+		return nil, fmt.Errorf("parsing bundle: %w", err)
+	}
+	return &b, nil
+}
+
+// ImageDigest returns the digest of the one image manifest an OCI layout's
+// index.json lists. A layout with several is an error naming them.
+func ImageDigest(layoutDir string) (string, error) {
+	data, err := os.ReadFile(filepath.Join(layoutDir, "index.json"))
+	if err != nil {
+		return "", fmt.Errorf("reading OCI layout %s: %w", layoutDir, err)
+	}
+	var idx struct {
+		Manifests []struct {
+			MediaType string `json:"mediaType"`
+			Digest    string `json:"digest"`
+		} `json:"manifests"`
+	}
+	if err := json.Unmarshal(data, &idx); err != nil {
+		return "", fmt.Errorf("reading OCI layout %s: index.json: %w", layoutDir, err)
+	}
+	switch len(idx.Manifests) {
+	case 1:
+		d := idx.Manifests[0].Digest
+		if !sha256Digest.MatchString(d) {
+			return "", fmt.Errorf("reading OCI layout %s: manifest digest %q is not sha256", layoutDir, d)
+		}
+		return d, nil
+	case 0:
+		return "", fmt.Errorf("reading OCI layout %s: index.json lists no image", layoutDir)
+	}
+	var ds []string
+	for _, m := range idx.Manifests {
+		ds = append(ds, m.Digest)
+	}
+	return "", fmt.Errorf("reading OCI layout %s: index.json lists %d manifests (%s): name the one to use", layoutDir, len(ds), strings.Join(ds, ", "))
+}
+
+// ReadManifest returns the bytes of the blob digest from an OCI layout
+// (blobs/sha256/<hex>), checked against the digest.
+func ReadManifest(layoutDir, digest string) ([]byte, error) {
+	if !sha256Digest.MatchString(digest) {
+		return nil, fmt.Errorf("reading manifest: digest %q: want sha256:<64 hex digits>", digest)
+	}
+	hexDigest := strings.TrimPrefix(digest, "sha256:")
+	f, err := os.Open(filepath.Join(layoutDir, "blobs", "sha256", hexDigest))
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest %s: %w", digest, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, 4<<20))
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest %s: %w", digest, err)
+	}
+	sum := sha256.Sum256(data)
+	if hex.EncodeToString(sum[:]) != hexDigest {
+		return nil, fmt.Errorf("reading manifest %s: blob content does not match its digest", digest)
+	}
+	return data, nil
+}

@@ -1,0 +1,195 @@
+package verify
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/config"
+	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
+	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+)
+
+// TrustedRootTarget is the TUF target holding a Sigstore trusted root.
+const TrustedRootTarget = "trusted_root.json"
+
+// LoadTrustedRoot reads a Sigstore trusted root (trusted_root.json: the
+// Fulcio CAs, timestamp authorities, Rekor logs and CT logs to trust).
+func LoadTrustedRoot(path string) (*root.TrustedRoot, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading trusted root: %w", err)
+	}
+	tr, err := root.NewTrustedRootFromJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("trusted root %s: %w", path, err)
+	}
+	return tr, nil
+}
+
+// TUFConfig locates a TUF repository that distributes a trusted root.
+type TUFConfig struct {
+	// MetadataURL is the repository's metadata base URL (where 1.root.json
+	// and timestamp.json are). Required.
+	MetadataURL string
+	// TargetsURL is the base URL of target files. The default is
+	// MetadataURL + "/targets".
+	TargetsURL string
+	// CacheDir keeps the verified metadata and targets between runs. The
+	// default is <user cache dir>/twinforge/tuf/<hash of MetadataURL>.
+	CacheDir string
+	// InitialRoot is the root.json the client trusts first (shipped out of
+	// band). Required. A newer root already verified into CacheDir is used
+	// in its place; the client then follows root rotations from there.
+	InitialRoot []byte
+	// Target is the target file to fetch. The default is TrustedRootTarget.
+	Target string
+	// HTTPClient fetches metadata and targets. The default is a client with
+	// a 30 second timeout.
+	HTTPClient *http.Client
+}
+
+// TrustedRootFromTUF updates the TUF metadata from cfg's repository (root
+// rotations, timestamp, snapshot, targets, each verified by the roles the
+// previous trusted root names) and returns the trusted root target it
+// then downloads and checks against the targets metadata.
+func TrustedRootFromTUF(ctx context.Context, cfg TUFConfig) (*root.TrustedRoot, error) {
+	data, err := fetchTUFTarget(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("getting trusted root from TUF repository %s: %w", cfg.MetadataURL, err)
+	}
+	tr, err := root.NewTrustedRootFromJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("trusted root from TUF repository %s: %w", cfg.MetadataURL, err)
+	}
+	return tr, nil
+}
+
+func fetchTUFTarget(ctx context.Context, cfg TUFConfig) ([]byte, error) {
+	if cfg.MetadataURL == "" {
+		return nil, errors.New("no metadata URL")
+	}
+	if _, err := url.Parse(cfg.MetadataURL); err != nil {
+		return nil, fmt.Errorf("metadata URL: %w", err)
+	}
+	if len(cfg.InitialRoot) == 0 {
+		return nil, errors.New("no initial root.json: TUF needs a root of trust given out of band")
+	}
+	if cfg.Target == "" {
+		cfg.Target = TrustedRootTarget
+	}
+	if cfg.CacheDir == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("choosing a TUF cache directory: %w", err)
+		}
+		sum := sha256.Sum256([]byte(cfg.MetadataURL))
+		cfg.CacheDir = filepath.Join(base, "twinforge", "tuf", hex.EncodeToString(sum[:8]))
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	trusted := cfg.InitialRoot
+	if _, err := (&metadata.Metadata[metadata.RootType]{}).FromBytes(trusted); err != nil {
+		return nil, fmt.Errorf("initial root: %w", err)
+	}
+	metaDir := filepath.Join(cfg.CacheDir, "metadata")
+	if cached, err := os.ReadFile(filepath.Join(metaDir, "root.json")); err == nil && newerRoot(cached, trusted) {
+		trusted = cached
+	}
+
+	c, err := config.New(cfg.MetadataURL, trusted)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.TargetsURL != "" {
+		c.RemoteTargetsURL = cfg.TargetsURL
+	}
+	c.LocalMetadataDir = metaDir
+	c.LocalTargetsDir = filepath.Join(cfg.CacheDir, "targets")
+	c.Fetcher = &ctxFetcher{ctx: ctx, client: cfg.HTTPClient}
+	up, err := updater.New(c)
+	if err != nil {
+		return nil, fmt.Errorf("starting TUF client: %w", err)
+	}
+	if err := up.Refresh(); err != nil {
+		return nil, fmt.Errorf("updating TUF metadata: %w", err)
+	}
+	ti, err := up.GetTargetInfo(cfg.Target)
+	if err != nil {
+		return nil, fmt.Errorf("target %s: %w", cfg.Target, err)
+	}
+	if _, data, err := up.FindCachedTarget(ti, ""); err == nil && data != nil {
+		return data, nil
+	}
+	_, data, err := up.DownloadTarget(ti, "", "")
+	if err != nil {
+		return nil, fmt.Errorf("downloading target %s: %w", cfg.Target, err)
+	}
+	return data, nil
+}
+
+// newerRoot reports whether candidate is a root.json of a higher version
+// than current (both parse; signatures were checked when it was cached).
+func newerRoot(candidate, current []byte) bool {
+	c, err := (&metadata.Metadata[metadata.RootType]{}).FromBytes(candidate)
+	if err != nil {
+		return false
+	}
+	cur, err := (&metadata.Metadata[metadata.RootType]{}).FromBytes(current)
+	if err != nil {
+		return false
+	}
+	return c.Signed.Version > cur.Signed.Version
+}
+
+// ctxFetcher is go-tuf's fetcher bound to one call's context.
+type ctxFetcher struct {
+	ctx    context.Context
+	client *http.Client
+}
+
+var _ fetcher.Fetcher = (*ctxFetcher)(nil)
+
+func (f *ctxFetcher) DownloadFile(u string, maxLength int64, _ time.Duration) ([]byte, error) {
+	req, err := http.NewRequestWithContext(f.ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("User-Agent", "twinforge")
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, &metadata.ErrDownloadHTTP{StatusCode: resp.StatusCode, URL: u}
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxLength+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > maxLength {
+		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("download of %s exceeds %d bytes", u, maxLength)}
+	}
+	return data, nil
+}
+
+// LoadTrustedRootJSON parses a Sigstore trusted root.
+func LoadTrustedRootJSON(data []byte) (*root.TrustedRoot, error) {
+	tr, err := root.NewTrustedRootFromJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("parsing trusted root: %w", err)
+	}
+	return tr, nil
+}

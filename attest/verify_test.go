@@ -1,0 +1,256 @@
+package attest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/sign"
+	"google.golang.org/protobuf/proto"
+)
+
+const testSubject = "ci@example.test"
+
+// virtualSigner signs keylessly against a virtual stack with its TSA.
+func virtualSigner(t testing.TB, v *virtualStack) Signer {
+	t.Helper()
+	s, err := NewKeylessSigner(context.Background(), KeylessConfig{
+		FulcioURL:   v.fulcio.URL,
+		TSAURL:      v.tsa.URL,
+		IDToken:     v.token(testSubject, "sigstore", time.Hour),
+		TrustedRoot: v.trusted,
+	}, WithRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// virtualPolicy trusts the stack's identity; the virtual stack has no log.
+func virtualPolicy(t testing.TB, v *virtualStack, extra ...string) *Policy {
+	return mustPolicy(t, policyDoc([]string{certIdentity(v.issuer, testSubject)}, append([]string{"requireTransparencyLog: false"}, extra...)...))
+}
+
+func TestKeylessSignVerifyVirtual(t *testing.T) {
+	v := newVirtualStack(t)
+	dir, digest, manifest := testLayout(t)
+	bs := signBoth(t, virtualSigner(t, v), digest, manifest, true)
+	if err := WriteBundles(dir, bs); err != nil {
+		t.Fatal(err)
+	}
+	read, err := ReadBundles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadManifest(dir, digest)
+	if err != nil || !bytes.Equal(got, manifest) {
+		t.Fatalf("ReadManifest = %v", err)
+	}
+	res, err := Verify(context.Background(), VerifyRequest{
+		Digest: digest, ImageManifest: got, Provenance: read.Provenance, Image: read.Image,
+		TrustedRoot: v.trusted, Policy: virtualPolicy(t, v, "requireReproduced: true", "maxAge: 1h",
+			"sourceRepositories: [https://git.example.test/team/*]", "builderIDs: ['"+testBuilderID+"']"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Identity != (SignerIdentity{Issuer: v.issuer, Subject: testSubject}) || !res.ImageSigned || res.ImageIdentity != res.Identity {
+		t.Errorf("identities = %+v / %+v", res.Identity, res.ImageIdentity)
+	}
+	if !res.Reproduced || res.BuilderID != testBuilderID || res.SourceRepository != "https://git.example.test/team/hello.git" || res.BuildType != BuildType {
+		t.Errorf("result = %+v", res)
+	}
+	if len(res.Timestamps) != 1 || res.Timestamps[0].Kind != "timestamp-authority" || time.Since(res.Timestamps[0].Time) > time.Hour {
+		t.Errorf("timestamps = %+v", res.Timestamps)
+	}
+	if res.Statement == nil || res.Provenance == nil {
+		t.Error("no statement in result")
+	}
+	// Without the manifest, the image signature is checked over the digest.
+	if _, err := Verify(context.Background(), VerifyRequest{Digest: digest, Provenance: read.Provenance, Image: read.Image, TrustedRoot: v.trusted, Policy: virtualPolicy(t, v)}); err != nil {
+		t.Errorf("verify without manifest: %v", err)
+	}
+}
+
+// mutate returns a changed copy of a bundle.
+func mutate(t testing.TB, b *bundle.Bundle, f func(*protobundle.Bundle)) *bundle.Bundle {
+	t.Helper()
+	pb := proto.Clone(b.Bundle).(*protobundle.Bundle)
+	f(pb)
+	nb, err := bundle.NewBundle(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nb
+}
+
+// certOnlyBundle signs with a virtual Fulcio certificate only: no
+// timestamp, no log entry.
+func certOnlyBundle(t testing.TB, v *virtualStack, content sign.Content) *bundle.Bundle {
+	t.Helper()
+	kp, err := sign.NewEphemeralKeypair(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := sign.Bundle(content, kp, sign.BundleOptions{
+		CertificateProvider:        sign.NewFulcio(&sign.FulcioOptions{BaseURL: v.fulcio.URL}),
+		CertificateProviderOptions: &sign.CertificateProviderOptions{IDToken: v.token(testSubject, "sigstore", time.Hour)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bundle.NewBundle(pb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestVerifyRefusals(t *testing.T) {
+	ctx := context.Background()
+	v := newVirtualStack(t)
+	other := newVirtualStack(t)
+	_, digest, manifest := testLayout(t)
+	_, otherDigestReal, otherManifest := testLayout(t)
+	signer := virtualSigner(t, v)
+	good := signBoth(t, signer, digest, manifest, true)
+	notReproduced := signBoth(t, signer, digest, manifest, false)
+	otherImage := signBoth(t, signer, otherDigestReal, otherManifest, true)
+	foreign := signBoth(t, virtualSigner(t, other), digest, manifest, true)
+
+	v.mu.Lock()
+	v.notBefore = func() time.Time { return time.Now().Add(-20 * time.Minute) } // expired 10 minutes ago
+	v.mu.Unlock()
+	expired := certOnlyBundle(t, v, &sign.DSSEData{Data: statementFor(t, digest, true), PayloadType: PayloadType})
+	v.mu.Lock()
+	v.notBefore = time.Now
+	v.mu.Unlock()
+	current := certOnlyBundle(t, v, &sign.DSSEData{Data: statementFor(t, digest, true), PayloadType: PayloadType})
+
+	lax := []string{"requireSignedTimestamp: false"}
+	tests := []struct {
+		name     string
+		req      VerifyRequest
+		policy   *Policy
+		check    string
+		contains string
+	}{
+		{name: "unsigned", req: VerifyRequest{}, check: CheckSignature, contains: "image is not signed"},
+		{name: "tampered statement", req: VerifyRequest{Provenance: mutate(t, good.Provenance, func(pb *protobundle.Bundle) {
+			env := pb.GetDsseEnvelope()
+			env.Payload = bytes.Replace(env.Payload, []byte(testBuilderID), []byte("https://evil.test/builder"), 1)
+		}), Image: good.Image}, check: CheckSignature},
+		{name: "tampered image signature", req: VerifyRequest{Provenance: good.Provenance, Image: mutate(t, good.Image, func(pb *protobundle.Bundle) {
+			pb.GetMessageSignature().Signature[10] ^= 0xff
+		})}, check: CheckSignature},
+		{name: "provenance for another digest", req: VerifyRequest{Provenance: otherImage.Provenance, Image: good.Image}, check: CheckSubject, contains: "not " + digest},
+		{name: "image signature for another digest", req: VerifyRequest{Provenance: good.Provenance, Image: otherImage.Image}, check: CheckSubject},
+		{name: "manifest of another image", req: VerifyRequest{ImageManifest: otherManifest, Provenance: good.Provenance, Image: good.Image}, check: CheckSubject},
+		{name: "bundles swapped", req: VerifyRequest{Provenance: good.Image, Image: good.Provenance}, check: CheckBundle},
+		{name: "no provenance", req: VerifyRequest{Image: good.Image}, check: CheckProvenance},
+		{name: "wrong identity", req: VerifyRequest{Provenance: good.Provenance},
+			policy: mustPolicy(t, policyDoc([]string{certIdentity(v.issuer, "someone-else@example.test")}, "requireTransparencyLog: false")),
+			check:  CheckIdentity, contains: testSubject},
+		{name: "wrong issuer", req: VerifyRequest{Provenance: good.Provenance},
+			policy: mustPolicy(t, policyDoc([]string{certIdentity("https://other-issuer.test", testSubject)}, "requireTransparencyLog: false")),
+			check:  CheckIdentity},
+		{name: "subject regexp is anchored", req: VerifyRequest{Provenance: good.Provenance},
+			policy: mustPolicy(t, policyDoc([]string{"  - issuer: " + v.issuer + "\n    subjectRegExp: ci@example"}, "requireTransparencyLog: false")),
+			check:  CheckIdentity},
+		{name: "untrusted root", req: VerifyRequest{Provenance: foreign.Provenance, Image: foreign.Image}, check: CheckCertificate},
+		{name: "untrusted timestamp authority", req: VerifyRequest{Provenance: mutate(t, good.Provenance, func(pb *protobundle.Bundle) {
+			pb.VerificationMaterial.TimestampVerificationData = foreign.Provenance.VerificationMaterial.TimestampVerificationData
+		})}, check: CheckTimestamp},
+		{name: "no signed timestamp", req: VerifyRequest{Provenance: current}, check: CheckTimestamp, contains: "requires one"},
+		{name: "expired certificate without timestamp", req: VerifyRequest{Provenance: expired},
+			policy: virtualPolicy(t, v, lax...), check: CheckTimestamp, contains: "valid only from"},
+		{name: "no log entry", req: VerifyRequest{Provenance: good.Provenance},
+			policy: mustPolicy(t, policyDoc([]string{certIdentity(v.issuer, testSubject)})), check: CheckTransparencyLog},
+		{name: "source repository", req: VerifyRequest{Provenance: good.Provenance},
+			policy: virtualPolicy(t, v, "sourceRepositories: [https://git.example.test/other/*, 'regexp:https://git\\.example\\.test/team/hello-.*']"),
+			check:  CheckSourceRepositories, contains: "hello.git"},
+		{name: "builder id", req: VerifyRequest{Provenance: good.Provenance},
+			policy: virtualPolicy(t, v, "builderIDs: [https://builders.example.test/*]"), check: CheckBuilderIDs},
+		{name: "not reproduced", req: VerifyRequest{Provenance: notReproduced.Provenance},
+			policy: virtualPolicy(t, v, "requireReproduced: true"), check: CheckReproduced, contains: "not reproduced"},
+		{name: "too old", req: VerifyRequest{Provenance: good.Provenance, Now: time.Now().Add(2 * time.Hour)},
+			policy: virtualPolicy(t, v, "maxAge: 1h"), check: CheckMaxAge},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := tt.req
+			req.Digest = digest
+			req.TrustedRoot = v.trusted
+			req.Policy = tt.policy
+			if req.Policy == nil {
+				req.Policy = virtualPolicy(t, v)
+			}
+			_, err := Verify(ctx, req)
+			wantCheck(t, err, tt.check)
+			if tt.contains != "" && !strings.Contains(err.Error(), tt.contains) {
+				t.Errorf("error %q does not mention %q", err, tt.contains)
+			}
+		})
+	}
+
+	// The controls: what the refusals above change, unchanged, passes.
+	controls := []struct {
+		name   string
+		req    VerifyRequest
+		policy *Policy
+	}{
+		{"valid certificate without timestamp under a lax policy", VerifyRequest{Provenance: current}, virtualPolicy(t, v, lax...)},
+		{"not reproduced, not required", VerifyRequest{Provenance: notReproduced.Provenance}, virtualPolicy(t, v)},
+		{"regexp identity", VerifyRequest{Provenance: good.Provenance}, mustPolicy(t, policyDoc([]string{"  - issuerRegExp: https://oidc\\.virtual\\.test\n    subjectRegExp: .*@example\\.test"}, "requireTransparencyLog: false"))},
+		{"second identity matches", VerifyRequest{Provenance: good.Provenance}, mustPolicy(t, policyDoc([]string{certIdentity("https://x.test", "y"), certIdentity(v.issuer, testSubject)}, "requireTransparencyLog: false"))},
+		{"foreign bundle with the root that made it", VerifyRequest{Provenance: foreign.Provenance, TrustedRoot: other.trusted}, mustPolicy(t, policyDoc([]string{certIdentity(other.issuer, testSubject)}, "requireTransparencyLog: false"))},
+	}
+	for _, c := range controls {
+		t.Run("control/"+c.name, func(t *testing.T) {
+			req := c.req
+			req.Digest = digest
+			if req.TrustedRoot == nil {
+				req.TrustedRoot = v.trusted
+			}
+			req.Policy = c.policy
+			if _, err := Verify(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestVerifyRequestErrors(t *testing.T) {
+	v := newVirtualStack(t)
+	p := virtualPolicy(t, v)
+	tests := []struct {
+		name string
+		req  VerifyRequest
+	}{
+		{"no policy", VerifyRequest{Digest: testDigest, TrustedRoot: v.trusted}},
+		{"bad digest", VerifyRequest{Digest: "latest", TrustedRoot: v.trusted, Policy: p}},
+		{"no trusted root for certificates", VerifyRequest{Digest: testDigest, Policy: p}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Verify(context.Background(), tt.req)
+			var ve *VerificationError
+			if err == nil || errors.As(err, &ve) {
+				t.Fatalf("want a request error, got %v", err)
+			}
+		})
+	}
+}
+
+func TestVerificationErrorUnwrap(t *testing.T) {
+	_, err := Verify(context.Background(), VerifyRequest{Digest: testDigest, TrustedRoot: &root.BaseTrustedMaterial{}, Policy: mustPolicy(t, policyDoc([]string{certIdentity("i", "s")}))})
+	if !errors.Is(err, ErrNotSigned) {
+		t.Fatalf("errors.Is(ErrNotSigned) fails for %v", err)
+	}
+}

@@ -1,0 +1,242 @@
+package main
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/urfave/cli/v2"
+
+	"github.com/twinforge/twinforge/attest"
+	"github.com/twinforge/twinforge/attest/verify"
+	"github.com/twinforge/twinforge/builder"
+	"github.com/twinforge/twinforge/distribute"
+	"github.com/twinforge/twinforge/hermetic"
+	"github.com/twinforge/twinforge/rebuild"
+)
+
+// signFlags choose how a build is attested and where it is published.
+func signFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "sign", Value: "none", Usage: "attest and sign the image: keyless (Sigstore: OIDC token → Fulcio certificate, timestamp, log entry), key=`FILE` (a cosign or PEM private key), or none"},
+		&cli.StringFlag{Name: "identity-token", Usage: "OIDC identity token for --sign keyless (default: $SIGSTORE_ID_TOKEN, else the GitHub Actions token endpoint)", EnvVars: []string{"TWINFORGE_IDENTITY_TOKEN"}},
+		&cli.StringFlag{Name: "fulcio-url", Value: "https://fulcio.sigstore.dev", Usage: "Fulcio certificate authority for --sign keyless", EnvVars: []string{"TWINFORGE_FULCIO_URL"}},
+		&cli.StringFlag{Name: "tsa-url", Value: "https://timestamp.sigstore.dev/api/v1/timestamp", Usage: "RFC 3161 timestamp authority (empty: none)", EnvVars: []string{"TWINFORGE_TSA_TIMESTAMP_URL"}},
+		&cli.StringFlag{Name: "rekor-url", Usage: "Rekor v2 transparency log (empty: none)", EnvVars: []string{"TWINFORGE_REKOR_URL"}},
+		&cli.StringFlag{Name: "trusted-root", Usage: "Sigstore trusted root `FILE`: every bundle is verified against it before it is kept", EnvVars: []string{"TWINFORGE_TRUSTED_ROOT"}},
+		&cli.StringFlag{Name: "builder-id", Value: attest.DefaultBuilderID, Usage: "the builder's identity recorded in the provenance (runDetails.builder.id), e.g. a reusable workflow's URI"},
+		&cli.StringFlag{Name: "push", Usage: "after signing, push the image by digest to `REF` with its bundles as referrers; requires an explicit --sign"},
+		&cli.BoolFlag{Name: "insecure", Usage: "allow plain HTTP to a loopback --push registry only"},
+		&cli.StringFlag{Name: "ca-cert", Usage: "trust the CA certificates in PEM `FILE` for the --push registry"},
+	}
+}
+
+type signOptions struct {
+	method, keyPath            string
+	token                      string
+	fulcio, tsa, rekor         string
+	trustedRoot                string
+	builderID                  string
+	push                       name.Reference
+	registry                   registryConfig
+	explicitSign, explicitPush bool
+}
+
+func signOptionsFrom(c *cli.Context) (*signOptions, error) {
+	o := &signOptions{
+		token: c.String("identity-token"), fulcio: c.String("fulcio-url"), tsa: c.String("tsa-url"),
+		rekor: c.String("rekor-url"), trustedRoot: c.String("trusted-root"), builderID: c.String("builder-id"),
+		explicitSign: c.IsSet("sign"),
+	}
+	switch sign := c.String("sign"); {
+	case sign == "keyless" || sign == "none":
+		o.method = sign
+	case strings.HasPrefix(sign, "key="):
+		o.method, o.keyPath = "key", strings.TrimPrefix(sign, "key=")
+		if _, err := os.Stat(o.keyPath); err != nil {
+			return nil, usageErrorf("--sign key=%s: %v", o.keyPath, err)
+		}
+	default:
+		return nil, usageErrorf("--sign %q: use keyless, key=FILE or none", sign)
+	}
+	if ref := c.String("push"); ref != "" {
+		r, err := name.ParseReference(ref, name.StrictValidation)
+		if err != nil {
+			return nil, usageErrorf("--push %q: %v; give REGISTRY/REPOSITORY:TAG or @sha256:...", ref, err)
+		}
+		o.push = r
+		if !o.explicitSign {
+			return nil, usageErrorf("--push publishes only what was signed: give --sign keyless, --sign key=FILE, or --sign none to push unsigned on purpose")
+		}
+	}
+	var err error
+	if o.registry, err = registryConfigFrom(c); err != nil {
+		return nil, err
+	}
+	return o, nil
+}
+
+// signature is what --output reports about the attestation step.
+type signature struct {
+	Method   string   `json:"method"`
+	Identity string   `json:"identity,omitempty"`
+	Bundles  []string `json:"bundles,omitempty"`
+}
+
+// attestAndPush writes the provenance of a proven build, signs it and the
+// manifest, keeps the bundles beside the layout and, with --push, publishes
+// image and bundles. Signing happens only after the digest was proven (or
+// the proof was skipped on purpose, which the provenance then says).
+func attestAndPush(c *cli.Context, o *signOptions, l *hermetic.Lock, contextDir, tag string, res *builder.Result, verified *rebuild.Result, started time.Time) (*signature, *distribute.PushResult, error) {
+	ctx := c.Context
+	sig := &signature{Method: o.method}
+	if o.method != "none" {
+		subject := tag
+		if subject == "" && o.push != nil {
+			subject = o.push.Context().Name()
+		}
+		if subject == "" {
+			subject = filepath.Base(res.OCILayout)
+		}
+		info := attest.BuildInfo{
+			Subject:      attest.Subject{Name: subject, Digest: res.Digest},
+			Lock:         l,
+			ContextPath:  gitPrefix(contextDir),
+			BuilderID:    o.builderID,
+			Build:        res.Builder,
+			InvocationID: invocationID(),
+			StartedOn:    started,
+			FinishedOn:   time.Now(),
+		}
+		if verified != nil {
+			var vs []string
+			for _, v := range verified.Variations {
+				vs = append(vs, v.String())
+			}
+			info.Rebuild = &attest.Rebuild{Digest: verified.Rebuild.Digest, Builder: verified.Rebuild.Builder, RebuilderID: o.builderID + "#rebuild", Variations: vs}
+		}
+		st, err := attest.Provenance(info)
+		if err != nil {
+			return nil, nil, fmt.Errorf("writing provenance: %w", err)
+		}
+		statement, err := attest.MarshalStatement(st)
+		if err != nil {
+			return nil, nil, err
+		}
+		manifest, err := attest.ReadManifest(res.OCILayout, res.Digest)
+		if err != nil {
+			return nil, nil, err
+		}
+		signer, err := o.signer(c)
+		if err != nil {
+			return nil, nil, err
+		}
+		bundles, err := attest.SignBuild(ctx, signer, statement, manifest)
+		if err != nil {
+			return nil, nil, fmt.Errorf("signing: %w", err)
+		}
+		if err := attest.WriteBundles(res.OCILayout, bundles); err != nil {
+			return nil, nil, err
+		}
+		if info, err := attest.Describe(bundles.Provenance); err == nil {
+			sig.Identity = identityString(info.Signer)
+		}
+		sig.Bundles = []string{
+			filepath.Join(res.OCILayout, attest.AttestationsDir, "provenance.sigstore.json"),
+			filepath.Join(res.OCILayout, attest.AttestationsDir, "image.sigstore.json"),
+		}
+	}
+	if o.push == nil {
+		return sig, nil, nil
+	}
+	img, err := distribute.FromLayout(res.OCILayout)
+	if err != nil {
+		return sig, nil, distributeError(err)
+	}
+	var artifacts []distribute.Artifact
+	for i, path := range sig.Bundles {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return sig, nil, err
+		}
+		ann := map[string]string{verify.AnnotationBundleContent: verify.ContentMessageSignature}
+		if i == 0 {
+			ann = map[string]string{verify.AnnotationBundleContent: verify.ContentDSSE, verify.AnnotationPredicateType: verify.PredicateSLSAProvenance1}
+		}
+		artifacts = append(artifacts, distribute.Artifact{ArtifactType: verify.BundleArtifactType, Data: data, Annotations: ann})
+	}
+	pushed, err := distribute.Push(ctx, img, o.push, artifacts, o.registry.options()...)
+	if err != nil {
+		return sig, nil, distributeError(err)
+	}
+	return sig, pushed, nil
+}
+
+// String names a signer identity for output.
+func (s *signature) String() string {
+	if s.Method == "none" {
+		return "none (unsigned: use --sign keyless or --sign key=FILE)"
+	}
+	return s.Method + " as " + s.Identity
+}
+
+func (o *signOptions) signer(c *cli.Context) (attest.Signer, error) {
+	var opts []attest.Option
+	if o.trustedRoot != "" {
+		tr, err := attest.LoadTrustedRoot(o.trustedRoot)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, attest.WithTrustedRoot(tr))
+	}
+	if o.method == "key" {
+		if o.tsa != "" && c.IsSet("tsa-url") {
+			opts = append(opts, attest.WithTimestampAuthority(o.tsa))
+		}
+		if o.rekor != "" {
+			opts = append(opts, attest.WithTransparencyLog(o.rekor))
+		}
+		return attest.NewKeySigner(o.keyPath, []byte(os.Getenv("COSIGN_PASSWORD")), opts...)
+	}
+	token, err := attest.IDTokenFromEnv(c.Context, attest.WithIdentityToken(o.token))
+	if err != nil {
+		return nil, err
+	}
+	cfg := attest.KeylessConfig{FulcioURL: o.fulcio, TSAURL: o.tsa, RekorURL: o.rekor, IDToken: token}
+	if o.trustedRoot != "" {
+		tr, err := attest.LoadTrustedRoot(o.trustedRoot)
+		if err != nil {
+			return nil, err
+		}
+		cfg.TrustedRoot = tr
+	}
+	return attest.NewKeylessSigner(c.Context, cfg)
+}
+
+// gitPrefix is the context's path inside its git repository, "" outside.
+func gitPrefix(dir string) string {
+	out, err := exec.Command("git", "-C", dir, "rev-parse", "--show-prefix").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(strings.TrimSpace(string(out)), "/")
+}
+
+func invocationID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return "urn:uuid:" + hex.EncodeToString(b)
+}
+
+func identityString(id attest.SignerIdentity) string {
+	if id.PublicKey != "" {
+		return "key " + id.PublicKey
+	}
+	return id.Subject + " (issuer " + id.Issuer + ")"
+}
