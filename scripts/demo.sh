@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make demo: twinforge end to end on one machine, with real components only:
 # lock check, build with an independent rebuild, a nondeterministic build
-# caught, keyless signing through a local Sigstore stack and verification,
-# push and replication to local registries, read back by outside tools.
+# caught, keyless signing through a local Sigstore stack, verification
+# against a policy, push and replication to local registries, read back and
+# verified by outside tools (skopeo, crane, cosign).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/bin:$PATH"
@@ -53,8 +54,17 @@ set -e
 echo "exit code: $code"
 [ "$code" -eq 3 ]
 
-step "4. push by digest to a local registry, then replicate to two more (both kinds: with and without the referrers API)"
-start_registry() { # $1 name: distribution or referrers
+step "4. a local Sigstore stack (OIDC issuer, Fulcio, timestamp authority, Rekor v2), built from pinned modules"
+go run ./internal/sigstack/run -dir "$work/sigstore" -subject demo@twinforge.test >"$work/sigstore.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 600); do [ -f "$work/sigstore/env" ] && break; sleep 0.2; done
+[ -f "$work/sigstore/env" ] || { cat "$work/sigstore.log"; exit 1; }
+# shellcheck disable=SC1091
+. "$work/sigstore/env"
+echo "Fulcio $TWINFORGE_FULCIO_URL, TSA $TWINFORGE_TSA_URL, Rekor $TWINFORGE_REKOR_URL, issuer $TWINFORGE_OIDC_ISSUER"
+
+step "5. build, rebuild, sign keyless and push by digest with the bundles as referrers"
+start_registry() { # $1: distribution (no referrers API) or referrers
 	local port dir
 	port=$(free_port)
 	dir="$work/registry-$1-$port"
@@ -71,16 +81,46 @@ CFG
 		twinforge-refregistry -addr "127.0.0.1:$port" -dir "$dir/blobs" >"$dir/log" 2>&1 &
 	fi
 	pids+=($!)
-	wait_http "http://127.0.0.1:$port/v2/"
+	wait_http "http://127.0.0.1:$port/v2/" >&2
 	echo "127.0.0.1:$port"
 }
 origin=$(start_registry distribution)
 eu=$(start_registry referrers)
 us=$(start_registry distribution)
-twinforge push --insecure "$work/hello" "$origin/team/hello:1.0"
+twinforge build --progress quiet --sign keyless --push "$origin/team/hello:1.0" --insecure \
+	--oci-layout "$work/hello-signed" examples/hello | grep -E '^(digest|reproduction|signature|pushed|tag)'
+
+step "6. verify against a policy: identity, builder, reproduced, age, signed timestamp, log entry"
+cat >"$work/policy.yaml" <<POLICY
+apiVersion: twinforge.dev/v1
+kind: Policy
+identities:
+  - issuer: $TWINFORGE_OIDC_ISSUER
+    subject: demo@twinforge.test
+builderIDs:
+  - https://twinforge.dev/builders/local/v1
+requireReproduced: true
+maxAge: 1h
+POLICY
+twinforge verify --policy "$work/policy.yaml" --trusted-root "$TWINFORGE_TRUSTED_ROOT" "$work/hello-signed"
+sed 's/demo@twinforge.test/mallory@twinforge.test/' "$work/policy.yaml" >"$work/wrong.yaml"
+set +e
+twinforge verify --policy "$work/wrong.yaml" --trusted-root "$TWINFORGE_TRUSTED_ROOT" "$work/hello-signed" >/dev/null 2>"$work/refused"
+code=$?
+set -e
+echo "another identity is refused with exit code $code: $(cut -c1-160 "$work/refused")"
+[ "$code" -eq 4 ]
+
+step "7. replicate to two regional registries (with and without the referrers API); every copy checked"
 twinforge replicate --insecure "$origin/team/hello@$digest" "$eu/team/hello" "$us/team/hello"
 for r in "$origin" "$eu" "$us"; do
-	echo "crane reads $(crane digest --insecure "$r/team/hello@$digest") from $r"
+	ref="$r/team/hello@$digest"
+	echo "crane reads $(crane digest --insecure "$ref") from $r"
+	cosign verify-attestation --new-bundle-format --type slsaprovenance1 --trusted-root "$TWINFORGE_TRUSTED_ROOT" \
+		--certificate-identity demo@twinforge.test --certificate-oidc-issuer "$TWINFORGE_OIDC_ISSUER" \
+		--insecure-ignore-sct --use-signed-timestamps --allow-insecure-registry "$ref" >/dev/null 2>"$work/cosign.log" ||
+		{ cat "$work/cosign.log"; exit 1; }
+	echo "cosign verifies the provenance in $r"
 done
 
-step "done: every step ran against real buildkitd, runc and registries"
+step "done: every step ran against real buildkitd, runc, registries and Sigstore services"

@@ -199,3 +199,44 @@ func TestKeySigning(t *testing.T) {
 		t.Fatalf("verify with another key: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// What twinforge pushes and replicates, cosign verifies in every registry
+// (with and without the referrers API) and crane reads back by digest.
+func TestReplicatedCopiesVerifyWithCosign(t *testing.T) {
+	e := newSignEnv(t)
+	c := newCLI(t)
+	ctx := c.context("files-small")
+	c.lock(ctx)
+	src := e.registry.Host + "/team/files"
+	r := c.must(append(append([]string{"build", "--progress", "quiet", "--output", "json", "--sign", "keyless",
+		"--identity-token", e.token, "--push", src + ":1.0", "--insecure"}, e.flags...), ctx)...)
+	var built struct{ Digest string }
+	if err := json.Unmarshal([]byte(r.stdout), &built); err != nil {
+		t.Fatal(err)
+	}
+	dests := []string{regtest.StartReferrers(t).Host + "/eu/files", regtest.StartDistribution(t).Host + "/us/files"}
+	rep := c.must(append([]string{"replicate", "--insecure", "--output", "json", src + "@" + built.Digest}, dests...)...)
+	assertContains(t, "replicate", rep.stdout, built.Digest)
+	cosign := testenv.Binary(t, "cosign")
+	root := filepath.Join(e.stack.Dir(), "trusted_root.json")
+	for _, repo := range append([]string{src}, dests...) {
+		ref := repo + "@" + built.Digest
+		if b, err := exec.Command(testenv.Binary(t, "crane"), "digest", "--insecure", ref).Output(); err != nil || strings.TrimSpace(string(b)) != built.Digest {
+			t.Errorf("crane digest %s: %s %v", ref, b, err)
+		}
+		common := []string{"--new-bundle-format", "--trusted-root", root, "--certificate-identity", "builder@twinforge.test",
+			"--certificate-oidc-issuer", e.stack.OIDCIssuer(), "--insecure-ignore-sct", "--use-signed-timestamps", "--allow-insecure-registry"}
+		for _, verb := range [][]string{{"verify"}, {"verify-attestation", "--type", "slsaprovenance1"}} {
+			args := append(append(append([]string{}, verb...), common...), ref)
+			if out, err := exec.Command(cosign, args...).CombinedOutput(); err != nil {
+				t.Errorf("cosign %s %s: %v\n%s", verb[0], ref, err, out)
+			}
+		}
+		// The wrong identity is refused by cosign too.
+		bad := append([]string{"verify"}, common...)
+		bad[4] = "mallory@twinforge.test"
+		if err := exec.Command(cosign, append(bad, ref)...).Run(); err == nil {
+			t.Errorf("cosign accepted the wrong identity for %s", ref)
+		}
+	}
+}
