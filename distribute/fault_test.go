@@ -40,7 +40,7 @@ func TestPushSurvivesFaults(t *testing.T) {
 				_, img := newLayout(t)
 				repo := "faults/" + strings.ToLower(strings.ReplaceAll(tt.name, " ", "-"))
 				res, err := distribute.Push(context.Background(), img, mustRef(t, proxy.Host+"/"+repo+":v1"), testArtifacts(),
-					distribute.WithInsecureLoopbackUnsafe(), fastRetries)
+					distribute.WithInsecureLoopbackUnsafe(), fastRetries, distribute.WithBlobReadBack())
 				if err != nil {
 					t.Fatalf("Push: %v", err)
 				}
@@ -94,7 +94,7 @@ func TestPushFailsClosed(t *testing.T) {
 				proxy := regtest.NewFaultProxy(t, reg.Host, tt.faults(digest)...)
 				repo := "closed/" + strings.ToLower(strings.ReplaceAll(tt.name, " ", "-"))
 				_, err := distribute.Push(context.Background(), img, mustRef(t, proxy.Host+"/"+repo+":v1"), testArtifacts(),
-					distribute.WithInsecureLoopbackUnsafe(), fastRetries)
+					distribute.WithInsecureLoopbackUnsafe(), fastRetries, distribute.WithBlobReadBack())
 				if err == nil {
 					t.Fatal("Push succeeded")
 				}
@@ -139,7 +139,7 @@ func TestReplicateSurvivesFaults(t *testing.T) {
 	srcRef := mustDigest(t, srcProxy.Host+"/src/app@"+src.digest)
 	results, err := distribute.Replicate(context.Background(), srcRef,
 		[]name.Repository{mustRepo(t, distProxy.Host+"/eu/app"), mustRepo(t, refsProxy.Host+"/us/app")},
-		distribute.WithInsecureLoopbackUnsafe(), fastRetries)
+		distribute.WithInsecureLoopbackUnsafe(), fastRetries, distribute.WithBlobReadBack())
 	if err != nil {
 		t.Fatalf("Replicate: %v", err)
 	}
@@ -177,7 +177,7 @@ func TestReplicateIsolatesFailures(t *testing.T) {
 		mustRepo(t, good2.Host+"/d/app"),
 		mustRepo(t, downProxy.Host+"/e/app"),
 	}
-	results, err := distribute.Replicate(context.Background(), src.ref(t), dests, distribute.WithInsecureLoopbackUnsafe(), fastRetries, distribute.WithJobs(5))
+	results, err := distribute.Replicate(context.Background(), src.ref(t), dests, distribute.WithInsecureLoopbackUnsafe(), fastRetries, distribute.WithJobs(5), distribute.WithBlobReadBack())
 	if err == nil {
 		t.Fatal("Replicate succeeded with three bad destinations")
 	}

@@ -31,6 +31,7 @@ type options struct {
 	jobs      int
 	backoff   Backoff
 	userAgent string
+	blobRead  bool
 }
 
 // Backoff says how often and how long to wait before retrying a request that
@@ -301,4 +302,13 @@ func (g *schemeGuard) RoundTrip(r *http.Request) (*http.Response, error) {
 		}
 	}
 	return g.inner.RoundTrip(r)
+}
+
+// WithBlobReadBack makes the read-back after every write download each blob
+// and hash it, instead of asking the registry for its size and digest with
+// a HEAD request. Manifests are always downloaded and hashed. The default is
+// HEAD: registries check a blob's digest when it is uploaded, and a
+// download per blob and destination doubles the traffic of every copy.
+func WithBlobReadBack() Option {
+	return func(o *options) error { o.blobRead = true; return nil }
 }

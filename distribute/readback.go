@@ -114,8 +114,12 @@ func (rc *repoClient) manifestExists(ctx context.Context, d v1.Hash) (bool, erro
 	return true, nil
 }
 
-// verifyBlob downloads a blob and checks its size and digest.
+// verifyBlob checks that the repository holds a blob of the right size and
+// digest: by HEAD, or by downloading and hashing it with WithBlobReadBack.
 func (rc *repoClient) verifyBlob(ctx context.Context, d v1.Descriptor) error {
+	if !rc.o.blobRead {
+		return rc.headBlob(ctx, d)
+	}
 	return rc.o.retry(ctx, func() error {
 		resp, err := rc.do(ctx, http.MethodGet, rc.url("blobs", d.Digest.String()), nil)
 		if err != nil {
@@ -138,6 +142,30 @@ func (rc *repoClient) verifyBlob(ctx context.Context, d v1.Descriptor) error {
 		}
 		if got := hex.EncodeToString(h.Sum(nil)); got != d.Digest.Hex || n != d.Size {
 			return fmt.Errorf("%w: %s returned %d bytes with digest sha256:%s for blob %s (%d bytes)", ErrVerification, rc.repo, n, got, d.Digest, d.Size)
+		}
+		return nil
+	})
+}
+
+// headBlob asks the registry for a blob's size and digest.
+func (rc *repoClient) headBlob(ctx context.Context, d v1.Descriptor) error {
+	return rc.o.retry(ctx, func() error {
+		resp, err := rc.do(ctx, http.MethodHead, rc.url("blobs", d.Digest.String()), nil)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode == http.StatusNotFound {
+			return fmt.Errorf("%w: blob %s is missing from %s", ErrVerification, d.Digest, rc.repo)
+		}
+		if err := transport.CheckError(resp, http.StatusOK); err != nil {
+			return err
+		}
+		if resp.ContentLength >= 0 && resp.ContentLength != d.Size {
+			return fmt.Errorf("%w: %s holds %d bytes for blob %s, want %d", ErrVerification, rc.repo, resp.ContentLength, d.Digest, d.Size)
+		}
+		if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != d.Digest.String() {
+			return fmt.Errorf("%w: %s answers digest %s for blob %s", ErrVerification, rc.repo, got, d.Digest)
 		}
 		return nil
 	})

@@ -57,6 +57,7 @@ Examples:
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"},
 			&cli.BoolFlag{Name: "no-rebuild", Usage: "skip the independent rebuild; the result is recorded as not reproduced"},
 			&cli.DurationFlag{Name: "rebuild-offset", Value: time.Second, Usage: "how much later the rebuild starts (at least 1s), so wall-clock leaks show"},
+			&cli.StringFlag{Name: "rebuild-snapshotter", Value: rebuild.RebuildSnapshotter, Usage: "snapshotter of the rebuild daemon: native (the build uses overlayfs, so file system layout differences show) or overlayfs (faster, one variation fewer)"},
 			&cli.StringFlag{Name: "runc-shim", Usage: "runtime shim that varies umask and time zone in the rebuild", Value: defaultBinary("twinforge-runc-shim"), EnvVars: []string{"TWINFORGE_RUNC_SHIM"}},
 		}, append(daemonFlags(), signFlags()...)...),
 		Action: runBuild,
@@ -74,6 +75,7 @@ type buildOptions struct {
 	noRebuild  bool
 	offset     time.Duration
 	shim       string
+	snapshot   string
 	daemon     daemonConfig
 	sign       *signOptions
 }
@@ -93,6 +95,7 @@ func buildOptionsFrom(c *cli.Context) (*buildOptions, error) {
 		noRebuild:  c.Bool("no-rebuild"),
 		offset:     c.Duration("rebuild-offset"),
 		shim:       c.String("runc-shim"),
+		snapshot:   c.String("rebuild-snapshotter"),
 	}
 	if o.daemon, err = daemonConfigFrom(c); err != nil {
 		return nil, err
@@ -108,6 +111,9 @@ func (o *buildOptions) validate() error {
 		return usageError(err)
 	}
 	if err := oneOf("output", o.output, "text", "json"); err != nil {
+		return usageError(err)
+	}
+	if err := oneOf("rebuild-snapshotter", o.snapshot, "native", "overlayfs"); err != nil {
 		return usageError(err)
 	}
 	if o.offset < time.Second {
@@ -234,7 +240,8 @@ func startPair(ctx context.Context, o *buildOptions) ([]isolation.Daemon, error)
 		// the build goes to a remote one, so the two share nothing.
 		local := o.daemon
 		local.remote = ""
-		daemons[1], errs[1] = local.start(ctx, "rebuild", rebuild.DaemonOptions(o.shim)...)
+		opts := append(rebuild.DaemonOptions(o.shim), isolation.WithSnapshotter(o.snapshot))
+		daemons[1], errs[1] = local.start(ctx, "rebuild", opts...)
 	}()
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

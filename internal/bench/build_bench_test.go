@@ -119,3 +119,19 @@ func BenchmarkVerifiedBuildHello(b *testing.B) {
 	})
 }
 
+
+// BenchmarkVerifiedBuildHelloOverlay is the verified build with the rebuild
+// on overlayfs too (--rebuild-snapshotter overlayfs): every variation but
+// the snapshotter, against the same baseline.
+func BenchmarkVerifiedBuildHelloOverlay(b *testing.B) {
+	bases := testenv.BaseImages(b)
+	ex := example(b, "hello")
+	compare(b, func() { twinforgeBuild(b, ex, "--rebuild-snapshotter", "overlayfs") }, func() {
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() { defer wg.Done(); plainBuild(b, ex, bases) }()
+		}
+		wg.Wait()
+	})
+}

@@ -175,7 +175,7 @@ func Start(ctx context.Context, dir string, opts ...Option) (_ *Stack, err error
 		"--http-address", Loopback, "--http-port", rekorPort,
 		"--grpc-address", Loopback, "--grpc-port", rekorGRPC,
 		"--http-metrics-port", rekorMetrics,
-		"--checkpoint-interval", "1s",
+		"--checkpoint-interval", "100ms", "--batch-max-age", "10ms",
 	)
 	if err != nil {
 		return nil, err
