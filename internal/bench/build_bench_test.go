@@ -119,7 +119,6 @@ func BenchmarkVerifiedBuildHello(b *testing.B) {
 	})
 }
 
-
 // BenchmarkVerifiedBuildHelloOverlay is the verified build with the rebuild
 // on overlayfs too (--rebuild-snapshotter overlayfs): every variation but
 // the snapshotter, against the same baseline.
