@@ -16,7 +16,7 @@ BUILDKIT_VERSION := $(shell awk '{for(i=1;i<NF;i++) if($$i=="github.com/moby/bui
 BUILDKIT_TOOL := $(shell awk '{for(i=1;i<NF;i++) if($$i=="github.com/moby/buildkit"){print $$(i+1); exit}}' tools/buildkit/go.mod)
 BUILDKIT_DIR  := $(TOOLS_CACHE)/buildkit-$(BUILDKIT_VERSION)
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-APT_PACKAGES  := runc skopeo busybox-static util-linux git
+APT_PACKAGES  := runc skopeo busybox-static util-linux git shellcheck curl
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 BENCH_RESULTS ?= bench/results.txt
 
@@ -27,10 +27,11 @@ export PATH := $(BIN):$(PATH)
 all: build
 
 ## deps: install runc & co. when missing, build every component from its pinned module
-deps: apt-deps buildkit sigstore-tools registry-tools
+deps: apt-deps buildkit sigstore-tools registry-tools actionlint-tools
 
 include tools/sigstore.mk
 include tools/registry.mk
+include tools/actionlint.mk
 
 apt-deps:
 	@missing=""; \
@@ -77,8 +78,8 @@ examples: apt-deps
 	$(GO) run ./examples/base -o examples/base/out
 	$(GO) run ./examples/golang -o examples/golang/out
 
-## lint: gofmt and go vet
-lint:
+## lint: gofmt, go vet, and actionlint on the workflows
+lint: lint-workflows
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...

@@ -190,3 +190,28 @@ func lsRemote(ctx context.Context, remote, ref string) (string, error) {
 	}
 	return "", fmt.Errorf("ref %q not found in %s", ref, remote)
 }
+
+// CurrentSource describes the source as it is now, for the provenance of a
+// build of dir: the git commit, tree, ref and repository at HEAD, Dirty when
+// the context has uncommitted changes (the lock file aside), and digest,
+// which the caller has checked against the lock. A lock records the commit it
+// was made at; a build records the commit it built, whose content the lock
+// check proved to be the locked content. Outside git it is a tree source.
+func CurrentSource(ctx context.Context, dir, digest string) (Source, error) {
+	g, err := inspectGit(ctx, dir, nil)
+	if err != nil {
+		return Source{}, err
+	}
+	if g == nil {
+		return Source{Kind: SourceKindTree, Digest: digest}, nil
+	}
+	return Source{
+		Kind:       SourceKindGit,
+		Repository: g.repo,
+		Commit:     g.commit,
+		Tree:       g.tree,
+		Ref:        g.ref,
+		Dirty:      len(g.dirty) > 0,
+		Digest:     digest,
+	}, nil
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/attest"
+	"github.com/twinforge/twinforge/attest/github"
 	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/builder"
 	"github.com/twinforge/twinforge/distribute"
@@ -97,6 +98,21 @@ func attestAndPush(c *cli.Context, o *signOptions, l *hermetic.Lock, contextDir,
 	ctx := c.Context
 	sig := &signature{Method: o.method}
 	if o.method != "none" {
+		// The provenance names the commit that was built, not the one the
+		// lock was made at; the lock check proved their contents equal.
+		src, err := hermetic.CurrentSource(ctx, contextDir, l.Source.Digest)
+		if err != nil {
+			return nil, nil, err
+		}
+		gh, inActions := github.FromEnv(os.Getenv)
+		if inActions {
+			if err := checkGitHubSource(src, gh); err != nil {
+				return nil, nil, refused(err)
+			}
+			src.Repository = gh.RepositoryURL()
+		}
+		locked := *l
+		locked.Source = src
 		subject := tag
 		if subject == "" && o.push != nil {
 			subject = o.push.Context().Name()
@@ -106,13 +122,17 @@ func attestAndPush(c *cli.Context, o *signOptions, l *hermetic.Lock, contextDir,
 		}
 		info := attest.BuildInfo{
 			Subject:      attest.Subject{Name: subject, Digest: res.Digest},
-			Lock:         l,
+			Lock:         &locked,
 			ContextPath:  gitPrefix(contextDir),
 			BuilderID:    o.builderID,
 			Build:        res.Builder,
 			InvocationID: invocationID(),
 			StartedOn:    started,
 			FinishedOn:   time.Now(),
+		}
+		if inActions {
+			info.GitHub = gh.Map()
+			info.InvocationID = gh.InvocationID()
 		}
 		if verified != nil {
 			var vs []string
@@ -239,4 +259,36 @@ func identityString(id attest.SignerIdentity) string {
 		return "key " + id.PublicKey
 	}
 	return id.Subject + " (issuer " + id.Issuer + ")"
+}
+
+// checkGitHubSource refuses, in GitHub Actions, a source that is not the
+// commit of the run's own repository: whoever calls a reusable workflow
+// controls the lock file, and the provenance must not name a repository or
+// commit the run did not build.
+func checkGitHubSource(src hermetic.Source, gh *github.Context) error {
+	if src.Kind != hermetic.SourceKindGit {
+		return fmt.Errorf("in GitHub Actions the build context must be inside the checked-out repository %s", gh.Repository)
+	}
+	if gh.SHA != "" && src.Commit != gh.SHA {
+		return fmt.Errorf("the checkout is at %s but the run is for %s (GITHUB_SHA): check out the run's commit", src.Commit, gh.SHA)
+	}
+	if src.Dirty {
+		return fmt.Errorf("the checkout of %s has uncommitted changes: a build in GitHub Actions signs only committed source", gh.Repository)
+	}
+	if src.Repository != "" && !sameRepository(src.Repository, gh.RepositoryURL()) {
+		return fmt.Errorf("the checkout's origin %s is not the run's repository %s", src.Repository, gh.RepositoryURL())
+	}
+	return nil
+}
+
+func sameRepository(a, b string) bool {
+	norm := func(s string) string {
+		s = strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(s), "/"), ".git")
+		s = strings.TrimPrefix(s, "git+")
+		if rest, ok := strings.CutPrefix(s, "git@github.com:"); ok {
+			s = "https://github.com/" + rest
+		}
+		return s
+	}
+	return norm(a) == norm(b)
 }
