@@ -92,10 +92,12 @@ test: deps examples build lint
 test-short:
 	$(GO) test -short -count=1 ./...
 
-## bench: benchmarks against plain buildctl, results in bench/results.txt
+## bench: benchmarks against buildctl, cosign and crane in the same run; results in bench/results.txt
+BENCH_PKGS ?= ./internal/bench/ ./attest/ ./distribute/ $(wildcard ./admission/)
 bench: deps examples build
 	@mkdir -p $(dir $(BENCH_RESULTS))
-	$(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m ./internal/bench/ 2>&1 | tee $(BENCH_RESULTS)
+	@{ echo "# make bench, $$(date -u +%FT%TZ), $$(nproc) cores, $$(git rev-parse --short HEAD)"; \
+	  $(GO) test -run '^$$' -bench . -benchtime 3x -timeout 60m $(BENCH_PKGS) 2>&1; } | tee $(BENCH_RESULTS)
 
 ## demo: build, rebuild, attest and verify an example end to end
 demo: deps examples build
