@@ -10,6 +10,7 @@ import (
 )
 
 type keylessSigner struct {
+	signerMethods
 	fulcio   *namedFulcio
 	token    string
 	services *services
@@ -57,7 +58,7 @@ func NewKeylessSigner(ctx context.Context, cfg KeylessConfig, opts ...Option) (S
 		return nil, fmt.Errorf("configuring keyless signer: %w", err)
 	}
 	_ = ctx // nothing to contact before the first signature
-	return &keylessSigner{
+	s := &keylessSigner{
 		fulcio: &namedFulcio{url: fulcioURL, fulcio: sign.NewFulcio(&sign.FulcioOptions{
 			BaseURL: fulcioURL, Timeout: o.timeout, Retries: o.retries, Transport: o.transport, UserAgent: o.userAgent,
 		})},
@@ -65,27 +66,9 @@ func NewKeylessSigner(ctx context.Context, cfg KeylessConfig, opts ...Option) (S
 		services: svc,
 		opts:     o,
 		cfg:      cfg,
-	}, nil
-}
-
-func (s *keylessSigner) SignStatement(ctx context.Context, statement []byte) (*bundle.Bundle, error) {
-	content, err := statementContent(statement)
-	if err != nil {
-		return nil, fmt.Errorf("signing statement: %w", err)
 	}
-	b, err := s.sign(ctx, content, nil)
-	if err != nil {
-		return nil, fmt.Errorf("signing statement: %w", err)
-	}
-	return b, nil
-}
-
-func (s *keylessSigner) SignArtifact(ctx context.Context, data []byte) (*bundle.Bundle, error) {
-	b, err := s.sign(ctx, &sign.PlainData{Data: data}, data)
-	if err != nil {
-		return nil, fmt.Errorf("signing artifact: %w", err)
-	}
-	return b, nil
+	s.signerMethods = signerMethods{sign: s.sign}
+	return s, nil
 }
 
 func (s *keylessSigner) sign(ctx context.Context, content sign.Content, artifact []byte) (*bundle.Bundle, error) {

@@ -39,6 +39,7 @@ var (
 )
 
 type keySigner struct {
+	signerMethods
 	keypair  *keyPair
 	services *services
 	opts     *options
@@ -79,27 +80,9 @@ func NewKeySigner(path string, password []byte, opts ...Option) (Signer, error) 
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", path, err)
 	}
-	return &keySigner{keypair: kp, services: svc, opts: o, material: material}, nil
-}
-
-func (s *keySigner) SignStatement(ctx context.Context, statement []byte) (*bundle.Bundle, error) {
-	content, err := statementContent(statement)
-	if err != nil {
-		return nil, fmt.Errorf("signing statement: %w", err)
-	}
-	b, err := s.sign(ctx, content, nil)
-	if err != nil {
-		return nil, fmt.Errorf("signing statement: %w", err)
-	}
-	return b, nil
-}
-
-func (s *keySigner) SignArtifact(ctx context.Context, data []byte) (*bundle.Bundle, error) {
-	b, err := s.sign(ctx, &sign.PlainData{Data: data}, data)
-	if err != nil {
-		return nil, fmt.Errorf("signing artifact: %w", err)
-	}
-	return b, nil
+	s := &keySigner{keypair: kp, services: svc, opts: o, material: material}
+	s.signerMethods = signerMethods{sign: s.sign}
+	return s, nil
 }
 
 func (s *keySigner) sign(ctx context.Context, content sign.Content, artifact []byte) (*bundle.Bundle, error) {

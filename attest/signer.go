@@ -333,3 +333,30 @@ func statementContent(statement []byte) (sign.Content, error) {
 func rfc3161(ts []byte) *protocommon.RFC3161SignedTimestamp {
 	return &protocommon.RFC3161SignedTimestamp{SignedTimestamp: ts}
 }
+
+// signerMethods gives a signer both Signer methods from its one sign
+// function, which makes a bundle of content (a DSSE statement or plain
+// bytes) and checks it, against artifact when it signs plain bytes.
+type signerMethods struct {
+	sign func(ctx context.Context, content sign.Content, artifact []byte) (*bundle.Bundle, error)
+}
+
+func (m signerMethods) SignStatement(ctx context.Context, statement []byte) (*bundle.Bundle, error) {
+	content, err := statementContent(statement)
+	if err != nil {
+		return nil, fmt.Errorf("signing statement: %w", err)
+	}
+	b, err := m.sign(ctx, content, nil)
+	if err != nil {
+		return nil, fmt.Errorf("signing statement: %w", err)
+	}
+	return b, nil
+}
+
+func (m signerMethods) SignArtifact(ctx context.Context, data []byte) (*bundle.Bundle, error) {
+	b, err := m.sign(ctx, &sign.PlainData{Data: data}, data)
+	if err != nil {
+		return nil, fmt.Errorf("signing artifact: %w", err)
+	}
+	return b, nil
+}
