@@ -177,7 +177,10 @@ func WithTrustedRoot(tm root.TrustedMaterial) Option {
 type services struct {
 	tsa      *sign.TimestampAuthority
 	tsaURL   string
-	rekor    *sign.Rekor
+	// rekor configures a Rekor client per entry: sigstore-go's client sets
+	// itself up on first use without a lock, and SignBuild signs twice at
+	// once.
+	rekor    *sign.RekorOptions
 	rekorURL string
 }
 
@@ -199,9 +202,9 @@ func newServices(o *options, tsaURL, rekorURL string) (*services, error) {
 			return nil, err
 		}
 		s.rekorURL = u
-		s.rekor = sign.NewRekor(&sign.RekorOptions{
+		s.rekor = &sign.RekorOptions{
 			BaseURL: u, Timeout: o.timeout, Retries: o.retries, Transport: o.transport, UserAgent: o.userAgent, Version: 2,
-		})
+		}
 	}
 	return s, nil
 }
@@ -243,7 +246,7 @@ func (s *services) complete(ctx context.Context, pb *protobundle.Bundle, keyOrCe
 		vm.TimestampVerificationData.Rfc3161Timestamps = append(vm.TimestampVerificationData.Rfc3161Timestamps, rfc3161(ts))
 	}
 	if s.rekor != nil {
-		if err := s.rekor.GetTransparencyLogEntry(ctx, keyOrCertPEM, pb); err != nil {
+		if err := sign.NewRekor(s.rekor).GetTransparencyLogEntry(ctx, keyOrCertPEM, pb); err != nil {
 			return fmt.Errorf("recording the signature in Rekor at %s: %w", s.rekorURL, err)
 		}
 	}

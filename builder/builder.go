@@ -20,6 +20,7 @@ import (
 	"github.com/moby/buildkit/exporter/containerimage/exptypes"
 	spb "github.com/moby/buildkit/sourcepolicy/pb"
 	"github.com/tonistiigi/fsutil"
+	fstypes "github.com/tonistiigi/fsutil/types"
 
 	"github.com/twinforge/twinforge/hermetic"
 	"github.com/twinforge/twinforge/isolation"
@@ -171,7 +172,7 @@ func (b *daemonBuilder) Build(ctx context.Context, req Request) (res *Result, re
 		policy = DefaultPolicy(req.BaseImages)
 	}
 
-	contextFS, err := contextFS(req.ContextDir, req.Dockerfile)
+	contextFS, err := contextFS(req.ContextDir, req.Dockerfile, req.SourceDateEpoch)
 	if err != nil {
 		return nil, err
 	}
@@ -344,7 +345,10 @@ func cleanSolveError(err error) string {
 // contextFS is the build context as BuildKit may read it: without what
 // .dockerignore excludes, and never the lock file or .git, which the lock's
 // content digest does not cover, so nothing unlocked can reach the image.
-func contextFS(dir, dockerfile string) (fsutil.FS, error) {
+// Every entry's mtime is SOURCE_DATE_EPOCH: a checkout's file times are not
+// part of the source, and BuildKit's timestamp rewrite only clamps times
+// later than the epoch, so an older file would keep its own.
+func contextFS(dir, dockerfile string, epoch int64) (fsutil.FS, error) {
 	fs, err := fsutil.NewFS(dir)
 	if err != nil {
 		return nil, fmt.Errorf("build context %s: %w", dir, err)
@@ -353,5 +357,12 @@ func contextFS(dir, dockerfile string) (fsutil.FS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build context %s: %w", dir, err)
 	}
-	return fsutil.NewFilterFS(fs, &fsutil.FilterOpt{ExcludePatterns: excludes})
+	mtime := time.Unix(epoch, 0).UnixNano()
+	return fsutil.NewFilterFS(fs, &fsutil.FilterOpt{
+		ExcludePatterns: excludes,
+		Map: func(_ string, st *fstypes.Stat) fsutil.MapResult {
+			st.ModTime = mtime
+			return fsutil.MapResultKeep
+		},
+	})
 }

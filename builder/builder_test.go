@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
@@ -222,5 +223,35 @@ func TestBuildOnRemoteTLSDaemon(t *testing.T) {
 	}
 	if rr.Digest != lr.Digest || !rr.Builder.Remote {
 		t.Fatalf("remote %s (remote=%v) vs local %s", rr.Digest, rr.Builder.Remote, lr.Digest)
+	}
+}
+
+// A checkout's file times are not source: a context file older than
+// SOURCE_DATE_EPOCH, which BuildKit's rewrite would keep, and the same file
+// checked out now give one digest.
+func TestContextFileTimesDoNotMatter(t *testing.T) {
+	bases := testenv.BaseImages(t)
+	b := builder.New(testenv.StartDaemon(t))
+	var digests []string
+	for _, mtime := range []time.Time{time.Unix(1000, 0), time.Now()} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM example.test/base:1\nCOPY data.txt /data.txt\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		data := filepath.Join(dir, "data.txt")
+		if err := os.WriteFile(data, []byte("data\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(data, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+		res, err := b.Build(context.Background(), builder.Request{ContextDir: dir, BaseImages: bases, SourceDateEpoch: 1700000000, OCILayout: filepath.Join(t.TempDir(), "out")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, res.Digest)
+	}
+	if digests[0] != digests[1] {
+		t.Fatalf("file times changed the image: %s vs %s", digests[0], digests[1])
 	}
 }
