@@ -38,6 +38,17 @@ type Policy struct {
 	maxAge                 time.Duration
 	requireSignedTimestamp bool
 	requireTransparencyLog bool
+	// rebuildVerdicts, when set, asks for rebuild verdicts from distinct
+	// trusted rebuilders (requireRebuildVerdicts).
+	rebuildVerdicts *verdictRequirement
+}
+
+// verdictRequirement is the policy's requireRebuildVerdicts: at least count
+// verified "reproduced" verdicts about the image, each from a distinct
+// signer matching one of identities.
+type verdictRequirement struct {
+	count      int
+	identities []policyIdentity
 }
 
 // policyIdentity is one allowed signer: a certificate identity or a key.
@@ -83,13 +94,38 @@ func (p *Policy) MaxAge() time.Duration { return p.maxAge }
 // NeedsTrustedRoot reports whether verifying against the policy needs a
 // trusted root: for certificate identities, timestamps or a log.
 func (p *Policy) NeedsTrustedRoot() bool {
-	return p.requireSignedTimestamp || p.requireTransparencyLog || slices.ContainsFunc(p.identities, func(id policyIdentity) bool { return id.cert != nil })
+	isCert := func(id policyIdentity) bool { return id.cert != nil }
+	if p.rebuildVerdicts != nil && slices.ContainsFunc(p.rebuildVerdicts.identities, isCert) {
+		return true
+	}
+	return p.requireSignedTimestamp || p.requireTransparencyLog || slices.ContainsFunc(p.identities, isCert)
 }
 
 // Identities describes the allowed signers, one per entry.
-func (p *Policy) Identities() []string {
+func (p *Policy) Identities() []string { return describeIdentities(p.identities) }
+
+// RequiredRebuildVerdicts is how many rebuild verdicts from distinct
+// trusted rebuilders the policy requires (requireRebuildVerdicts.count);
+// 0 when it requires none.
+func (p *Policy) RequiredRebuildVerdicts() int {
+	if p.rebuildVerdicts == nil {
+		return 0
+	}
+	return p.rebuildVerdicts.count
+}
+
+// RebuilderIdentities describes the rebuilders whose verdicts count, one
+// per entry; none when the policy requires no verdicts.
+func (p *Policy) RebuilderIdentities() []string {
+	if p.rebuildVerdicts == nil {
+		return nil
+	}
+	return describeIdentities(p.rebuildVerdicts.identities)
+}
+
+func describeIdentities(ids []policyIdentity) []string {
 	var out []string
-	for _, id := range p.identities {
+	for _, id := range ids {
 		out = append(out, id.String())
 	}
 	return out
@@ -106,6 +142,52 @@ type policyFile struct {
 	MaxAge                 duration       `yaml:"maxAge"`
 	RequireSignedTimestamp *bool          `yaml:"requireSignedTimestamp"`
 	RequireTransparencyLog *bool          `yaml:"requireTransparencyLog"`
+	RequireRebuildVerdicts *verdictsFile  `yaml:"requireRebuildVerdicts"`
+}
+
+// verdictsFile is requireRebuildVerdicts: {count: N, identities: [...]}.
+type verdictsFile struct {
+	line       int
+	count      int
+	countSet   bool
+	identities []identityFile
+}
+
+var verdictsFields = []string{"count", "identities"}
+
+func (f *verdictsFile) UnmarshalYAML(n *yaml.Node) error {
+	f.line = n.Line
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("line %d: requireRebuildVerdicts is a mapping with count and identities", n.Line)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		switch k.Value {
+		case "count":
+			if v.Kind != yaml.ScalarNode {
+				return fmt.Errorf("line %d: requireRebuildVerdicts.count must be a number", v.Line)
+			}
+			c, err := strconv.Atoi(v.Value)
+			if err != nil {
+				return fmt.Errorf("line %d: requireRebuildVerdicts.count %q must be a whole number", v.Line, v.Value)
+			}
+			f.count, f.countSet = c, true
+		case "identities":
+			if v.Kind != yaml.SequenceNode {
+				return fmt.Errorf("line %d: requireRebuildVerdicts.identities must be a list of identities", v.Line)
+			}
+			for _, item := range v.Content {
+				var id identityFile
+				if err := id.UnmarshalYAML(item); err != nil {
+					return err
+				}
+				f.identities = append(f.identities, id)
+			}
+		default:
+			return fmt.Errorf("line %d: field %s not found in requireRebuildVerdicts (use %s)", k.Line, k.Value, strings.Join(verdictsFields, ", "))
+		}
+	}
+	return nil
 }
 
 type identityFile struct {
@@ -268,6 +350,25 @@ func (f *policyFile) compile(baseDir string) (*Policy, error) {
 	}
 	if p.builderIDs, err = compilePatterns(f.BuilderIDs, false); err != nil {
 		return nil, bad("builderIDs: %v", err)
+	}
+	if rv := f.RequireRebuildVerdicts; rv != nil {
+		switch {
+		case !rv.countSet:
+			return nil, bad("line %d: requireRebuildVerdicts: no count: say how many rebuilders must have reproduced the image", rv.line)
+		case rv.count < 1:
+			return nil, bad("line %d: requireRebuildVerdicts.count %d: must be at least 1", rv.line, rv.count)
+		case len(rv.identities) == 0:
+			return nil, bad("line %d: requireRebuildVerdicts: no identities: say whose rebuild verdicts count", rv.line)
+		}
+		req := &verdictRequirement{count: rv.count}
+		for _, idf := range rv.identities {
+			id, err := idf.compile(baseDir)
+			if err != nil {
+				return nil, bad("line %d: requireRebuildVerdicts identity: %v", idf.line, err)
+			}
+			req.identities = append(req.identities, id)
+		}
+		p.rebuildVerdicts = req
 	}
 	return p, nil
 }

@@ -42,6 +42,14 @@ type Request struct {
 	// Image is the bundle of the image manifest signature; optional (the
 	// provenance alone binds the digest), verified when present.
 	Image *bundle.Bundle
+	// Verdicts are bundles of rebuild verdicts about the image (predicate
+	// PredicateRebuildVerdict, see attest/verdict.md), from whoever
+	// published them. They are looked at only when the policy sets
+	// requireRebuildVerdicts: each that verifies, is signed by one of its
+	// identities, names Digest and says "reproduced" counts once per
+	// distinct signer; the others are reported in Result.RebuildVerdicts
+	// and do not count.
+	Verdicts []*bundle.Bundle
 	// TrustedRoot holds the certificate authorities, timestamp authorities
 	// and transparency logs to trust. Required unless the policy trusts
 	// public keys only and requires neither timestamps nor a log.
@@ -111,6 +119,11 @@ type Result struct {
 	// TransparencyLogEntries counts the verified log entries of the
 	// provenance bundle.
 	TransparencyLogEntries int `json:"transparencyLogEntries"`
+	// RebuildVerdicts are the verdicts looked at for the policy's
+	// requireRebuildVerdicts, in the order given, counted or not;
+	// ReproducedBy the distinct trusted rebuilders whose verdicts counted.
+	RebuildVerdicts []VerdictResult  `json:"rebuildVerdicts,omitempty"`
+	ReproducedBy    []SignerIdentity `json:"reproducedBy,omitempty"`
 }
 
 // Verify checks an image's evidence: each bundle's signature over what it
@@ -157,7 +170,7 @@ func Verify(ctx context.Context, req Request) (*Result, error) {
 			return nil, refusef(CheckSubject, "the manifest given has digest sha256:%x, not %s", sum, req.Digest)
 		}
 	}
-	v := &bundleVerifier{tm: tm, policy: req.Policy, digest: req.Digest, digestBytes: digestBytes, now: now}
+	v := &bundleVerifier{tm: tm, policy: req.Policy, identities: req.Policy.identities, digest: req.Digest, digestBytes: digestBytes, now: now}
 
 	prov, err := v.verify(req.Provenance, "provenance", nil)
 	if err != nil {
@@ -183,12 +196,18 @@ func Verify(ctx context.Context, req Request) (*Result, error) {
 	if err := checkProvenancePolicy(res, req.Policy, now); err != nil {
 		return nil, err
 	}
+	if err := checkRebuildVerdicts(res, v, req.Verdicts, req.Policy.rebuildVerdicts); err != nil {
+		return nil, err
+	}
 	return res, nil
 }
 
 type bundleVerifier struct {
-	tm          root.TrustedMaterial
-	policy      *Policy
+	tm     root.TrustedMaterial
+	policy *Policy
+	// identities are the signers accepted: the policy's identities, or its
+	// rebuilder identities for verdicts.
+	identities  []policyIdentity
 	digest      string
 	digestBytes []byte
 	now         time.Time
@@ -201,8 +220,8 @@ type bundleResult struct {
 	tlogEntries int
 }
 
-// verify checks one bundle. kind is "provenance" (a DSSE statement) or
-// "image" (a message signature over the manifest).
+// verify checks one bundle. kind is "provenance" or "verdict" (a DSSE
+// statement) or "image" (a message signature over the manifest).
 func (v *bundleVerifier) verify(b *bundle.Bundle, kind string, manifest []byte) (*bundleResult, error) {
 	fail := func(check string, format string, args ...any) error {
 		return refusef(check, kind+" bundle: "+format, args...)
@@ -220,7 +239,7 @@ func (v *bundleVerifier) verify(b *bundle.Bundle, kind string, manifest []byte) 
 	}
 	env, msg := sc.EnvelopeContent(), sc.MessageSignatureContent()
 	switch {
-	case kind == "provenance" && env == nil:
+	case kind != "image" && env == nil:
 		return nil, fail(CheckBundle, "holds a message signature, not a DSSE envelope of a statement")
 	case kind == "image" && msg == nil:
 		return nil, fail(CheckBundle, "holds a DSSE envelope, not a signature of the image manifest")
@@ -244,7 +263,7 @@ func (v *bundleVerifier) verify(b *bundle.Bundle, kind string, manifest []byte) 
 		}
 	} else {
 		hint := vc.PublicKey().Hint()
-		keys := slices.DeleteFunc(slices.Clone(v.policy.identities), func(id policyIdentity) bool { return id.publicKey == nil })
+		keys := slices.DeleteFunc(slices.Clone(v.identities), func(id policyIdentity) bool { return id.publicKey == nil })
 		if len(keys) == 0 {
 			return nil, fail(CheckIdentity, "signed with a public key (hint %q), and the policy allows no public key", hint)
 		}
@@ -384,7 +403,7 @@ func (v *bundleVerifier) verify(b *bundle.Bundle, kind string, manifest []byte) 
 
 	// Is the signer allowed?
 	var certIDs sgverify.CertificateIdentities
-	for _, id := range v.policy.identities {
+	for _, id := range v.identities {
 		if id.cert != nil {
 			certIDs = append(certIDs, *id.cert)
 		}
@@ -394,7 +413,7 @@ func (v *bundleVerifier) verify(b *bundle.Bundle, kind string, manifest []byte) 
 			return nil, fail(CheckIdentity, "signed by %s, and the policy allows public keys only", res.identity)
 		}
 		if _, err := certIDs.Verify(summary); err != nil {
-			return nil, fail(CheckIdentity, "signed by %s, which is none of the policy's identities (%s)", res.identity, strings.Join(v.policy.Identities(), "; "))
+			return nil, fail(CheckIdentity, "signed by %s, which is none of the policy's identities (%s)", res.identity, strings.Join(describeIdentities(v.identities), "; "))
 		}
 	}
 

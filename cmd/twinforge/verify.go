@@ -11,29 +11,43 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/attest"
+	"github.com/twinforge/twinforge/attest/verify"
+	"github.com/twinforge/twinforge/distribute"
 )
 
 func verifyCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
 		Usage:     "verify an image's signatures and provenance against a policy",
-		ArgsUsage: "LAYOUT",
-		Description: `Verifies the image in the OCI layout LAYOUT with the bundles twinforge build
-wrote beside it (LAYOUT/attestations/*.sigstore.json): each signature, that it
-is about the image's digest, the signing certificate against the trusted root,
-the RFC 3161 timestamp and the transparency log entry; then that the signer is
-one of the policy's identities and that the provenance satisfies the policy
-(source repository, builder, reproduced, age). Nothing is fetched but the
-trusted root from TUF when --tuf-url is given.
+		ArgsUsage: "LAYOUT | REGISTRY/REPOSITORY@sha256:... | REGISTRY/REPOSITORY:TAG",
+		Description: `Verifies an image with its Sigstore bundles: the image in the OCI layout
+LAYOUT with the bundles twinforge build wrote beside it
+(LAYOUT/attestations/*.sigstore.json, rebuild verdicts in
+LAYOUT/attestations/verdicts/), or an image in a registry with the bundles
+attached to it as OCI 1.1 referrers (referrers API or tag schema). A tag is
+resolved to a digest first, and the digest is what is verified and printed.
+
+Each signature is checked, that it is about the image's digest, the signing
+certificate against the trusted root, the RFC 3161 timestamp and the
+transparency log entry; then that the signer is one of the policy's
+identities, that the provenance satisfies the policy (source repository,
+builder, reproduced, age) and, with requireRebuildVerdicts, that enough
+distinct trusted rebuilders signed verdicts that they reproduced the image
+(twinforge rebuild). Nothing is fetched but the registry's image manifest and
+referrers, and the trusted root from TUF when --tuf-url is given.
 
 Exit status 4 names the check that refused the image.
 
 Examples:
   twinforge verify --policy policy.yaml --trusted-root trusted_root.json out/hello
+  twinforge verify --policy policy.yaml --trusted-root trusted_root.json \
+      registry.example/team/hello@sha256:aa03...
   twinforge verify --policy policy.yaml --tuf-url https://tuf.example/ \
       --tuf-root root.json --output json out/hello`,
 		Flags: []cli.Flag{
@@ -44,6 +58,8 @@ Examples:
 			&cli.StringFlag{Name: "tuf-cache", Usage: "TUF cache `DIR` (default: the user cache directory)"},
 			&cli.StringFlag{Name: "digest", Usage: "the image to verify when LAYOUT holds several (sha256:...)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"},
+			&cli.BoolFlag{Name: "insecure", Usage: "allow plain HTTP to a loopback registry (127.0.0.0/8, ::1, localhost); refused for any other host"},
+			&cli.StringFlag{Name: "ca-cert", Usage: "trust the CA certificates in PEM `FILE` too, for a registry with a private CA"},
 		},
 		Action: runVerify,
 	}
@@ -59,11 +75,12 @@ type verifyOptions struct {
 	tufCache    string
 	digest      string
 	output      string
+	registry    registryConfig
 }
 
 func verifyOptionsFrom(c *cli.Context) (*verifyOptions, error) {
 	if c.NArg() != 1 {
-		return nil, usageErrorf("verify takes one LAYOUT (an OCI layout directory written by twinforge build), got %d arguments", c.NArg())
+		return nil, usageErrorf("verify takes one LAYOUT (an OCI layout directory written by twinforge build) or image reference (REGISTRY/REPOSITORY@sha256:...), got %d arguments", c.NArg())
 	}
 	o := &verifyOptions{
 		image:       c.Args().First(),
@@ -74,6 +91,10 @@ func verifyOptionsFrom(c *cli.Context) (*verifyOptions, error) {
 		tufCache:    c.String("tuf-cache"),
 		digest:      c.String("digest"),
 		output:      c.String("output"),
+	}
+	var err error
+	if o.registry, err = registryConfigFrom(c); err != nil {
+		return nil, err
 	}
 	return o, o.validate()
 }
@@ -118,26 +139,64 @@ type imageEvidence struct {
 	where    string // what the user named, for messages
 	digest   string
 	manifest []byte
-	bundles  attest.Bundles
+	// bundles are the image's provenance and image bundles: the first of
+	// candidates when a registry holds several.
+	bundles attest.Bundles
+	// candidates are the pairs of provenance and image bundles to try, in
+	// order; the first that verifies counts.
+	candidates []attest.Bundles
+	// verdicts are the rebuild verdicts about the image.
+	verdicts []*bundle.Bundle
+	// resolvedFrom is the tag reference a registry digest was resolved
+	// from, if any.
+	resolvedFrom string
 }
 
-// evidenceSource finds an image and its bundles. Only OCI layouts are
-// supported for now; a registry source will implement the same.
+// name names the image for messages: where it is, with its digest.
+func (ev *imageEvidence) name() string {
+	if strings.HasSuffix(ev.where, "@"+ev.digest) {
+		return ev.where
+	}
+	return ev.where + " (" + ev.digest + ")"
+}
+
+// evidenceSource finds an image and its bundles: an OCI layout with the
+// bundles beside it, or an image in a registry with its referrers.
 type evidenceSource interface {
 	evidence(ctx context.Context, digest string) (*imageEvidence, error)
 }
 
-func evidenceSourceFor(image string) (evidenceSource, error) {
+// evidenceSourceFor picks the source image names: an existing directory is
+// an OCI layout; a reference with a registry host
+// (REGISTRY/REPOSITORY@sha256:... or :TAG) is an image in a registry,
+// reached with opts.
+func evidenceSourceFor(image string, opts ...distribute.Option) (evidenceSource, error) {
 	fi, err := os.Stat(image)
 	switch {
 	case err == nil && fi.IsDir():
 		return layoutSource(image), nil
 	case err == nil:
 		return nil, usageErrorf("%s is a file: give an OCI layout directory", image)
-	case strings.Contains(image, "/") && (strings.Contains(image, "@") || strings.Contains(image, ":")) && !strings.HasPrefix(image, ".") && !strings.HasPrefix(image, "/"):
-		return nil, usageErrorf("%s looks like an image reference: verifying images in a registry is not supported yet; give an OCI layout directory", image)
+	case looksLikeReference(image):
+		ref, rerr := name.ParseReference(image, name.StrictValidation)
+		if rerr != nil {
+			return nil, usageErrorf("image reference %q: %v; give REGISTRY/REPOSITORY@sha256:... or REGISTRY/REPOSITORY:TAG", image, rerr)
+		}
+		return &registrySource{ref: ref, opts: opts}, nil
 	}
 	return nil, usageErrorf("OCI layout %s: %w", image, errors.Unwrap(err))
+}
+
+// looksLikeReference says whether s names an image in a registry: a host
+// (with a dot or a port, or localhost) before the first slash. Anything
+// else is taken for a path, so that a mistyped layout is not looked up on
+// Docker Hub.
+func looksLikeReference(s string) bool {
+	if strings.HasPrefix(s, ".") || strings.HasPrefix(s, "/") || strings.HasPrefix(s, "~") {
+		return false
+	}
+	host, _, ok := strings.Cut(s, "/")
+	return ok && (strings.ContainsAny(host, ".:") || host == "localhost")
 }
 
 // layoutSource is an OCI layout directory with its attestations beside it.
@@ -160,7 +219,127 @@ func (l layoutSource) evidence(_ context.Context, digest string) (*imageEvidence
 	if err != nil {
 		return nil, err
 	}
-	return &imageEvidence{where: dir, digest: digest, manifest: manifest, bundles: bundles}, nil
+	verdicts, err := attest.ReadVerdicts(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &imageEvidence{where: dir, digest: digest, manifest: manifest, bundles: bundles, candidates: []attest.Bundles{bundles}, verdicts: verdicts}, nil
+}
+
+// registrySource is an image in a registry with its bundles attached as
+// referrers.
+type registrySource struct {
+	ref  name.Reference
+	opts []distribute.Option
+}
+
+func (r *registrySource) evidence(ctx context.Context, digest string) (*imageEvidence, error) {
+	ref := r.ref
+	if digest != "" {
+		if d, ok := ref.(name.Digest); ok && d.DigestStr() != digest {
+			return nil, usageErrorf("%s names %s, not --digest %s", ref, d.DigestStr(), digest)
+		}
+	}
+	m, err := distribute.FetchManifest(ctx, ref, r.opts...)
+	if err != nil {
+		return nil, distributeError(err)
+	}
+	ev := &imageEvidence{where: m.Ref.String(), digest: m.Ref.DigestStr(), manifest: m.Raw}
+	if _, ok := ref.(name.Tag); ok {
+		ev.resolvedFrom = ref.String()
+		if digest != "" && digest != ev.digest {
+			return nil, usageErrorf("%s points at %s, not --digest %s", ref, ev.digest, digest)
+		}
+	}
+	fetched, err := distribute.Referrers(ctx, m.Ref, r.opts...)
+	if err != nil {
+		return nil, distributeError(err)
+	}
+	provs, imgs, verdicts := classifyBundles(fetched)
+	ev.verdicts = verdicts
+	if len(imgs) == 0 {
+		imgs = []*bundle.Bundle{nil}
+	}
+	for _, p := range provs {
+		for _, i := range imgs {
+			ev.candidates = append(ev.candidates, attest.Bundles{Provenance: p, Image: i})
+		}
+	}
+	if len(provs) == 0 {
+		// Unsigned, or signed without provenance: Verify says which.
+		ev.candidates = []attest.Bundles{{Image: imgs[0]}}
+	}
+	ev.bundles = ev.candidates[0]
+	return ev, nil
+}
+
+// classifyBundles sorts the Sigstore bundles among an image's referrers by
+// what they hold, read from the bundle itself (annotations are not
+// signed): provenance statements, manifest signatures and rebuild
+// verdicts. Other referrers and unreadable bundles are left out; Verify
+// decides on what remains.
+func classifyBundles(fetched []distribute.Fetched) (provs, imgs, verdicts []*bundle.Bundle) {
+	for _, f := range fetched {
+		if f.ArtifactType != verify.BundleArtifactType || f.Data == nil {
+			continue
+		}
+		b, err := attest.ParseBundle(f.Data)
+		if err != nil {
+			logger().Debug("skipping an unreadable bundle referrer", "digest", f.Descriptor.Digest, "error", err)
+			continue
+		}
+		info, err := attest.Describe(b)
+		if err != nil {
+			logger().Debug("skipping an unreadable bundle referrer", "digest", f.Descriptor.Digest, "error", err)
+			continue
+		}
+		switch {
+		case info.MessageDigest != "":
+			imgs = append(imgs, b)
+		case info.Statement != nil && info.Statement.GetPredicateType() == attest.PredicateType:
+			provs = append(provs, b)
+		case info.Statement != nil && info.Statement.GetPredicateType() == attest.PredicateRebuildVerdict:
+			verdicts = append(verdicts, b)
+		}
+	}
+	return provs, imgs, verdicts
+}
+
+// verifyEvidence verifies each candidate pair of bundles in turn and
+// returns the first result; when none verifies, the first candidate's
+// refusal.
+func verifyEvidence(ctx context.Context, ev *imageEvidence, tm root.TrustedMaterial, policy *attest.Policy) (*attest.Result, error) {
+	candidates := ev.candidates
+	if len(candidates) == 0 {
+		candidates = []attest.Bundles{ev.bundles}
+	}
+	var firstErr error
+	for _, b := range candidates {
+		res, err := attest.Verify(ctx, attest.VerifyRequest{
+			Digest:        ev.digest,
+			ImageManifest: ev.manifest,
+			Provenance:    b.Provenance,
+			Image:         b.Image,
+			Verdicts:      ev.verdicts,
+			TrustedRoot:   tm,
+			Policy:        policy,
+		})
+		if err == nil {
+			ev.bundles = b
+			return res, nil
+		}
+		var ve *attest.VerificationError
+		if !errors.As(err, &ve) {
+			return nil, err
+		}
+		if firstErr == nil {
+			firstErr = err
+		}
+	}
+	if len(candidates) > 1 {
+		return nil, fmt.Errorf("none of %d provenance/signature pairs verifies; the first: %w", len(candidates), firstErr)
+	}
+	return nil, firstErr
 }
 
 func runVerify(c *cli.Context) error {
@@ -175,7 +354,7 @@ func runVerify(c *cli.Context) error {
 	if policy.NeedsTrustedRoot() && o.trustedRoot == "" && o.tufURL == "" {
 		return usageErrorf("the policy trusts certificates, timestamps or a log: give --trusted-root FILE or --tuf-url URL --tuf-root FILE")
 	}
-	src, err := evidenceSourceFor(o.image)
+	src, err := evidenceSourceFor(o.image, o.registry.options()...)
 	if err != nil {
 		return err
 	}
@@ -187,42 +366,40 @@ func runVerify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := attest.Verify(c.Context, attest.VerifyRequest{
-		Digest:        ev.digest,
-		ImageManifest: ev.manifest,
-		Provenance:    ev.bundles.Provenance,
-		Image:         ev.bundles.Image,
-		TrustedRoot:   tm,
-		Policy:        policy,
-	})
+	res, err := verifyEvidence(c.Context, ev, tm, policy)
 	var ve *attest.VerificationError
 	if errors.As(err, &ve) {
 		if o.output == "json" {
-			if werr := writeAttestJSON(c.App.Writer, verifyRefusal{Verified: false, Image: ev.where, Digest: ev.digest, Check: ve.Check, Error: ve.Err.Error()}); werr != nil {
+			if werr := writeAttestJSON(c.App.Writer, verifyRefusal{Verified: false, Image: ev.where, Digest: ev.digest, ResolvedFrom: ev.resolvedFrom, Check: ve.Check, Error: ve.Err.Error()}); werr != nil {
 				return werr
 			}
 		}
-		return refused(fmt.Errorf("%s (%s) refused: %w", ev.where, ev.digest, err))
+		return refused(fmt.Errorf("%s refused: %w", ev.name(), err))
 	}
 	if err != nil {
 		return err
 	}
-	return writeVerifyResult(c.App.Writer, o.output, verifyOutput{Verified: true, Image: ev.where, Policy: o.policyPath, Result: res})
+	return writeVerifyResult(c.App.Writer, o.output, verifyOutput{Verified: true, Image: ev.where, ResolvedFrom: ev.resolvedFrom, Policy: o.policyPath, RequiredVerdicts: policy.RequiredRebuildVerdicts(), Result: res})
 }
 
 type verifyOutput struct {
 	Verified bool   `json:"verified"`
 	Image    string `json:"image"`
-	Policy   string `json:"policy"`
+	// ResolvedFrom is the tag a registry image was named by.
+	ResolvedFrom string `json:"resolvedFrom,omitempty"`
+	Policy       string `json:"policy"`
+	// RequiredVerdicts is the policy's requireRebuildVerdicts.count.
+	RequiredVerdicts int `json:"requiredRebuildVerdicts,omitempty"`
 	*attest.Result
 }
 
 type verifyRefusal struct {
-	Verified bool   `json:"verified"`
-	Image    string `json:"image"`
-	Digest   string `json:"digest"`
-	Check    string `json:"check"`
-	Error    string `json:"error"`
+	Verified     bool   `json:"verified"`
+	Image        string `json:"image"`
+	Digest       string `json:"digest"`
+	ResolvedFrom string `json:"resolvedFrom,omitempty"`
+	Check        string `json:"check"`
+	Error        string `json:"error"`
 }
 
 func writeAttestJSON(w io.Writer, v any) error {
@@ -239,6 +416,9 @@ func writeVerifyResult(w io.Writer, format string, out verifyOutput) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "verified\t%s\n", r.Digest)
 	fmt.Fprintf(tw, "image\t%s\n", out.Image)
+	if out.ResolvedFrom != "" {
+		fmt.Fprintf(tw, "resolved from\t%s\n", out.ResolvedFrom)
+	}
 	fmt.Fprintf(tw, "signer\t%s\n", r.Identity)
 	if r.ImageSigned {
 		fmt.Fprintf(tw, "image signature\tverified, %s\n", r.ImageIdentity)
@@ -264,6 +444,14 @@ func writeVerifyResult(w io.Writer, format string, out verifyOutput) error {
 	}
 	if !r.FinishedOn.IsZero() {
 		fmt.Fprintf(tw, "built\t%s\n", r.FinishedOn.UTC().Format(time.RFC3339))
+	}
+	if out.RequiredVerdicts > 0 {
+		fmt.Fprintf(tw, "rebuild verdicts\t%d distinct trusted rebuilder%s reproduced it (policy requires %d)\n", len(r.ReproducedBy), attestPlural(len(r.ReproducedBy), "", "s"), out.RequiredVerdicts)
+		for _, v := range r.RebuildVerdicts {
+			if v.Counted {
+				fmt.Fprintf(tw, "reproduced by\t%s, %s at %s\n", v.Signer, v.RebuilderID, v.RebuiltOn.UTC().Format(time.RFC3339))
+			}
+		}
 	}
 	fmt.Fprintf(tw, "policy\t%s\n", out.Policy)
 	return tw.Flush()

@@ -1,0 +1,237 @@
+package attest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+
+	"github.com/twinforge/twinforge/isolation"
+)
+
+// signerAs signs keylessly against a virtual stack as subject.
+func signerAs(t testing.TB, v *virtualStack, subject string) Signer {
+	t.Helper()
+	s, err := NewKeylessSigner(context.Background(), KeylessConfig{
+		FulcioURL: v.fulcio.URL, TSAURL: v.tsa.URL, IDToken: v.token(subject, "sigstore", time.Hour), TrustedRoot: v.trusted,
+	}, WithRetries(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// verdictInfo is a verdict for the provenance statement of digest.
+func verdictInfo(t testing.TB, digest string) VerdictInfo {
+	t.Helper()
+	payload := statementFor(t, digest, true)
+	st, err := ParseStatement(payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return VerdictInfo{
+		Subject:           Subject{Name: "registry.example.test/team/hello", Digest: digest},
+		RebuiltDigest:     digest,
+		RebuilderID:       "https://rebuilder.example.test/v1",
+		Rebuilder:         isolation.Info{BuildKitVersion: "v0.34.2", Runc: "runc version 1.1.15+ds1", Snapshotter: "native"},
+		Variations:        []string{"snapshotter=native", "umask=027"},
+		Provenance:        st,
+		ProvenancePayload: payload,
+		ProvenanceSigner:  SignerIdentity{Issuer: "https://oidc.example.test", Subject: testSubject},
+		Checkout:          SourceCheckout{Kind: "git", Commit: "7d3b69493aecdf48986c136bccbd1aedc40dcdd7", Tree: "6a36d5bfb7af47d8f36a3711ecbf67e040eea412", ContextDigest: "sha256:6fcc59f0206bec21bc26c8271c97cec7ae9bd7b366a8a0729d337a3b69e71020"},
+		RebuiltOn:         time.Date(2026, 11, 25, 14, 2, 11, 0, time.UTC),
+	}
+}
+
+func TestRebuildVerdictStatement(t *testing.T) {
+	info := verdictInfo(t, testDigest)
+	st, err := RebuildVerdict(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.GetPredicateType() != PredicateRebuildVerdict || len(st.GetSubject()) != 1 || "sha256:"+st.GetSubject()[0].GetDigest()["sha256"] != testDigest {
+		t.Fatalf("statement = %v", st)
+	}
+	// What is signed round-trips through the parser a verifier uses.
+	data, err := MarshalStatement(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := ParseStatement(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ParseVerdict(back)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(info.ProvenancePayload)
+	prov, _ := ProvenancePredicate(info.Provenance)
+	switch {
+	case p.Result != VerdictReproduced, p.RebuiltDigest != testDigest, p.Rebuilder.ID != info.RebuilderID,
+		p.Rebuilder.BuildKitVersion != "v0.34.2", p.Rebuilder.Runc != info.Rebuilder.Runc, len(p.Rebuilder.Variations) != 2:
+		t.Errorf("rebuilder/result = %+v", p)
+	case p.Provenance.Digest["sha256"] != hex.EncodeToString(sum[:]), p.Provenance.BuildType != BuildType,
+		p.Provenance.BuilderID != testBuilderID, p.Provenance.Signer != info.ProvenanceSigner:
+		t.Errorf("provenance = %+v", p.Provenance)
+	case len(p.Inputs.ResolvedDependencies) != len(prov.GetBuildDefinition().GetResolvedDependencies()),
+		p.Inputs.SourceCheckout != info.Checkout, !p.RebuiltOn.Equal(info.RebuiltOn):
+		t.Errorf("inputs = %+v", p.Inputs)
+	}
+	if !bytes.Contains(data, []byte(`"name":"source"`)) || !bytes.Contains(data, []byte(`"gitCommit"`)) {
+		t.Errorf("the provenance's resolved dependencies are not copied:\n%s", data)
+	}
+
+	refusals := []struct {
+		name string
+		edit func(*VerdictInfo)
+		want string
+	}{
+		{"rebuild differs", func(i *VerdictInfo) { i.RebuiltDigest = otherDigest }, "only signed for a reproduced image"},
+		{"provenance about another image", func(i *VerdictInfo) { i.Subject.Digest, i.RebuiltDigest = otherDigest, otherDigest }, "not about"},
+		{"no provenance", func(i *VerdictInfo) { i.Provenance = nil }, "no provenance"},
+		{"no time", func(i *VerdictInfo) { i.RebuiltOn = time.Time{} }, "no rebuild time"},
+		{"no subject name", func(i *VerdictInfo) { i.Subject.Name = "" }, "no name"},
+	}
+	for _, tt := range refusals {
+		t.Run(tt.name, func(t *testing.T) {
+			i := verdictInfo(t, testDigest)
+			tt.edit(&i)
+			if _, err := RebuildVerdict(i); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// Verify counts verified "reproduced" verdicts about the image from
+// distinct trusted rebuilders, and nothing else.
+func TestVerifyRebuildVerdicts(t *testing.T) {
+	ctx := context.Background()
+	v := newVirtualStack(t)
+	dir, digest, manifest := testLayout(t)
+	_, otherImage, _ := testLayout(t)
+	bs := signBoth(t, virtualSigner(t, v), digest, manifest, true)
+
+	sign := func(subject string, info VerdictInfo, edit func([]byte) []byte) *bundle.Bundle {
+		t.Helper()
+		st, err := RebuildVerdict(info)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := MarshalStatement(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if edit != nil {
+			data = edit(data)
+		}
+		b, err := signerAs(t, v, subject).SignStatement(ctx, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	a := sign("a@rebuild.test", verdictInfo(t, digest), nil)
+	a2 := sign("a@rebuild.test", verdictInfo(t, digest), nil)
+	b := sign("b@rebuild.test", verdictInfo(t, digest), nil)
+	mallory := sign("mallory@rebuild.test", verdictInfo(t, digest), nil)
+	other := sign("b@rebuild.test", verdictInfo(t, otherImage), nil)
+	failed := sign("b@rebuild.test", verdictInfo(t, digest), func(d []byte) []byte {
+		return bytes.Replace(d, []byte(`"result":"reproduced"`), []byte(`"result":"differs"`), 1)
+	})
+
+	provByRebuilder, err := signerAs(t, v, "a@rebuild.test").SignStatement(ctx, statementFor(t, digest, true))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	policy := func(count int) *Policy {
+		return virtualPolicy(t, v, "requireRebuildVerdicts:", "  count: "+string(rune('0'+count)), "  identities:",
+			"    - issuer: "+v.issuer, "      subjectRegExp: '[ab]@rebuild\\.test'")
+	}
+	tests := []struct {
+		name     string
+		verdicts []*bundle.Bundle
+		count    int
+		counted  int
+		reasons  []string // of the refusal, or of verdicts not counted
+	}{
+		{"none", nil, 1, 0, []string{"no rebuild verdicts"}},
+		{"one", []*bundle.Bundle{a}, 1, 1, nil},
+		{"two distinct", []*bundle.Bundle{a, b}, 2, 2, nil},
+		{"the same rebuilder twice", []*bundle.Bundle{a, a2}, 2, 1, []string{"1 of the 2", "same rebuilder"}},
+		{"an untrusted rebuilder", []*bundle.Bundle{a, mallory}, 2, 1, []string{"mallory@rebuild.test", "identity"}},
+		{"a verdict about another image", []*bundle.Bundle{a, other}, 2, 1, []string{"subject"}},
+		{"a verdict that is not reproduced", []*bundle.Bundle{a, failed}, 2, 1, []string{`"differs"`}},
+		{"untrusted ones do not block", []*bundle.Bundle{mallory, other, a}, 1, 1, nil},
+		{"a provenance is no verdict", []*bundle.Bundle{provByRebuilder}, 1, 0, []string{"predicate type"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := Verify(ctx, VerifyRequest{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image,
+				Verdicts: tt.verdicts, TrustedRoot: v.trusted, Policy: policy(tt.count)})
+			if tt.counted < tt.count {
+				wantCheck(t, err, CheckRebuildVerdicts)
+				for _, r := range tt.reasons {
+					if !strings.Contains(err.Error(), r) {
+						t.Errorf("refusal %q does not mention %q", err, r)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.ReproducedBy) != tt.counted || len(res.RebuildVerdicts) != len(tt.verdicts) {
+				t.Errorf("reproduced by %v, verdicts %+v", res.ReproducedBy, res.RebuildVerdicts)
+			}
+			for _, vr := range res.RebuildVerdicts {
+				if vr.Counted && (vr.RebuilderID != "https://rebuilder.example.test/v1" || vr.Reason != "") {
+					t.Errorf("counted verdict = %+v", vr)
+				}
+				if !vr.Counted && vr.Reason == "" {
+					t.Errorf("uncounted verdict without a reason: %+v", vr)
+				}
+			}
+		})
+	}
+
+	// Without requireRebuildVerdicts, verdicts are not looked at.
+	res, err := Verify(ctx, VerifyRequest{Digest: digest, Provenance: bs.Provenance, Verdicts: []*bundle.Bundle{mallory}, TrustedRoot: v.trusted, Policy: virtualPolicy(t, v)})
+	if err != nil || len(res.RebuildVerdicts) != 0 {
+		t.Errorf("verdicts looked at without the policy asking: %v %+v", err, res)
+	}
+
+	// Beside a layout, verdicts are files of their own.
+	if got, err := ReadVerdicts(dir); err != nil || len(got) != 0 {
+		t.Fatalf("ReadVerdicts of a layout without verdicts = %v, %v", got, err)
+	}
+	pa, err := WriteVerdict(dir, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := WriteVerdict(dir, b)
+	if err != nil || pa == pb || filepath.Dir(pa) != filepath.Join(dir, AttestationsDir, VerdictsDir) {
+		t.Fatalf("WriteVerdict = %s, %s, %v", pa, pb, err)
+	}
+	if again, err := WriteVerdict(dir, a); err != nil || again != pa {
+		t.Errorf("writing the same verdict again = %s, %v", again, err)
+	}
+	got, err := ReadVerdicts(dir)
+	if err != nil || len(got) != 2 {
+		t.Fatalf("ReadVerdicts = %d, %v", len(got), err)
+	}
+	if _, err := Verify(ctx, VerifyRequest{Digest: digest, Provenance: bs.Provenance, Verdicts: got, TrustedRoot: v.trusted, Policy: policy(2)}); err != nil {
+		t.Errorf("verdicts read back: %v", err)
+	}
+	if _, err := WriteVerdict(t.TempDir(), a); err == nil {
+		t.Error("WriteVerdict into a directory that is no layout succeeded")
+	}
+}

@@ -1,0 +1,219 @@
+package verify
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	intoto "github.com/in-toto/attestation/go/v1"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"google.golang.org/protobuf/encoding/protojson"
+)
+
+// Rebuild verdicts: an independent rebuilder's signed statement that it
+// rebuilt an image from its provenance alone and got the same digest
+// (attest/verdict.md documents the predicate).
+const (
+	// PredicateRebuildVerdict is the predicate type of a rebuild verdict.
+	PredicateRebuildVerdict = "https://twinforge.dev/attestations/rebuild/v1"
+	// VerdictReproduced is the result of a verdict whose rebuild gave the
+	// subject's digest. It is the only result a verdict is signed with.
+	VerdictReproduced = "reproduced"
+	// VerdictsDir is the directory, under an OCI layout's AttestationsDir,
+	// that holds verdict bundles (*.sigstore.json).
+	VerdictsDir = "verdicts"
+	// CheckRebuildVerdicts: the policy requires rebuild verdicts from more
+	// distinct trusted rebuilders than the evidence holds.
+	CheckRebuildVerdicts = "policy.requireRebuildVerdicts"
+)
+
+// VerdictPredicate is the predicate of a rebuild verdict statement, whose
+// subject is the rebuilt image (name and sha256 digest).
+type VerdictPredicate struct {
+	// Rebuilder is who rebuilt the image and with what.
+	Rebuilder VerdictRebuilder `json:"rebuilder"`
+	// Result is VerdictReproduced.
+	Result string `json:"result"`
+	// RebuiltDigest is the manifest digest the rebuild produced
+	// ("sha256:<hex>"), equal to the subject's.
+	RebuiltDigest string `json:"rebuiltDigest"`
+	// Provenance identifies the provenance the rebuild followed.
+	Provenance VerdictProvenance `json:"provenance"`
+	// Inputs are what the rebuild used.
+	Inputs VerdictInputs `json:"inputs"`
+	// RebuiltOn is when the rebuild finished.
+	RebuiltOn time.Time `json:"rebuiltOn"`
+}
+
+// VerdictRebuilder describes the rebuilding platform.
+type VerdictRebuilder struct {
+	// ID names the rebuilder (twinforge rebuild --rebuilder-id), a URI.
+	ID string `json:"id"`
+	// BuildKitVersion is the version of the rebuilding buildkitd.
+	BuildKitVersion string `json:"buildkitVersion,omitempty"`
+	// Runc is the rebuilding daemon's runc version line.
+	Runc string `json:"runc,omitempty"`
+	// Variations lists how the rebuilding daemon was deliberately varied
+	// (snapshotter, CPU set, umask, time zone, hostname, ulimit).
+	Variations []string `json:"variations,omitempty"`
+}
+
+// VerdictProvenance identifies a provenance statement.
+type VerdictProvenance struct {
+	// PredicateType is the provenance's predicate type.
+	PredicateType string `json:"predicateType"`
+	// Digest is the digest set of the signed statement's bytes (the DSSE
+	// payload): {"sha256": "<hex>"}.
+	Digest map[string]string `json:"digest"`
+	// BuildType and BuilderID are copied from the provenance.
+	BuildType string `json:"buildType,omitempty"`
+	BuilderID string `json:"builderId,omitempty"`
+	// Signer is who signed the provenance, as verified by the rebuilder.
+	Signer SignerIdentity `json:"signer"`
+}
+
+// VerdictInputs are the inputs of a rebuild.
+type VerdictInputs struct {
+	// ResolvedDependencies are the provenance's resolvedDependencies,
+	// copied as recorded (in-toto ResourceDescriptors).
+	ResolvedDependencies []json.RawMessage `json:"resolvedDependencies"`
+	// SourceCheckout is the source tree the rebuild built from.
+	SourceCheckout SourceCheckout `json:"sourceCheckout"`
+}
+
+// SourceCheckout is the source tree a rebuild built from.
+type SourceCheckout struct {
+	// Kind is "git" or "tree", as the provenance's source.
+	Kind string `json:"kind"`
+	// Repository is where it was cloned from; empty for a local checkout
+	// (--source) or a plain tree.
+	Repository string `json:"repository,omitempty"`
+	// Commit is the checked-out commit (HEAD) and Tree the git tree of
+	// the build context at it.
+	Commit string `json:"commit,omitempty"`
+	Tree   string `json:"tree,omitempty"`
+	// ContextDigest is twinforge's digest of the build context sent
+	// (hermetic.ContextDigest), equal to the provenance's.
+	ContextDigest string `json:"contextDigest"`
+}
+
+// ParseVerdict decodes the predicate of a rebuild verdict statement and
+// checks its shape. It verifies nothing: Verify does, for verdicts it is
+// given.
+func ParseVerdict(st *intoto.Statement) (*VerdictPredicate, error) {
+	if st.GetPredicateType() != PredicateRebuildVerdict {
+		return nil, fmt.Errorf("parsing rebuild verdict: predicate type %q is not %s", st.GetPredicateType(), PredicateRebuildVerdict)
+	}
+	raw, err := protojson.Marshal(st.GetPredicate())
+	if err != nil {
+		return nil, fmt.Errorf("parsing rebuild verdict: %w", err)
+	}
+	var p VerdictPredicate
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, fmt.Errorf("parsing rebuild verdict: %w", err)
+	}
+	switch {
+	case p.Rebuilder.ID == "":
+		return nil, errors.New("parsing rebuild verdict: no rebuilder.id")
+	case p.Result == "":
+		return nil, errors.New("parsing rebuild verdict: no result")
+	case !sha256Digest.MatchString(p.RebuiltDigest):
+		return nil, fmt.Errorf("parsing rebuild verdict: rebuiltDigest %q: want sha256:<64 hex digits>", p.RebuiltDigest)
+	}
+	return &p, nil
+}
+
+// VerdictResult is what Verify made of one verdict bundle.
+type VerdictResult struct {
+	// Signer signed the verdict: verified when Counted, otherwise as the
+	// bundle claims (empty when unreadable).
+	Signer SignerIdentity `json:"signer,omitzero"`
+	// RebuilderID and RebuiltOn are what the verdict says.
+	RebuilderID string    `json:"rebuilderId,omitempty"`
+	RebuiltOn   time.Time `json:"rebuiltOn,omitzero"`
+	// Counted is true when the verdict counts towards the policy.
+	Counted bool `json:"counted"`
+	// Reason says why a verdict does not count.
+	Reason string `json:"reason,omitempty"`
+}
+
+// checkRebuildVerdicts counts the verdicts that verify, are signed by one
+// of the rebuilder identities, are about the image and say "reproduced",
+// once per distinct signer, and refuses when fewer than the policy's count.
+func checkRebuildVerdicts(res *Result, v *bundleVerifier, verdicts []*bundle.Bundle, req *verdictRequirement) error {
+	if req == nil {
+		return nil
+	}
+	rv := *v
+	rv.identities = req.identities
+	seen := map[SignerIdentity]bool{}
+	for _, b := range verdicts {
+		vr := VerdictResult{}
+		if info, err := Describe(b); err == nil {
+			vr.Signer = info.Signer
+		}
+		br, err := rv.verify(b, "verdict", nil)
+		if err != nil {
+			vr.Reason = err.Error()
+			var ve *VerificationError
+			if errors.As(err, &ve) {
+				vr.Reason = ve.Check + ": " + ve.Err.Error()
+			}
+			res.RebuildVerdicts = append(res.RebuildVerdicts, vr)
+			continue
+		}
+		vr.Signer = br.identity
+		pred, err := ParseVerdict(br.statement)
+		if err != nil {
+			vr.Reason = err.Error()
+			res.RebuildVerdicts = append(res.RebuildVerdicts, vr)
+			continue
+		}
+		vr.RebuilderID, vr.RebuiltOn = pred.Rebuilder.ID, pred.RebuiltOn
+		switch {
+		case pred.Result != VerdictReproduced:
+			vr.Reason = fmt.Sprintf("result %q, not %s", pred.Result, VerdictReproduced)
+		case pred.RebuiltDigest != res.Digest:
+			vr.Reason = fmt.Sprintf("the rebuild gave %s, not %s", pred.RebuiltDigest, res.Digest)
+		case seen[br.identity]:
+			vr.Reason = "another verdict of the same rebuilder counted already"
+		default:
+			vr.Counted = true
+			seen[br.identity] = true
+			res.ReproducedBy = append(res.ReproducedBy, br.identity)
+		}
+		res.RebuildVerdicts = append(res.RebuildVerdicts, vr)
+	}
+	if len(res.ReproducedBy) >= req.count {
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d of the %d rebuild verdicts required from distinct trusted rebuilders (%s)", len(res.ReproducedBy), req.count, strings.Join(describeIdentities(req.identities), "; "))
+	switch len(verdicts) {
+	case 0:
+		b.WriteString(": the image has no rebuild verdicts")
+	default:
+		fmt.Fprintf(&b, "; %d verdict%s looked at:", len(verdicts), plural(len(verdicts)))
+		for _, vr := range res.RebuildVerdicts {
+			who := vr.Signer.String()
+			if vr.Signer == (SignerIdentity{}) {
+				who = "unknown signer"
+			}
+			if vr.Counted {
+				fmt.Fprintf(&b, " [%s: counted]", who)
+			} else {
+				fmt.Fprintf(&b, " [%s: %s]", who, vr.Reason)
+			}
+		}
+	}
+	return refuse(CheckRebuildVerdicts, errors.New(b.String()))
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
