@@ -27,11 +27,12 @@ export PATH := $(BIN):$(PATH)
 all: build
 
 ## deps: install runc & co. when missing, build every component from its pinned module
-deps: apt-deps buildkit sigstore-tools registry-tools actionlint-tools
+deps: apt-deps buildkit sigstore-tools registry-tools actionlint-tools kube-tools
 
 include tools/sigstore.mk
 include tools/registry.mk
 include tools/actionlint.mk
+include tools/kubernetes.mk
 
 apt-deps:
 	@missing=""; \

@@ -1,0 +1,36 @@
+package admission
+
+import (
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestDependencies keeps the webhook free of BuildKit, containerd and
+// twinforge's build packages: it runs in the cluster with the verifier
+// alone (attest/verify), not the build machinery.
+func TestDependencies(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	forbiddenPrefixes := []string{"github.com/moby/buildkit", "github.com/containerd/", "github.com/docker/docker/"}
+	forbidden := []string{
+		"github.com/twinforge/twinforge/attest",
+		"github.com/twinforge/twinforge/builder",
+		"github.com/twinforge/twinforge/hermetic",
+		"github.com/twinforge/twinforge/isolation",
+		"github.com/twinforge/twinforge/rebuild",
+	}
+	deps := strings.Fields(string(out))
+	if !slices.Contains(deps, "github.com/twinforge/twinforge/attest/verify") {
+		t.Fatal("admission no longer uses attest/verify: go list output looks wrong")
+	}
+	for _, dep := range deps {
+		if slices.Contains(forbidden, dep) || slices.ContainsFunc(forbiddenPrefixes, func(p string) bool { return strings.HasPrefix(dep, p) }) ||
+			strings.HasPrefix(dep, "github.com/twinforge/twinforge/internal/") {
+			t.Errorf("admission depends on %s", dep)
+		}
+	}
+}

@@ -1,0 +1,79 @@
+// Package admission is twinforge's Kubernetes admission webhook: it admits a
+// workload only when every image it runs carries twinforge evidence that
+// verifies against the policy of the workload's namespace.
+//
+// The webhook answers AdmissionReview v1 requests (k8s.io/api/admission/v1)
+// for Pods and the pod templates of Deployments, StatefulSets, DaemonSets,
+// ReplicaSets, Jobs and CronJobs. For every container, init container and
+// ephemeral container image it
+//
+//  1. finds the policies that apply: the tenants of the configuration whose
+//     namespaces include the request's namespace and whose image patterns
+//     include the image's repository. An image no such tenant covers is
+//     denied, before the registry is contacted: one tenant's policy never
+//     admits another tenant's images;
+//  2. resolves a tag to a digest in the registry (an image named by digest is
+//     used as is) and denies a digest of the revocation list;
+//  3. fetches the image manifest and the Sigstore bundles attached to it as
+//     OCI 1.1 referrers (the referrers API, or the referrers tag schema of
+//     registries without it), exactly as twinforge push and twinforge build
+//     --push store them;
+//  4. verifies them with package attest/verify, the verifier and policy format
+//     of `twinforge verify` (attest/policy.md), against the configured
+//     Sigstore trusted root, for each applying tenant: all must admit.
+//
+// A denial names the image and the reason: the failed check of a
+// *verify.VerificationError ("signature", "subject", "identity",
+// "policy.requireReproduced", ...), a revoked digest, an image outside every
+// tenant, an unknown image, an unreachable registry, or the deadline.
+//
+// # Fail closed
+//
+// Everything that is not a verified image is denied: registry and Sigstore
+// errors, timeouts (every review is decided within WithDeadline, 8 seconds by
+// default, below the API server's 10 second webhook timeout), malformed
+// objects, and kinds or operations the webhook was not configured for (the API
+// server only sends what the webhook configuration's rules name, so anything
+// else is a misconfiguration and is refused rather than waved through).
+// Malformed AdmissionReview bodies get HTTP 400 and bodies over WithMaxBodyBytes
+// HTTP 413; with failurePolicy Fail the API server then denies the request.
+//
+// # Cache
+//
+// Verification results are cached by repository, digest and policy version
+// (a hash of the tenant's policy and the trusted root): positive results for
+// WithCacheTTL, refusals of the evidence for WithNegativeCacheTTL, in an LRU
+// bounded by WithCacheSize. Concurrent misses for the same key share one
+// verification, which runs on after an impatient caller gives up, so that the
+// next try finds it cached. Registry errors and timeouts are not cached. A
+// policy's maxAge is therefore enforced to within the cache TTL.
+// A change of the configuration, of a policy or of the trusted root empties
+// the cache; the revocation list is consulted on every decision, cached or
+// not, so a revoked digest is denied at once.
+//
+// # Reloading
+//
+// The configuration, the policies it names, the trusted root and the
+// revocation list are re-read every WithPollInterval (and by Reload). A file
+// that no longer parses is reported (log and metric) and the last good
+// version stays in force.
+//
+// # Mutation
+//
+// With WithMutation the webhook also serves /mutate: it verifies like /validate
+// and answers with a JSONPatch that replaces every image named by tag with the
+// digest it verified, so the kubelet runs exactly what was verified, not what
+// the tag points at later. Without mutation, images named by tag are verified
+// at admission time only.
+//
+// # Serving
+//
+// The handler New returns routes /validate, /mutate, /healthz, /readyz and
+// /metrics (Prometheus: requests, decisions by result, cache hits and misses,
+// latency histograms); Serve runs it over HTTPS with certificate reloading and
+// graceful shutdown. Manifests produces the webhook configurations,
+// Deployment and Service to install it. The package logs through the slog
+// logger given to WithLogger and never prints.
+//
+// The package imports neither BuildKit nor containerd (depcheck test).
+package admission

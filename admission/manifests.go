@@ -1,0 +1,384 @@
+package admission
+
+import (
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"strings"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"sigs.k8s.io/yaml"
+)
+
+// Names Manifests gives the webhooks (webhook names must be fully
+// qualified) and the default object name.
+const (
+	ValidatingWebhookName = "verify.admission.twinforge.dev"
+	MutatingWebhookName   = "pin.admission.twinforge.dev"
+	DefaultName           = "twinforge-admission"
+	// WebhookTimeoutSeconds is the webhooks' timeoutSeconds, the API
+	// server's maximum; the webhook decides within DefaultDeadline.
+	WebhookTimeoutSeconds = 10
+)
+
+// Paths of the files inside the Deployment's pod.
+const (
+	manifestConfigDir = "/etc/twinforge/config"
+	manifestTLSDir    = "/etc/twinforge/tls"
+	manifestPort      = 8443
+)
+
+// ManifestOptions describe the objects Manifests makes.
+type ManifestOptions struct {
+	// Namespace is where the webhook runs; it is exempt from the webhook,
+	// so that the webhook's own pods can start. Required.
+	Namespace string
+	// Name names the Deployment, Service, configurations and the
+	// ConfigMap and Secret the Deployment mounts. The default is
+	// DefaultName.
+	Name string
+	// CABundle is the PEM of the CA that signed the webhook's serving
+	// certificate. Required.
+	CABundle []byte
+	// URL, when set, is where the API server reaches a webhook running
+	// outside the cluster (https://HOST:PORT; a trailing /validate is
+	// accepted): the configurations use clientConfig.url and no Deployment
+	// or Service is made. By default the webhook runs in the cluster behind
+	// the Service.
+	URL string
+	// Mutating adds the MutatingWebhookConfiguration (/mutate, pinning
+	// images to their verified digests) and runs the webhook with
+	// --mutating.
+	Mutating bool
+	// Image is the twinforge image the Deployment runs. Required without
+	// URL.
+	Image string
+	// Replicas of the Deployment. The default is 2.
+	Replicas int32
+	// Revocations runs the webhook with the revocation list
+	// revocations.txt of the ConfigMap.
+	Revocations bool
+	// ExemptNamespaces are namespaces the webhooks do not see, besides
+	// Namespace. None by default: every exemption is a way around the
+	// policy.
+	ExemptNamespaces []string
+}
+
+func (o *ManifestOptions) validate() error {
+	if o.Name == "" {
+		o.Name = DefaultName
+	}
+	if o.Replicas == 0 {
+		o.Replicas = 2
+	}
+	for _, ns := range append([]string{o.Namespace}, o.ExemptNamespaces...) {
+		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+			return fmt.Errorf("namespace %q: %s", ns, strings.Join(errs, "; "))
+		}
+	}
+	if errs := validation.IsDNS1123Label(o.Name); len(errs) > 0 {
+		return fmt.Errorf("name %q: %s", o.Name, strings.Join(errs, "; "))
+	}
+	if err := checkCABundle(o.CABundle); err != nil {
+		return err
+	}
+	if o.URL != "" {
+		u, err := url.Parse(o.URL)
+		if err != nil || u.Scheme != "https" || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return fmt.Errorf("webhook URL %q: want https://HOST:PORT", o.URL)
+		}
+		return nil
+	}
+	if o.Image == "" {
+		return errors.New("the image of the webhook's Deployment is required (or a URL for a webhook outside the cluster)")
+	}
+	if o.Replicas < 1 {
+		return fmt.Errorf("replicas %d: want at least 1", o.Replicas)
+	}
+	return nil
+}
+
+func checkCABundle(data []byte) error {
+	n := 0
+	for rest := data; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
+			return fmt.Errorf("CA bundle: %w", err)
+		}
+		n++
+	}
+	if n == 0 {
+		return errors.New("CA bundle: no PEM certificate")
+	}
+	return nil
+}
+
+// Manifests returns the objects that install the webhook: the
+// ValidatingWebhookConfiguration, with Mutating the
+// MutatingWebhookConfiguration, and without URL the Deployment and Service.
+// Both configurations fail closed (failurePolicy Fail), time out after
+// WebhookTimeoutSeconds, have no side effects, take AdmissionReview v1 and
+// match the CREATE and UPDATE of pods (ephemeral containers included) and
+// of the workloads with pod templates.
+//
+// The Deployment mounts the ConfigMap <name>-config (config.yaml, the
+// policies it names, trusted_root.json and, with Revocations,
+// revocations.txt) and the kubernetes.io/tls Secret <name>-tls, which the
+// operator provides.
+func Manifests(o ManifestOptions) ([]runtime.Object, error) {
+	if err := o.validate(); err != nil {
+		return nil, fmt.Errorf("webhook manifests: %w", err)
+	}
+	var objs []runtime.Object
+	objs = append(objs, &admissionregistrationv1.ValidatingWebhookConfiguration{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "ValidatingWebhookConfiguration"},
+		ObjectMeta: o.meta(),
+		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
+			Name:                    ValidatingWebhookName,
+			ClientConfig:            o.clientConfig(PathValidate),
+			Rules:                   webhookRules(),
+			FailurePolicy:           ptr(admissionregistrationv1.Fail),
+			MatchPolicy:             ptr(admissionregistrationv1.Equivalent),
+			NamespaceSelector:       o.namespaceSelector(),
+			SideEffects:             ptr(admissionregistrationv1.SideEffectClassNone),
+			TimeoutSeconds:          ptr(int32(WebhookTimeoutSeconds)),
+			AdmissionReviewVersions: []string{"v1"},
+		}},
+	})
+	if o.Mutating {
+		objs = append(objs, &admissionregistrationv1.MutatingWebhookConfiguration{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "MutatingWebhookConfiguration"},
+			ObjectMeta: o.meta(),
+			Webhooks: []admissionregistrationv1.MutatingWebhook{{
+				Name:                    MutatingWebhookName,
+				ClientConfig:            o.clientConfig(PathMutate),
+				Rules:                   webhookRules(),
+				FailurePolicy:           ptr(admissionregistrationv1.Fail),
+				MatchPolicy:             ptr(admissionregistrationv1.Equivalent),
+				NamespaceSelector:       o.namespaceSelector(),
+				SideEffects:             ptr(admissionregistrationv1.SideEffectClassNone),
+				TimeoutSeconds:          ptr(int32(WebhookTimeoutSeconds)),
+				AdmissionReviewVersions: []string{"v1"},
+				// Another mutating webhook may change an image after this one.
+				ReinvocationPolicy: ptr(admissionregistrationv1.IfNeededReinvocationPolicy),
+			}},
+		})
+	}
+	if o.URL == "" {
+		objs = append(objs, o.deployment(), o.service())
+	}
+	return objs, nil
+}
+
+// WriteManifests writes Manifests as a YAML stream.
+func WriteManifests(w io.Writer, o ManifestOptions) error {
+	objs, err := Manifests(o)
+	if err != nil {
+		return err
+	}
+	for i, obj := range objs {
+		data, err := marshalClean(obj)
+		if err != nil {
+			return err
+		}
+		if i > 0 {
+			if _, err := io.WriteString(w, "---\n"); err != nil {
+				return err
+			}
+		}
+		if _, err := w.Write(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// marshalClean renders an object as YAML without the null and empty fields
+// the typed structs always carry (creationTimestamp: null, status: {}).
+func marshalClean(obj runtime.Object) ([]byte, error) {
+	data, err := json.Marshal(obj)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %T: %w", obj, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, err
+	}
+	dropNulls(m)
+	if st, ok := m["status"].(map[string]any); ok && len(st) == 0 {
+		delete(m, "status")
+	}
+	return yaml.Marshal(m)
+}
+
+// dropNulls deletes every null field. Empty objects stay: some mean
+// something (emptyDir: {}).
+func dropNulls(v any) {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, e := range t {
+			if e == nil {
+				delete(t, k)
+				continue
+			}
+			dropNulls(e)
+		}
+	case []any:
+		for _, e := range t {
+			dropNulls(e)
+		}
+	}
+}
+
+func (o ManifestOptions) meta() metav1.ObjectMeta {
+	return metav1.ObjectMeta{Name: o.Name, Labels: o.labels()}
+}
+
+func (o ManifestOptions) labels() map[string]string {
+	return map[string]string{"app.kubernetes.io/name": o.Name, "app.kubernetes.io/part-of": "twinforge"}
+}
+
+func (o ManifestOptions) clientConfig(path string) admissionregistrationv1.WebhookClientConfig {
+	cc := admissionregistrationv1.WebhookClientConfig{CABundle: o.CABundle}
+	if o.URL != "" {
+		base := strings.TrimSuffix(strings.TrimSuffix(o.URL, "/"), PathValidate)
+		cc.URL = ptr(base + path)
+		return cc
+	}
+	cc.Service = &admissionregistrationv1.ServiceReference{Namespace: o.Namespace, Name: o.Name, Path: ptr(path), Port: ptr(int32(443))}
+	return cc
+}
+
+// namespaceSelector exempts the webhook's namespace (and ExemptNamespaces),
+// by the name label the API server sets on every namespace.
+func (o ManifestOptions) namespaceSelector() *metav1.LabelSelector {
+	return &metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{
+		Key: "kubernetes.io/metadata.name", Operator: metav1.LabelSelectorOpNotIn,
+		Values: append([]string{o.Namespace}, o.ExemptNamespaces...),
+	}}}
+}
+
+// webhookRules are the resources of workloadKinds, grouped by API group,
+// for CREATE and UPDATE.
+func webhookRules() []admissionregistrationv1.RuleWithOperations {
+	var rules []admissionregistrationv1.RuleWithOperations
+	byGroup := map[string]int{}
+	for _, k := range workloadKinds {
+		i, ok := byGroup[k.gvk.Group]
+		if !ok {
+			i = len(rules)
+			byGroup[k.gvk.Group] = i
+			rules = append(rules, admissionregistrationv1.RuleWithOperations{
+				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update},
+				Rule: admissionregistrationv1.Rule{
+					APIGroups: []string{k.gvk.Group}, APIVersions: []string{k.gvk.Version},
+					Scope: ptr(admissionregistrationv1.NamespacedScope),
+				},
+			})
+		}
+		rules[i].Resources = append(rules[i].Resources, k.resource)
+		if k.resource == "pods" {
+			rules[i].Resources = append(rules[i].Resources, "pods/ephemeralcontainers")
+		}
+	}
+	return rules
+}
+
+func (o ManifestOptions) deployment() *appsv1.Deployment {
+	args := []string{
+		"admission", "serve",
+		"--policy-config=" + manifestConfigDir + "/config.yaml",
+		"--trusted-root=" + manifestConfigDir + "/trusted_root.json",
+		"--tls-cert=" + manifestTLSDir + "/tls.crt",
+		"--tls-key=" + manifestTLSDir + "/tls.key",
+		fmt.Sprintf("--addr=:%d", manifestPort),
+	}
+	if o.Mutating {
+		args = append(args, "--mutating")
+	}
+	if o.Revocations {
+		args = append(args, "--revocations="+manifestConfigDir+"/revocations.txt")
+	}
+	probe := func(path string) *corev1.Probe {
+		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+			Path: path, Port: intstr.FromString("https"), Scheme: corev1.URISchemeHTTPS,
+		}}, PeriodSeconds: 10}
+	}
+	return &appsv1.Deployment{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
+		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, Labels: o.labels()},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: ptr(o.Replicas),
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": o.Name}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: o.labels()},
+				Spec: corev1.PodSpec{
+					AutomountServiceAccountToken: ptr(false),
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   ptr(true),
+						RunAsUser:      ptr(int64(65532)),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Containers: []corev1.Container{{
+						Name:           "webhook",
+						Image:          o.Image,
+						Args:           args,
+						Ports:          []corev1.ContainerPort{{Name: "https", ContainerPort: manifestPort, Protocol: corev1.ProtocolTCP}},
+						ReadinessProbe: probe(PathReadyz),
+						LivenessProbe:  probe(PathHealthz),
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("100m"), corev1.ResourceMemory: resource.MustParse("128Mi")},
+							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("512Mi")},
+						},
+						SecurityContext: &corev1.SecurityContext{
+							AllowPrivilegeEscalation: ptr(false),
+							ReadOnlyRootFilesystem:   ptr(true),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+						},
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: "config", MountPath: manifestConfigDir, ReadOnly: true},
+							{Name: "tls", MountPath: manifestTLSDir, ReadOnly: true},
+						},
+					}},
+					Volumes: []corev1.Volume{
+						{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+							LocalObjectReference: corev1.LocalObjectReference{Name: o.Name + "-config"},
+						}}},
+						{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: o.Name + "-tls"}}},
+					},
+				},
+			},
+		},
+	}
+}
+
+func (o ManifestOptions) service() *corev1.Service {
+	return &corev1.Service{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
+		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, Labels: o.labels()},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app.kubernetes.io/name": o.Name},
+			Ports:    []corev1.ServicePort{{Name: "https", Port: 443, TargetPort: intstr.FromString("https"), Protocol: corev1.ProtocolTCP}},
+		},
+	}
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -1,0 +1,141 @@
+package admission
+
+import (
+	"bytes"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/twinforge/twinforge/internal/testenv"
+)
+
+func TestManifests(t *testing.T) {
+	pki := testenv.NewPKI(t, t.TempDir())
+	ca, err := os.ReadFile(pki.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := WriteManifests(&out, ManifestOptions{Namespace: "twinforge-system", CABundle: ca, Mutating: true, Image: "registry.example/twinforge@sha256:" + strings.Repeat("a", 64)}); err != nil {
+		t.Fatal(err)
+	}
+	docs := strings.Split(out.String(), "---\n")
+	if len(docs) != 4 {
+		t.Fatalf("%d documents, want 4:\n%s", len(docs), out.String())
+	}
+	if strings.Contains(out.String(), "null") || strings.Contains(out.String(), "status: {}") {
+		t.Errorf("empty fields in the output:\n%s", out.String())
+	}
+	var vwc admissionregistrationv1.ValidatingWebhookConfiguration
+	var mwc admissionregistrationv1.MutatingWebhookConfiguration
+	var dep appsv1.Deployment
+	var svc corev1.Service
+	for i, into := range []any{&vwc, &mwc, &dep, &svc} {
+		if err := yaml.UnmarshalStrict([]byte(docs[i]), into); err != nil {
+			t.Fatalf("document %d: %v\n%s", i, err, docs[i])
+		}
+	}
+	if vwc.Kind != "ValidatingWebhookConfiguration" || mwc.Kind != "MutatingWebhookConfiguration" || dep.Kind != "Deployment" || svc.Kind != "Service" {
+		t.Fatalf("kinds: %s %s %s %s", vwc.Kind, mwc.Kind, dep.Kind, svc.Kind)
+	}
+	vw, mw := vwc.Webhooks[0], mwc.Webhooks[0]
+	for _, c := range []struct {
+		name     string
+		cc       admissionregistrationv1.WebhookClientConfig
+		rules    []admissionregistrationv1.RuleWithOperations
+		fp       *admissionregistrationv1.FailurePolicyType
+		se       *admissionregistrationv1.SideEffectClass
+		timeout  *int32
+		versions []string
+		selector *metav1.LabelSelector
+		path     string
+	}{
+		{vw.Name, vw.ClientConfig, vw.Rules, vw.FailurePolicy, vw.SideEffects, vw.TimeoutSeconds, vw.AdmissionReviewVersions, vw.NamespaceSelector, PathValidate},
+		{mw.Name, mw.ClientConfig, mw.Rules, mw.FailurePolicy, mw.SideEffects, mw.TimeoutSeconds, mw.AdmissionReviewVersions, mw.NamespaceSelector, PathMutate},
+	} {
+		if !bytes.Equal(c.cc.CABundle, ca) {
+			t.Errorf("%s: caBundle differs", c.name)
+		}
+		if c.cc.Service == nil || c.cc.Service.Namespace != "twinforge-system" || *c.cc.Service.Path != c.path || *c.cc.Service.Port != 443 || c.cc.URL != nil {
+			t.Errorf("%s: clientConfig %+v", c.name, c.cc)
+		}
+		if *c.fp != admissionregistrationv1.Fail || *c.se != admissionregistrationv1.SideEffectClassNone || *c.timeout != 10 || !slices.Equal(c.versions, []string{"v1"}) {
+			t.Errorf("%s: failurePolicy %s sideEffects %s timeout %d versions %v", c.name, *c.fp, *c.se, *c.timeout, c.versions)
+		}
+		if c.selector.MatchExpressions[0].Operator != metav1.LabelSelectorOpNotIn || !slices.Equal(c.selector.MatchExpressions[0].Values, []string{"twinforge-system"}) {
+			t.Errorf("%s: namespaceSelector %+v", c.name, c.selector)
+		}
+		var resources []string
+		for _, r := range c.rules {
+			if !slices.Equal(r.Operations, []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update}) {
+				t.Errorf("%s: operations %v", c.name, r.Operations)
+			}
+			for _, res := range r.Resources {
+				resources = append(resources, r.APIGroups[0]+"/"+r.APIVersions[0]+"/"+res)
+			}
+		}
+		want := []string{"/v1/pods", "/v1/pods/ephemeralcontainers", "apps/v1/deployments", "apps/v1/statefulsets", "apps/v1/daemonsets", "apps/v1/replicasets", "batch/v1/jobs", "batch/v1/cronjobs"}
+		if !slices.Equal(resources, want) {
+			t.Errorf("%s: resources %v, want %v", c.name, resources, want)
+		}
+	}
+	args := strings.Join(dep.Spec.Template.Spec.Containers[0].Args, " ")
+	if !strings.Contains(args, "admission serve") || !strings.Contains(args, "--mutating") || dep.Namespace != "twinforge-system" {
+		t.Errorf("deployment: %s in %s", args, dep.Namespace)
+	}
+	if svc.Spec.Ports[0].Port != 443 || svc.Spec.Selector["app.kubernetes.io/name"] != DefaultName {
+		t.Errorf("service: %+v", svc.Spec)
+	}
+
+	// A webhook outside the cluster: configurations only, pointing at the URL.
+	out.Reset()
+	if err := WriteManifests(&out, ManifestOptions{Namespace: "twinforge-system", CABundle: ca, URL: "https://127.0.0.1:8443/validate", Mutating: true}); err != nil {
+		t.Fatal(err)
+	}
+	docs = strings.Split(out.String(), "---\n")
+	if len(docs) != 2 {
+		t.Fatalf("%d documents with --url, want 2", len(docs))
+	}
+	vwc, mwc = admissionregistrationv1.ValidatingWebhookConfiguration{}, admissionregistrationv1.MutatingWebhookConfiguration{}
+	if err := yaml.UnmarshalStrict([]byte(docs[0]), &vwc); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.UnmarshalStrict([]byte(docs[1]), &mwc); err != nil {
+		t.Fatal(err)
+	}
+	if *vwc.Webhooks[0].ClientConfig.URL != "https://127.0.0.1:8443/validate" || *mwc.Webhooks[0].ClientConfig.URL != "https://127.0.0.1:8443/mutate" || vwc.Webhooks[0].ClientConfig.Service != nil {
+		t.Fatalf("urls: %v %v", *vwc.Webhooks[0].ClientConfig.URL, *mwc.Webhooks[0].ClientConfig.URL)
+	}
+}
+
+func TestManifestsErrors(t *testing.T) {
+	pki := testenv.NewPKI(t, t.TempDir())
+	ca, _ := os.ReadFile(pki.CA)
+	key, _ := os.ReadFile(pki.ServerKey)
+	for _, tc := range []struct {
+		name string
+		o    ManifestOptions
+		want string
+	}{
+		{"no namespace", ManifestOptions{CABundle: ca, Image: "x"}, "namespace"},
+		{"bad namespace", ManifestOptions{Namespace: "Team_A", CABundle: ca, Image: "x"}, "namespace"},
+		{"no ca", ManifestOptions{Namespace: "ns", Image: "x"}, "no PEM certificate"},
+		{"key as ca", ManifestOptions{Namespace: "ns", CABundle: key, Image: "x"}, "no PEM certificate"},
+		{"no image", ManifestOptions{Namespace: "ns", CABundle: ca}, "image"},
+		{"http url", ManifestOptions{Namespace: "ns", CABundle: ca, URL: "http://127.0.0.1:8443"}, "https"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Manifests(tc.o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

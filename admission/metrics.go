@@ -1,0 +1,74 @@
+package admission
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the webhook's Prometheus metrics, in a registry of its own.
+type metrics struct {
+	registry *prometheus.Registry
+
+	requests        *prometheus.CounterVec   // endpoint, code
+	reviews         *prometheus.CounterVec   // endpoint, allowed
+	images          *prometheus.CounterVec   // result
+	cache           *prometheus.CounterVec   // outcome: hit, miss, shared
+	requestSeconds  *prometheus.HistogramVec // endpoint
+	verifySeconds   *prometheus.HistogramVec // result
+	reloads         *prometheus.CounterVec   // result: changed, error
+	cacheEntries    prometheus.GaugeFunc
+	revokedDigests  prometheus.Gauge
+	policiesVersion *prometheus.GaugeVec // version (always 1: the current one)
+}
+
+func newMetrics(cacheLen func() float64) *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "twinforge", Subsystem: "admission", Name: "requests_total",
+			Help: "HTTP requests to the admission endpoints, by endpoint and status code.",
+		}, []string{"endpoint", "code"}),
+		reviews: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "twinforge", Subsystem: "admission", Name: "reviews_total",
+			Help: "AdmissionReviews decided, by endpoint and whether they were allowed.",
+		}, []string{"endpoint", "allowed"}),
+		images: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "twinforge", Subsystem: "admission", Name: "decisions_total",
+			Help: "Image decisions by result: admitted, or the class of the denial.",
+		}, []string{"result"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "twinforge", Subsystem: "admission", Name: "cache_lookups_total",
+			Help: "Verification cache lookups: hit, miss (verified now) or shared (joined a verification in flight).",
+		}, []string{"outcome"}),
+		requestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "twinforge", Subsystem: "admission", Name: "request_duration_seconds",
+			Help:    "Time to answer an AdmissionReview, by endpoint.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 8, 10},
+		}, []string{"endpoint"}),
+		verifySeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "twinforge", Subsystem: "admission", Name: "verification_duration_seconds",
+			Help:    "Time of one uncached verification (registry fetches and signature checks), by result.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 8, 10},
+		}, []string{"result"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "twinforge", Subsystem: "admission", Name: "reloads_total",
+			Help: "Reloads of the configuration, policies, trusted root and revocation list: changed or error (the last good version stays).",
+		}, []string{"result"}),
+		revokedDigests: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "twinforge", Subsystem: "admission", Name: "revoked_digests",
+			Help: "Digests on the revocation list in force.",
+		}),
+		policiesVersion: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "twinforge", Subsystem: "admission", Name: "policy_info",
+			Help: "The version (hash of the configuration, policies and trusted root) in force.",
+		}, []string{"version"}),
+	}
+	m.cacheEntries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Namespace: "twinforge", Subsystem: "admission", Name: "cache_entries",
+		Help: "Decisions held by the verification cache.",
+	}, cacheLen)
+	m.registry.MustRegister(m.requests, m.reviews, m.images, m.cache, m.requestSeconds, m.verifySeconds,
+		m.reloads, m.cacheEntries, m.revokedDigests, m.policiesVersion,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}

@@ -1,0 +1,231 @@
+package admission
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+)
+
+// Defaults of the options.
+const (
+	// DefaultDeadline bounds one review, below the API server's maximum
+	// webhook timeout of 10 seconds (and Manifests' timeoutSeconds: 10),
+	// so that the webhook denies before the API server gives up on it.
+	DefaultDeadline = 8 * time.Second
+	// DefaultCacheTTL is how long an admitted digest stays verified.
+	DefaultCacheTTL = 5 * time.Minute
+	// DefaultNegativeCacheTTL is how long a refused digest stays refused.
+	DefaultNegativeCacheTTL = 30 * time.Second
+	// DefaultCacheSize is how many decisions the cache holds.
+	DefaultCacheSize = 4096
+	// DefaultPollInterval is how often the files are checked for changes.
+	DefaultPollInterval = 2 * time.Second
+	// DefaultMaxBodyBytes bounds an AdmissionReview: an UPDATE carries the
+	// object and the old object, each at most etcd's default 1.5 MiB.
+	DefaultMaxBodyBytes = 4 << 20
+)
+
+// Option configures New.
+type Option func(*options) error
+
+type options struct {
+	logger           *slog.Logger
+	deadline         time.Duration
+	cacheTTL         time.Duration
+	negativeTTL      time.Duration
+	negativeSet      bool
+	cacheSize        int
+	pollInterval     time.Duration
+	maxBodyBytes     int64
+	mutation         bool
+	transport        http.RoundTripper
+	keychain         authn.Keychain
+	insecureLoopback bool
+	userAgent        string
+	now              func() time.Time
+}
+
+func makeOptions(opts ...Option) (*options, error) {
+	o := &options{
+		logger:       slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		deadline:     DefaultDeadline,
+		cacheTTL:     DefaultCacheTTL,
+		negativeTTL:  DefaultNegativeCacheTTL,
+		cacheSize:    DefaultCacheSize,
+		pollInterval: DefaultPollInterval,
+		maxBodyBytes: DefaultMaxBodyBytes,
+		keychain:     authn.DefaultKeychain,
+		userAgent:    "twinforge-admission",
+		now:          time.Now,
+	}
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return nil, err
+		}
+	}
+	if o.negativeTTL > o.cacheTTL {
+		if o.negativeSet {
+			return nil, fmt.Errorf("the negative cache TTL (%s) exceeds the cache TTL (%s): refusals would outlive admissions", o.negativeTTL, o.cacheTTL)
+		}
+		o.negativeTTL = o.cacheTTL // the default, under a shorter cache TTL
+	}
+	return o, nil
+}
+
+// WithLogger sets the structured logger decisions and reloads are logged
+// to. The default discards everything.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return errors.New("WithLogger: nil logger")
+		}
+		o.logger = l
+		return nil
+	}
+}
+
+// WithDeadline bounds the decision of one AdmissionReview, every image
+// included; what is not verified by then is denied. The default value is
+// DefaultDeadline (8s). It must stay below the webhook configuration's
+// timeoutSeconds.
+func WithDeadline(d time.Duration) Option {
+	return func(o *options) error {
+		if d <= 0 || d > 30*time.Second {
+			return fmt.Errorf("WithDeadline: %s: want more than 0 and at most 30s (the API server's limit)", d)
+		}
+		o.deadline = d
+		return nil
+	}
+}
+
+// WithCacheTTL sets how long an admitted image digest stays verified
+// without looking again. The default value is DefaultCacheTTL (5m); 0
+// disables the cache.
+func WithCacheTTL(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("WithCacheTTL: negative %s", d)
+		}
+		o.cacheTTL = d
+		return nil
+	}
+}
+
+// WithNegativeCacheTTL sets how long a refused image digest (evidence that
+// does not verify, an image that does not exist) stays refused without
+// looking again. The default value is DefaultNegativeCacheTTL (30s), or the
+// cache TTL when that is shorter; 0 caches no refusal. It may not exceed the
+// cache TTL.
+func WithNegativeCacheTTL(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("WithNegativeCacheTTL: negative %s", d)
+		}
+		o.negativeTTL, o.negativeSet = d, true
+		return nil
+	}
+}
+
+// WithCacheSize bounds how many decisions the cache keeps; the least
+// recently used go first. The default value is DefaultCacheSize (4096).
+func WithCacheSize(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("WithCacheSize: %d: want at least 1 (WithCacheTTL(0) disables the cache)", n)
+		}
+		o.cacheSize = n
+		return nil
+	}
+}
+
+// WithPollInterval sets how often the configuration, policies, trusted root
+// and revocation list are checked for changes. The default value is
+// DefaultPollInterval (2s); 0 disables polling (Reload still works).
+func WithPollInterval(d time.Duration) Option {
+	return func(o *options) error {
+		if d < 0 {
+			return fmt.Errorf("WithPollInterval: negative %s", d)
+		}
+		o.pollInterval = d
+		return nil
+	}
+}
+
+// WithMaxBodyBytes bounds the size of an AdmissionReview request; larger
+// ones are answered with HTTP 413, which the API server treats as a failed
+// call (denied under failurePolicy Fail). The default value is
+// DefaultMaxBodyBytes (4 MiB).
+func WithMaxBodyBytes(n int64) Option {
+	return func(o *options) error {
+		if n < 1024 {
+			return fmt.Errorf("WithMaxBodyBytes: %d: want at least 1024", n)
+		}
+		o.maxBodyBytes = n
+		return nil
+	}
+}
+
+// WithMutation serves /mutate: the same verification as /validate, and a
+// JSONPatch that pins every image named by tag to the digest verified.
+// By default /mutate is not served (404).
+func WithMutation() Option {
+	return func(o *options) error {
+		o.mutation = true
+		return nil
+	}
+}
+
+// WithTransport sets the HTTP transport registry requests go through (TLS
+// roots, proxies). The default is go-containerregistry's
+// remote.DefaultTransport. The plain-HTTP policy is layered on top of it.
+func WithTransport(t http.RoundTripper) Option {
+	return func(o *options) error {
+		if t == nil {
+			return errors.New("WithTransport: nil transport")
+		}
+		o.transport = t
+		return nil
+	}
+}
+
+// WithKeychain sets where registry credentials come from. The default is
+// authn.DefaultKeychain (the Docker config of the webhook's user).
+func WithKeychain(k authn.Keychain) Option {
+	return func(o *options) error {
+		if k == nil {
+			return errors.New("WithKeychain: nil keychain")
+		}
+		o.keychain = k
+		return nil
+	}
+}
+
+// WithInsecureLoopbackUnsafe allows plain HTTP to registries on loopback
+// hosts (127.0.0.0/8, ::1, localhost), as local test registries serve it.
+// Every other registry stays HTTPS-only. By default plain HTTP is refused for
+// every host.
+//
+// Do not use this option unless you know what you are doing.
+func WithInsecureLoopbackUnsafe() Option {
+	return func(o *options) error {
+		o.insecureLoopback = true
+		return nil
+	}
+}
+
+// WithUserAgent sets the User-Agent sent to registries. The default value
+// is "twinforge-admission".
+func WithUserAgent(ua string) Option {
+	return func(o *options) error {
+		if ua == "" {
+			return errors.New("WithUserAgent: empty user agent")
+		}
+		o.userAgent = ua
+		return nil
+	}
+}

@@ -1,0 +1,538 @@
+package admission
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
+	"github.com/sigstore/sigstore-go/pkg/root"
+	admissionv1 "k8s.io/api/admission/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/twinforge/twinforge/attest/verify"
+)
+
+// Paths the webhook serves.
+const (
+	PathValidate = "/validate"
+	PathMutate   = "/mutate"
+	PathHealthz  = "/healthz"
+	PathReadyz   = "/readyz"
+	PathMetrics  = "/metrics"
+)
+
+// maxConcurrentImages bounds the images of one review verified at once.
+const maxConcurrentImages = 8
+
+// maxVerifyTries bounds the provenance/signature pairs tried for one image,
+// however many bundles a registry attaches.
+const maxVerifyTries = 16
+
+// maxMessageBytes bounds a denial message (registry error bodies can be
+// long).
+const maxMessageBytes = 4096
+
+// Webhook is the admission webhook: an http.Handler serving PathValidate,
+// PathMutate (WithMutation), PathHealthz, PathReadyz and PathMetrics.
+// It is safe for concurrent use.
+type Webhook interface {
+	http.Handler
+	// Reload re-reads the files of the Source now, as polling does. If one
+	// does not parse, the error is returned and the last good version stays
+	// in force.
+	Reload() error
+	// Close stops polling the files; the handler keeps answering.
+	Close() error
+}
+
+// webhook is the Webhook.
+type webhook struct {
+	src      Source
+	o        *options
+	log      *slog.Logger
+	registry registryClient
+	cache    *decisionCache
+	metrics  *metrics
+	mux      *http.ServeMux
+
+	snap      atomic.Pointer[snapshot]
+	reloadMu  sync.Mutex
+	stop      chan struct{}
+	closeOnce sync.Once
+	polling   sync.WaitGroup
+}
+
+var _ Webhook = (*webhook)(nil)
+
+// New loads the files src names (an error if any is missing or invalid) and
+// returns the webhook deciding by them. Unless WithPollInterval(0), it polls
+// the files for changes until Close.
+func New(src Source, opts ...Option) (Webhook, error) {
+	o, err := makeOptions(opts...)
+	if err != nil {
+		return nil, err
+	}
+	snap, err := loadSnapshot(src)
+	if err != nil {
+		return nil, err
+	}
+	w := &webhook{src: src, o: o, log: o.logger, stop: make(chan struct{})}
+	if w.registry, err = newRemoteClient(o.transport, o.keychain, o.insecureLoopback, o.userAgent); err != nil {
+		return nil, err
+	}
+	w.cache = newDecisionCache(o.cacheSize, o.cacheTTL, o.negativeTTL, o.deadline, cacheableRefusal)
+	w.cache.now = o.now
+	w.metrics = newMetrics(func() float64 { return float64(w.cache.len()) })
+	w.install(snap)
+
+	w.mux = http.NewServeMux()
+	w.mux.HandleFunc("POST "+PathValidate, func(rw http.ResponseWriter, r *http.Request) { w.serveReview(rw, r, false) })
+	if o.mutation {
+		w.mux.HandleFunc("POST "+PathMutate, func(rw http.ResponseWriter, r *http.Request) { w.serveReview(rw, r, true) })
+	}
+	w.mux.HandleFunc("GET "+PathHealthz, func(rw http.ResponseWriter, _ *http.Request) { io.WriteString(rw, "ok\n") })
+	w.mux.HandleFunc("GET "+PathReadyz, func(rw http.ResponseWriter, _ *http.Request) { io.WriteString(rw, "ok\n") })
+	w.mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(w.metrics.registry, promhttp.HandlerOpts{}))
+
+	if o.pollInterval > 0 {
+		w.polling.Add(1)
+		go w.poll(o.pollInterval)
+	}
+	w.log.Info("admission webhook configured", "tenants", len(snap.tenants), "version", snap.version,
+		"revoked", len(snap.revoked), "mutation", o.mutation, "deadline", o.deadline.String())
+	return w, nil
+}
+
+func (w *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
+	w.mux.ServeHTTP(rw, r)
+}
+
+// install puts a snapshot in force, emptying the cache when the decisions it
+// makes may differ.
+func (w *webhook) install(s *snapshot) {
+	old := w.snap.Swap(s)
+	if old == nil || old.version != s.version {
+		w.cache.purge()
+		w.metrics.policiesVersion.Reset()
+		w.metrics.policiesVersion.WithLabelValues(s.version).Set(1)
+	}
+	w.metrics.revokedDigests.Set(float64(len(s.revoked)))
+}
+
+func (w *webhook) Reload() error {
+	_, err := w.reload(true)
+	return err
+}
+
+// reload loads the files again and puts them in force. It reports whether
+// anything changed; errors are logged (and counted) only when report is set.
+func (w *webhook) reload(report bool) (bool, error) {
+	w.reloadMu.Lock()
+	defer w.reloadMu.Unlock()
+	s, err := loadSnapshot(w.src)
+	if err != nil {
+		if report {
+			w.metrics.reloads.WithLabelValues("error").Inc()
+			w.log.Error("reload failed: the last good configuration stays in force", "error", err.Error())
+		}
+		return false, err
+	}
+	old := w.snap.Load()
+	if maps.Equal(old.files, s.files) {
+		return false, nil
+	}
+	w.install(s)
+	w.metrics.reloads.WithLabelValues("changed").Inc()
+	w.log.Info("configuration reloaded", "version", s.version, "previous", old.version,
+		"tenants", len(s.tenants), "revoked", len(s.revoked), "cachePurged", old.version != s.version)
+	return true, nil
+}
+
+// poll reloads whenever a file read for the snapshot in force changes.
+// While the files do not load, it retries on every tick and reports each
+// distinct error once.
+func (w *webhook) poll(every time.Duration) {
+	defer w.polling.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	lastErr := ""
+	for {
+		select {
+		case <-w.stop:
+			return
+		case <-t.C:
+		}
+		if lastErr == "" && !w.snap.Load().files.changed() {
+			continue
+		}
+		_, err := w.reload(false)
+		switch {
+		case err == nil:
+			lastErr = ""
+		case err.Error() != lastErr:
+			lastErr = err.Error()
+			w.metrics.reloads.WithLabelValues("error").Inc()
+			w.log.Error("reload failed: the last good configuration stays in force", "error", lastErr)
+		}
+	}
+}
+
+func (w *webhook) Close() error {
+	w.closeOnce.Do(func() { close(w.stop) })
+	w.polling.Wait()
+	return nil
+}
+
+// serveReview answers one AdmissionReview.
+func (w *webhook) serveReview(rw http.ResponseWriter, r *http.Request, mutate bool) {
+	start := time.Now()
+	endpoint := PathValidate
+	if mutate {
+		endpoint = PathMutate
+	}
+	code := http.StatusOK
+	defer func() {
+		w.metrics.requests.WithLabelValues(endpoint, strconv.Itoa(code)).Inc()
+		w.metrics.requestSeconds.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
+	}()
+	fail := func(status int, msg string, args ...any) {
+		code = status
+		text := fmt.Sprintf(msg, args...)
+		w.log.Warn("bad admission request", "endpoint", endpoint, "status", status, "error", text, "remote", r.RemoteAddr)
+		http.Error(rw, text, status)
+	}
+
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			fail(http.StatusUnsupportedMediaType, "content type %q: want application/json", ct)
+			return
+		}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(rw, r.Body, w.o.maxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			fail(http.StatusRequestEntityTooLarge, "AdmissionReview larger than %d bytes", mbe.Limit)
+			return
+		}
+		fail(http.StatusBadRequest, "reading AdmissionReview: %v", err)
+		return
+	}
+	var review admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &review); err != nil {
+		fail(http.StatusBadRequest, "decoding AdmissionReview: %v", err)
+		return
+	}
+	switch {
+	case review.APIVersion != admissionv1.SchemeGroupVersion.String() || review.Kind != "AdmissionReview":
+		fail(http.StatusBadRequest, "apiVersion %q kind %q: want %s AdmissionReview", review.APIVersion, review.Kind, admissionv1.SchemeGroupVersion)
+		return
+	case review.Request == nil:
+		fail(http.StatusBadRequest, "AdmissionReview has no request")
+		return
+	case review.Request.UID == "":
+		fail(http.StatusBadRequest, "AdmissionReview request has no uid")
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), w.deadlineFor(r))
+	defer cancel()
+	resp := w.review(ctx, review.Request, mutate)
+	w.metrics.reviews.WithLabelValues(endpoint, strconv.FormatBool(resp.Allowed)).Inc()
+
+	out := admissionv1.AdmissionReview{TypeMeta: review.TypeMeta, Response: resp}
+	data, err := json.Marshal(out)
+	if err != nil {
+		fail(http.StatusInternalServerError, "encoding AdmissionReview: %v", err)
+		return
+	}
+	rw.Header().Set("Content-Type", "application/json")
+	rw.Write(data)
+}
+
+// deadlineFor is the time to decide a review: WithDeadline, or less when
+// the API server says (the timeout query parameter it adds to the webhook's
+// URL) that it waits for less, so that the denial it gets names the reason.
+func (w *webhook) deadlineFor(r *http.Request) time.Duration {
+	d := w.o.deadline
+	if t, err := time.ParseDuration(r.URL.Query().Get("timeout")); err == nil && t > 0 {
+		d = min(d, t-t/5)
+	}
+	return d
+}
+
+// imageVerdict is the decision about one image of a review.
+type imageVerdict struct {
+	containerImage
+	digest string // resolved digest, "" when not resolved
+	err    error  // nil: admitted
+}
+
+// review decides one AdmissionRequest.
+func (w *webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest, mutate bool) *admissionv1.AdmissionResponse {
+	start := time.Now()
+	snap := w.snap.Load()
+	log := w.log.With("uid", string(req.UID), "namespace", req.Namespace, "name", req.Name,
+		"kind", gvkString(req.Kind), "operation", string(req.Operation), "mutate", mutate)
+	deny := func(err error) *admissionv1.AdmissionResponse {
+		result, reason := classify(err)
+		w.metrics.images.WithLabelValues(result).Inc()
+		log.Info("denied", "result", result, "reason", reason)
+		return denied(req.UID, fmt.Sprintf("%s %s/%s: %s", req.Kind.Kind, req.Namespace, req.Name, reason))
+	}
+
+	kind, ok := kindFor(req.Kind)
+	if !ok {
+		return deny(fmt.Errorf("%w: %s (resource %s): the webhook decides only pods and their workload templates; deny by default", ErrUnsupportedKind, gvkString(req.Kind), req.Resource.Resource))
+	}
+	if req.Operation != admissionv1.Create && req.Operation != admissionv1.Update {
+		return deny(fmt.Errorf("%w: operation %s: the webhook decides CREATE and UPDATE only; deny by default", ErrUnsupportedKind, req.Operation))
+	}
+	images, err := kind.images(req.Object.Raw)
+	if err != nil {
+		return deny(err)
+	}
+	// An UPDATE is decided on the images it introduces: an image already in
+	// the old object at the same place was decided when it came in, and a
+	// later revocation must not block, say, removing a finalizer.
+	if req.Operation == admissionv1.Update && len(req.OldObject.Raw) > 0 {
+		old, err := kind.images(req.OldObject.Raw)
+		if err != nil {
+			return deny(err)
+		}
+		images = introduced(images, old)
+	}
+
+	verdicts := w.decideAll(ctx, snap, req.Namespace, images)
+	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
+	var reasons []string
+	var patch []jsonPatchOp
+	for _, v := range verdicts {
+		result, reason := classify(v.err)
+		w.metrics.images.WithLabelValues(result).Inc()
+		attrs := []any{"image", v.Image, "path", v.Path, "digest", v.digest, "result", result}
+		if v.err != nil {
+			resp.Allowed = false
+			msg := fmt.Sprintf("image %q", v.Image)
+			if v.digest != "" {
+				msg += " (" + v.digest + ")"
+			}
+			reasons = append(reasons, msg+" denied: "+reason)
+			attrs = append(attrs, "reason", reason)
+		} else if pinned, ok := pin(v.Image, v.digest); ok {
+			patch = append(patch, jsonPatchOp{Op: "replace", Path: v.Path, Value: pinned})
+		}
+		log.Info("image decision", attrs...)
+	}
+	log.Info("review decided", "allowed", resp.Allowed, "images", len(verdicts), "duration", time.Since(start).String())
+	if !resp.Allowed {
+		return denied(req.UID, truncate(strings.Join(reasons, "; "), maxMessageBytes))
+	}
+	if mutate && len(patch) > 0 {
+		data, err := json.Marshal(patch)
+		if err != nil {
+			return deny(fmt.Errorf("encoding patch: %w", err))
+		}
+		pt := admissionv1.PatchTypeJSONPatch
+		resp.Patch, resp.PatchType = data, &pt
+	}
+	return resp
+}
+
+func denied(uid types.UID, message string) *admissionv1.AdmissionResponse {
+	return &admissionv1.AdmissionResponse{UID: uid, Allowed: false, Result: &metav1.Status{
+		Status: metav1.StatusFailure, Code: http.StatusForbidden, Reason: metav1.StatusReasonForbidden, Message: message,
+	}}
+}
+
+// introduced keeps the images of cur that are not at the same place in old.
+func introduced(cur, old []containerImage) []containerImage {
+	was := map[string]string{}
+	for _, o := range old {
+		was[o.Path] = o.Image
+	}
+	var out []containerImage
+	for _, c := range cur {
+		if img, ok := was[c.Path]; !ok || img != c.Image {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// decideAll decides each distinct image once, a few at a time.
+func (w *webhook) decideAll(ctx context.Context, snap *snapshot, namespace string, images []containerImage) []imageVerdict {
+	type result struct {
+		digest string
+		err    error
+	}
+	var distinct []string
+	results := map[string]*result{}
+	for _, img := range images {
+		if _, ok := results[img.Image]; !ok {
+			results[img.Image] = nil
+			distinct = append(distinct, img.Image)
+		}
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, maxConcurrentImages)
+	for _, image := range distinct {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			d, err := w.decideImage(ctx, snap, namespace, image)
+			mu.Lock()
+			results[image] = &result{d, err}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	out := make([]imageVerdict, len(images))
+	for i, img := range images {
+		r := results[img.Image]
+		out[i] = imageVerdict{containerImage: img, digest: r.digest, err: r.err}
+	}
+	return out
+}
+
+// decideImage decides one image in a namespace: nil admits it. It returns
+// the digest it resolved, if any.
+func (w *webhook) decideImage(ctx context.Context, snap *snapshot, namespace, image string) (string, error) {
+	if image == "" {
+		return "", fmt.Errorf("%w: empty image", errInvalidImage)
+	}
+	ref, err := name.ParseReference(image)
+	if err != nil {
+		return "", fmt.Errorf("%w %q: %v", errInvalidImage, image, err)
+	}
+	repo := canonicalRepository(ref.Context())
+	tenants := snap.tenantsFor(namespace, repo)
+	if len(tenants) == 0 {
+		return "", fmt.Errorf("%w: no tenant of namespace %q covers repository %s", ErrNoPolicy, namespace, repo)
+	}
+	var d name.Digest
+	switch r := ref.(type) {
+	case name.Digest:
+		d = r
+	case name.Tag:
+		if d, err = w.registry.resolve(ctx, r); err != nil {
+			return "", err
+		}
+	}
+	digest := d.DigestStr()
+	if !sha256Digest.MatchString(digest) {
+		return "", fmt.Errorf("%w %q: only sha256 digests are verified", errInvalidImage, image)
+	}
+	if snap.revoked.has(digest) {
+		return digest, fmt.Errorf("%w: %s is on the revocation list", ErrRevoked, digest)
+	}
+	for _, t := range tenants {
+		key := repo + "@" + digest + "|" + t.Name + "|" + t.version
+		outcome, err := w.cache.lookup(ctx, key, func(ctx context.Context) error {
+			return w.verify(ctx, d, t, snap.trustedRoot)
+		})
+		w.metrics.cache.WithLabelValues(outcome.String()).Inc()
+		if err != nil {
+			return digest, &tenantError{tenant: t.Name, err: err}
+		}
+	}
+	// The list may have changed while the image was verified.
+	if w.snap.Load().revoked.has(digest) {
+		return digest, fmt.Errorf("%w: %s is on the revocation list", ErrRevoked, digest)
+	}
+	return digest, nil
+}
+
+// verify fetches an image's evidence and verifies it under one tenant's
+// policy with attest/verify, as `twinforge verify` does, rebuild verdicts
+// included. The registry may hold several bundles of each kind (an image
+// signed again, or a junk referrer): the image is admitted when one
+// provenance bundle, with one of the image bundles if there are any,
+// verifies.
+func (w *webhook) verify(ctx context.Context, d name.Digest, t *tenantState, tm root.TrustedMaterial) (err error) {
+	start := time.Now()
+	defer func() {
+		result, _ := classify(err)
+		w.metrics.verifySeconds.WithLabelValues(result).Observe(time.Since(start).Seconds())
+	}()
+	ev, err := w.registry.evidence(ctx, d)
+	if err != nil {
+		return err
+	}
+	provs, imgs := ev.provenance, ev.images
+	if len(provs) == 0 {
+		provs = []*bundle.Bundle{nil}
+	}
+	if len(imgs) == 0 {
+		imgs = []*bundle.Bundle{nil}
+	}
+	var first error
+	tries := 0
+	for _, p := range provs {
+		for _, i := range imgs {
+			if tries++; tries > maxVerifyTries {
+				return first
+			}
+			_, err := verify.Verify(ctx, verify.Request{
+				Digest:        d.DigestStr(),
+				ImageManifest: ev.manifest,
+				Provenance:    p,
+				Image:         i,
+				Verdicts:      ev.verdicts,
+				TrustedRoot:   tm,
+				Policy:        t.policy,
+			})
+			if err == nil {
+				return nil
+			}
+			if first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+// pin returns image rewritten to digest, keeping the name as the user wrote
+// it ("app:1.0" → "app@sha256:..."); false when it is by digest already.
+func pin(image, digest string) (string, bool) {
+	if digest == "" || strings.Contains(image, "@") {
+		return "", false
+	}
+	repo := image
+	if i := strings.LastIndexByte(image, ':'); i > strings.LastIndexByte(image, '/') {
+		repo = image[:i]
+	}
+	return repo + "@" + digest, true
+}
+
+// jsonPatchOp is one RFC 6902 operation.
+type jsonPatchOp struct {
+	Op    string `json:"op"`
+	Path  string `json:"path"`
+	Value any    `json:"value,omitempty"`
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
