@@ -175,8 +175,8 @@ func WithTrustedRoot(tm root.TrustedMaterial) Option {
 
 // services are the optional timestamp authority and log a signer uses.
 type services struct {
-	tsa      *sign.TimestampAuthority
-	tsaURL   string
+	tsa    *sign.TimestampAuthority
+	tsaURL string
 	// rekor configures a Rekor client per entry: sigstore-go's client sets
 	// itself up on first use without a lock, and SignBuild signs twice at
 	// once.
