@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"sort"
 	"sync"
 	"time"
@@ -40,6 +41,10 @@ type source struct {
 	digest    v1.Hash
 	desc      *remote.Descriptor
 	referrers []*remote.Descriptor
+	// shared serves the image to destinations on other registries, each
+	// blob downloaded from the source once; nil for an index.
+	shared   *sharedImage
+	registry name.Registry
 }
 
 // Replicate copies the image src names by digest, and every manifest that
@@ -95,6 +100,14 @@ func Replicate(ctx context.Context, src name.Reference, dests []name.Repository,
 	if err != nil {
 		return nil, fmt.Errorf("replicating %s: reading the source: %w", src, explain(err))
 	}
+	blobs, err := os.MkdirTemp("", "twinforge-replicate-")
+	if err != nil {
+		return nil, fmt.Errorf("replicating %s: %w", src, err)
+	}
+	defer os.RemoveAll(blobs)
+	if s.shared, err = shareLayers(s.desc, blobs); err != nil {
+		return nil, fmt.Errorf("replicating %s: reading the source: %w", src, explain(err))
+	}
 
 	results = make([]DestResult, len(dests))
 	sem := make(chan struct{}, o.jobs)
@@ -141,7 +154,7 @@ func readSource(ctx context.Context, o *options, d name.Digest) (*source, error)
 	if h.String() != d.DigestStr() {
 		return nil, fmt.Errorf("%w: the source returned manifest %s for %s", ErrVerification, h, d.DigestStr())
 	}
-	s := &source{digest: h, desc: desc}
+	s := &source{digest: h, desc: desc, registry: repo.Registry}
 
 	rc, err := o.repoClient(ctx, repo, transport.PullScope)
 	if err != nil {
@@ -235,7 +248,13 @@ func replicateOne(ctx context.Context, o *options, rep *reporter, s *source, dst
 		if progress != nil {
 			ropts = append(ropts, remote.WithProgress(progress))
 		}
-		err := remote.Push(dst.Digest(s.digest.String()), s.desc, ropts...)
+		// Within the source's registry, blobs are mounted from it; other
+		// registries upload blobs the source served once for all of them.
+		var from remote.Taggable = s.desc
+		if s.shared != nil && dst.Registry.String() != s.registry.String() {
+			from = s.shared
+		}
+		err := remote.Push(dst.Digest(s.digest.String()), from, ropts...)
 		wait()
 		if err != nil {
 			return fail("copying %s: %w", s.digest, err)

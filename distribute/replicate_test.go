@@ -2,6 +2,7 @@ package distribute_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -23,6 +24,23 @@ type pushed struct {
 
 func (p pushed) ref(t *testing.T) name.Digest {
 	return mustDigest(t, p.reg.Host+"/"+p.repo+"@"+p.digest)
+}
+
+// layerPaths are the registry paths of the pushed image's layers.
+func (p pushed) layerPaths(t *testing.T) []string {
+	t.Helper()
+	raw := crane(t, "manifest", p.reg.Host+"/"+p.repo+"@"+p.digest)
+	var m struct {
+		Layers []struct{ Digest string } `json:"layers"`
+	}
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		t.Fatal(err)
+	}
+	var paths []string
+	for _, l := range m.Layers {
+		paths = append(paths, "/v2/"+p.repo+"/blobs/"+l.Digest)
+	}
+	return paths
 }
 
 func pushSource(t *testing.T, reg *regtest.Registry, repo string) pushed {
@@ -180,5 +198,39 @@ func TestReplicateRefusals(t *testing.T) {
 				t.Fatalf("Replicate: %v, want an error mentioning %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// Destinations on other registries share one download of each source blob:
+// the source serves every layer once, however many destinations there are.
+func TestReplicateReadsEachSourceBlobOnce(t *testing.T) {
+	regtest.NeedRegistry(t)
+	origin := regtest.StartDistribution(t)
+	src := pushSource(t, origin, "src/app")
+	proxy := regtest.NewFaultProxy(t, origin.Host)
+	var dests []name.Repository
+	var regs []*regtest.Registry
+	for range 3 {
+		r := regtest.StartDistribution(t)
+		regs = append(regs, r)
+		dests = append(dests, mustRepo(t, r.Host+"/eu/app"))
+	}
+	ref := mustDigest(t, proxy.Host+"/src/app@"+src.digest)
+	if _, err := distribute.Replicate(context.Background(), ref, dests, distribute.WithInsecureLoopbackUnsafe()); err != nil {
+		t.Fatal(err)
+	}
+	served := map[string]int{}
+	for _, r := range proxy.Requests() {
+		if r.Method == "GET" {
+			served[r.Path]++
+		}
+	}
+	for _, layer := range src.layerPaths(t) {
+		if n := served[layer]; n != 1 {
+			t.Errorf("the source served layer %s %d times for 3 destinations, want once", layer, n)
+		}
+	}
+	for _, r := range regs {
+		assertCopy(t, src, r, "eu/app")
 	}
 }
