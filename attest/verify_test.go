@@ -254,3 +254,49 @@ func TestVerificationErrorUnwrap(t *testing.T) {
 		t.Fatalf("errors.Is(ErrNotSigned) fails for %v", err)
 	}
 }
+
+// A certificate issued for one repository (as Fulcio issues them for
+// GitHub Actions tokens) cannot vouch for provenance naming another: a
+// caller that controls the lock cannot choose the source it claims.
+func TestVerifySourceRepositoryMatchesCertificate(t *testing.T) {
+	ctx := context.Background()
+	v := newVirtualStack(t)
+	_, digest, manifest := testLayout(t)
+	signerFor := func(repo string) Signer {
+		s, err := NewKeylessSigner(ctx, KeylessConfig{
+			FulcioURL: v.fulcio.URL, TSAURL: v.tsa.URL, TrustedRoot: v.trusted,
+			IDToken: v.tokenWith(testSubject, "sigstore", time.Hour, map[string]any{"source_repository_uri": repo}),
+		}, WithRetries(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	tests := []struct {
+		name, certRepo string
+		refused        bool
+	}{
+		{"certificate for the provenance's repository", "https://git.example.test/team/hello", false},
+		{"certificate for another repository", "https://git.example.test/evil/hello", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bs := signBoth(t, signerFor(tt.certRepo), digest, manifest, true)
+			res, err := Verify(ctx, VerifyRequest{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image,
+				TrustedRoot: v.trusted, Policy: virtualPolicy(t, v)})
+			if !tt.refused {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Identity.SourceRepository != tt.certRepo {
+					t.Errorf("identity's source repository = %q, want %q", res.Identity.SourceRepository, tt.certRepo)
+				}
+				return
+			}
+			wantCheck(t, err, CheckSourceRepositories)
+			if !strings.Contains(err.Error(), tt.certRepo) {
+				t.Errorf("refusal does not name the certificate's repository: %v", err)
+			}
+		})
+	}
+}

@@ -105,7 +105,16 @@ func newVirtualStack(t testing.TB) *virtualStack {
 // token mints an unsigned JWT-shaped token (the virtual Fulcio does not
 // verify it; the signer's own checks read its claims).
 func (v *virtualStack) token(subject string, aud any, expiry time.Duration) string {
+	return v.tokenWith(subject, aud, expiry, nil)
+}
+
+// tokenWith adds claims; "source_repository_uri" makes the virtual Fulcio
+// put that repository in the certificate, as Fulcio does for GitHub.
+func (v *virtualStack) tokenWith(subject string, aud any, expiry time.Duration, extra map[string]any) string {
 	claims := map[string]any{"iss": v.issuer, "sub": subject, "email": subject, "email_verified": true, "aud": aud, "exp": time.Now().Add(expiry).Unix()}
+	for k, val := range extra {
+		claims[k] = val
+	}
 	payload, _ := json.Marshal(claims)
 	enc := base64.RawURLEncoding.EncodeToString
 	return enc([]byte(`{"alg":"none"}`)) + "." + enc(payload) + "." + enc([]byte("sig"))
@@ -168,11 +177,17 @@ func (v *virtualStack) serveFulcio(w http.ResponseWriter, r *http.Request) {
 	}
 	payload, _ := base64.RawURLEncoding.DecodeString(parts[1])
 	var claims struct {
-		Email string `json:"email"`
-		Iss   string `json:"iss"`
+		Email      string `json:"email"`
+		Iss        string `json:"iss"`
+		SourceRepo string `json:"source_repository_uri"`
 	}
 	_ = json.Unmarshal(payload, &claims)
-	leaf, err := ca.GenerateLeafCert(claims.Email, claims.Iss, notBefore(), publicOnly{pub}, v.fulcioCert, v.fulcioKey)
+	var leaf *x509.Certificate
+	if claims.SourceRepo != "" {
+		leaf, err = leafWithSourceRepository(claims.Email, claims.Iss, claims.SourceRepo, notBefore(), pub, v.fulcioCert, v.fulcioKey)
+	} else {
+		leaf, err = ca.GenerateLeafCert(claims.Email, claims.Iss, notBefore(), publicOnly{pub}, v.fulcioCert, v.fulcioKey)
+	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)
 		return
@@ -248,4 +263,31 @@ func fulcioIntermediate(parent *x509.Certificate, parentKey crypto.Signer) (*x50
 	}
 	cert, err := x509.ParseCertificate(der)
 	return cert, key, err
+}
+
+// leafWithSourceRepository is a Fulcio leaf certificate that also carries
+// the Source Repository URI extension (1.3.6.1.4.1.57264.1.12), which
+// Fulcio sets from a GitHub Actions token.
+func leafWithSourceRepository(email, issuer, repo string, notBefore time.Time, pub crypto.PublicKey, parent *x509.Certificate, parentKey crypto.Signer) (*x509.Certificate, error) {
+	repoDER, err := asn1.MarshalWithParams(repo, "utf8")
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:   big.NewInt(2),
+		EmailAddresses: []string{email},
+		NotBefore:      notBefore,
+		NotAfter:       notBefore.Add(10 * time.Minute),
+		KeyUsage:       x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:    []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
+		ExtraExtensions: []pkix.Extension{
+			{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 1}, Value: []byte(issuer)},
+			{Id: asn1.ObjectIdentifier{1, 3, 6, 1, 4, 1, 57264, 1, 12}, Value: repoDER},
+		},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, parentKey)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
 }

@@ -177,11 +177,11 @@ func checkRebuildVerdicts(res *Result, v *bundleVerifier, verdicts []*bundle.Bun
 			vr.Reason = fmt.Sprintf("result %q, not %s", pred.Result, VerdictReproduced)
 		case pred.RebuiltDigest != res.Digest:
 			vr.Reason = fmt.Sprintf("the rebuild gave %s, not %s", pred.RebuiltDigest, res.Digest)
-		case seen[br.identity]:
+		case seen[br.identity.who()]:
 			vr.Reason = "another verdict of the same rebuilder counted already"
 		default:
 			vr.Counted = true
-			seen[br.identity] = true
+			seen[br.identity.who()] = true
 			res.ReproducedBy = append(res.ReproducedBy, br.identity)
 		}
 		res.RebuildVerdicts = append(res.RebuildVerdicts, vr)

@@ -69,6 +69,15 @@ type SignerIdentity struct {
 	// PublicKey is the key hint (base64 sha256 of the PKIX key) of a
 	// key-signed bundle.
 	PublicKey string `json:"publicKey,omitempty"`
+	// SourceRepository is the repository a Fulcio certificate says its
+	// token was issued for (GitHub Actions sets it), if it says.
+	SourceRepository string `json:"sourceRepository,omitempty"`
+}
+
+// who is the identity without what its certificate says about the
+// repository it signed in: one signer, whichever run it was.
+func (s SignerIdentity) who() SignerIdentity {
+	return SignerIdentity{Issuer: s.Issuer, Subject: s.Subject, PublicKey: s.PublicKey}
 }
 
 func (s SignerIdentity) String() string {
@@ -346,7 +355,7 @@ func (v *bundleVerifier) verify(b *bundle.Bundle, kind string, manifest []byte) 
 		if summary, err = certificate.SummarizeCertificate(leaf); err != nil {
 			return nil, fail(CheckCertificate, "reading the certificate: %v", err)
 		}
-		res.identity = SignerIdentity{Issuer: summary.Issuer, Subject: summary.SubjectAlternativeName}
+		res.identity = SignerIdentity{Issuer: summary.Issuer, Subject: summary.SubjectAlternativeName, SourceRepository: summary.Extensions.SourceRepositoryURI}
 	}
 
 	// Was it logged?
@@ -527,6 +536,12 @@ func checkProvenancePolicy(res *Result, p *Policy, now time.Time) error {
 		res.FinishedOn = fo.AsTime()
 	}
 
+	// A certificate that names the repository it was issued for (GitHub
+	// Actions tokens do, whoever wrote the lock) must agree with the
+	// provenance: a provenance naming another repository is forged.
+	if cert := res.Identity.SourceRepository; cert != "" && res.SourceRepository != "" && !sameRepository(cert, res.SourceRepository) {
+		return refusef(CheckSourceRepositories, "the provenance names source repository %s but its signing certificate was issued for %s", res.SourceRepository, cert)
+	}
 	if len(p.sourceRepositories) > 0 {
 		switch {
 		case res.SourceRepository == "":
@@ -575,4 +590,15 @@ func decodeBase64(s string) ([]byte, error) {
 		return b, nil
 	}
 	return base64.URLEncoding.DecodeString(s)
+}
+
+// sameRepository compares repository URLs as provenance and certificates
+// write them: case, a "git+" prefix, a ".git" suffix and a trailing slash
+// aside.
+func sameRepository(a, b string) bool {
+	norm := func(s string) string {
+		s = strings.ToLower(strings.TrimPrefix(s, "git+"))
+		return strings.TrimSuffix(strings.TrimSuffix(s, "/"), ".git")
+	}
+	return norm(a) == norm(b)
 }
