@@ -17,6 +17,7 @@ cleanup() {
 	wait 2>/dev/null || true
 	rm -rf "$work"
 }
+# The demo must leave nothing running: checked at the end.
 trap cleanup EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
@@ -55,7 +56,10 @@ echo "exit code: $code"
 [ "$code" -eq 3 ]
 
 step "4. a local Sigstore stack (OIDC issuer, Fulcio, timestamp authority, Rekor v2), built from pinned modules"
-go run ./internal/sigstack/run -dir "$work/sigstore" -subject demo@twinforge.test >"$work/sigstore.log" 2>&1 &
+# Built first and run directly, so that the cleanup's signal reaches it (go
+# run would not pass it on) and it stops every server it started.
+go build -o "$work/sigstack" ./internal/sigstack/run
+"$work/sigstack" -dir "$work/sigstore" -subject demo@twinforge.test >"$work/sigstore.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 600); do [ -f "$work/sigstore/env" ] && break; sleep 0.2; done
 [ -f "$work/sigstore/env" ] || { cat "$work/sigstore.log"; exit 1; }
@@ -64,6 +68,8 @@ for _ in $(seq 1 600); do [ -f "$work/sigstore/env" ] && break; sleep 0.2; done
 echo "Fulcio $TWINFORGE_FULCIO_URL, TSA $TWINFORGE_TSA_URL, Rekor $TWINFORGE_REKOR_URL, issuer $TWINFORGE_OIDC_ISSUER"
 
 step "5. build, rebuild, sign keyless and push by digest with the bundles as referrers"
+# start_registry sets $registry; it runs in this shell, not in $(...), so
+# the cleanup knows its process.
 start_registry() { # $1: distribution (no referrers API) or referrers
 	local port dir
 	port=$(free_port)
@@ -81,12 +87,15 @@ CFG
 		twinforge-refregistry -addr "127.0.0.1:$port" -dir "$dir/blobs" >"$dir/log" 2>&1 &
 	fi
 	pids+=($!)
-	wait_http "http://127.0.0.1:$port/v2/" >&2
-	echo "127.0.0.1:$port"
+	wait_http "http://127.0.0.1:$port/v2/"
+	registry="127.0.0.1:$port"
 }
-origin=$(start_registry distribution)
-eu=$(start_registry referrers)
-us=$(start_registry distribution)
+start_registry distribution
+origin=$registry
+start_registry referrers
+eu=$registry
+start_registry distribution
+us=$registry
 twinforge build --progress quiet --sign keyless --push "$origin/team/hello:1.0" --insecure \
 	--oci-layout "$work/hello-signed" examples/hello | grep -E '^(digest|reproduction|signature|pushed|tag)'
 
@@ -124,3 +133,10 @@ for r in "$origin" "$eu" "$us"; do
 done
 
 step "done: every step ran against real buildkitd, runc, registries and Sigstore services"
+cleanup
+trap - EXIT
+if pgrep -f "$work" >/dev/null; then
+	echo "processes of the demo are still running:" >&2
+	pgrep -fa "$work" >&2
+	exit 1
+fi
