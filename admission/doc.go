@@ -66,13 +66,42 @@
 // the tag points at later. Without mutation, images named by tag are verified
 // at admission time only.
 //
+// # Re-verification
+//
+// Admission decides once; what was verified may stop passing later: its
+// digest is revoked, the trusted root is rotated, the policy tightens, the
+// evidence ages past maxAge. With WithReverification the webhook lists the
+// pods of the namespaces its tenants cover (GET /api/v1/pods, with a bearer
+// token: InClusterKubeConfig in a pod) and decides every container, init
+// container and ephemeral container image again, through the same decision
+// as a review: same tenants, policies, trusted root, revocation list and
+// cache (which a change of policy or trusted root empties, and which never
+// hides a revocation). An image is verified at the digest the kubelet
+// reports running (status imageID) when there is one, else as the pod spec
+// names it, a tag resolved now. Pods in WithReverifyExemptNamespaces and
+// finished pods are skipped.
+//
+// Passes run at start, every WithReverifyInterval (10 minutes by default)
+// and at once when a reload changes any file; a pass that cannot list the
+// pods is retried sooner. Each image that no longer passes (fail closed: a
+// registry that does not answer is a failure too, labelled as such) is
+// reported as the gauge twinforge_admission_runtime_violations{namespace,
+// pod,image,digest,result}, a warning in the log and a Warning Event
+// (EventReasonVerificationFailed, source EventSourceComponent) on the pod;
+// an Event is named after the violation, so replicas and later passes count
+// occurrences on one Event. The gauge clears when the image passes again or
+// the pod is gone. PathReverify serves the last report as JSON, and
+// Webhook.Reverify runs a pass on demand (`twinforge admission reverify
+// --once`).
+//
 // # Serving
 //
-// The handler New returns routes /validate, /mutate, /healthz, /readyz and
+// The handler New returns routes /validate, /mutate, /healthz, /readyz,
 // /metrics (Prometheus: requests, decisions by result, cache hits and misses,
-// latency histograms); Serve runs it over HTTPS with certificate reloading and
-// graceful shutdown. Manifests produces the webhook configurations,
-// Deployment and Service to install it. The package logs through the slog
+// latency histograms, re-verification runs and violations) and /reverify;
+// Serve runs it over HTTPS with certificate reloading and graceful shutdown.
+// Manifests produces the webhook configurations, Deployment and Service to
+// install it, and the ServiceAccount and RBAC of re-verification. The package logs through the slog
 // logger given to WithLogger and never prints.
 //
 // The package imports neither BuildKit nor containerd (depcheck test).

@@ -9,10 +9,12 @@ import (
 	"io"
 	"net/url"
 	"strings"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -73,6 +75,16 @@ type ManifestOptions struct {
 	// Namespace. None by default: every exemption is a way around the
 	// policy.
 	ExemptNamespaces []string
+	// ReverifyInterval, when positive, runs the webhook with
+	// --reverify-interval (WithReverification: the images of running pods
+	// are verified again; Namespace and ExemptNamespaces are exempt from it
+	// too) and adds the ServiceAccount <name>, the ClusterRole and
+	// ClusterRoleBinding <name>-reverify that let it list and watch pods
+	// and create, get and patch Events, which the Deployment runs as. With
+	// URL, the webhook outside the cluster authenticates with a token of
+	// that ServiceAccount (kubectl create token). 0, the default, adds
+	// nothing: the webhook's pods get no service account token.
+	ReverifyInterval time.Duration
 }
 
 func (o *ManifestOptions) validate() error {
@@ -92,6 +104,9 @@ func (o *ManifestOptions) validate() error {
 	}
 	if err := checkCABundle(o.CABundle); err != nil {
 		return err
+	}
+	if o.ReverifyInterval < 0 {
+		return fmt.Errorf("re-verification interval %s: want 0 (off) or more", o.ReverifyInterval)
 	}
 	if o.URL != "" {
 		u, err := url.Parse(o.URL)
@@ -133,7 +148,9 @@ func checkCABundle(data []byte) error {
 
 // Manifests returns the objects that install the webhook: the
 // ValidatingWebhookConfiguration, with Mutating the
-// MutatingWebhookConfiguration, and without URL the Deployment and Service.
+// MutatingWebhookConfiguration, with ReverifyInterval the ServiceAccount,
+// ClusterRole and ClusterRoleBinding of re-verification, and without URL the
+// Deployment and Service.
 // Both configurations fail closed (failurePolicy Fail), time out after
 // WebhookTimeoutSeconds, have no side effects, take AdmissionReview v1 and
 // match the CREATE and UPDATE of pods (ephemeral containers included) and
@@ -182,10 +199,40 @@ func Manifests(o ManifestOptions) ([]runtime.Object, error) {
 			}},
 		})
 	}
+	if o.ReverifyInterval > 0 {
+		objs = append(objs, o.reverifyRBAC()...)
+	}
 	if o.URL == "" {
 		objs = append(objs, o.deployment(), o.service())
 	}
 	return objs, nil
+}
+
+// reverifyRBAC is the ServiceAccount re-verification runs as and what it
+// may do: list and watch pods, record Events about them. Nothing else: it
+// reads no Secrets and changes no workload.
+func (o ManifestOptions) reverifyRBAC() []runtime.Object {
+	role := o.Name + "-reverify"
+	return []runtime.Object{
+		&corev1.ServiceAccount{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+			ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, Labels: o.labels()},
+		},
+		&rbacv1.ClusterRole{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
+			ObjectMeta: metav1.ObjectMeta{Name: role, Labels: o.labels()},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"list", "watch"}},
+				{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "get", "patch"}},
+			},
+		},
+		&rbacv1.ClusterRoleBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
+			ObjectMeta: metav1.ObjectMeta{Name: role, Labels: o.labels()},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: o.Namespace, Name: o.Name}},
+		},
+	}
 }
 
 // WriteManifests writes Manifests as a YAML stream.
@@ -317,6 +364,14 @@ func (o ManifestOptions) deployment() *appsv1.Deployment {
 	if o.Revocations {
 		args = append(args, "--revocations="+manifestConfigDir+"/revocations.txt")
 	}
+	serviceAccount, automount := "", false
+	if o.ReverifyInterval > 0 {
+		args = append(args, "--reverify-interval="+o.ReverifyInterval.String())
+		for _, ns := range append([]string{o.Namespace}, o.ExemptNamespaces...) {
+			args = append(args, "--reverify-exempt-namespace="+ns)
+		}
+		serviceAccount, automount = o.Name, true
+	}
 	probe := func(path string) *corev1.Probe {
 		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
 			Path: path, Port: intstr.FromString("https"), Scheme: corev1.URISchemeHTTPS,
@@ -331,7 +386,8 @@ func (o ManifestOptions) deployment() *appsv1.Deployment {
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: o.labels()},
 				Spec: corev1.PodSpec{
-					AutomountServiceAccountToken: ptr(false),
+					ServiceAccountName:           serviceAccount,
+					AutomountServiceAccountToken: ptr(automount),
 					SecurityContext: &corev1.PodSecurityContext{
 						RunAsNonRoot:   ptr(true),
 						RunAsUser:      ptr(int64(65532)),

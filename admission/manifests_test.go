@@ -2,14 +2,17 @@ package admission
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -137,5 +140,71 @@ func TestManifestsErrors(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestManifestsReverify: with re-verification the webhook runs as its own
+// ServiceAccount, which may list and watch pods and record Events, and
+// nothing more; the exempt namespaces are exempt from re-verification too.
+func TestManifestsReverify(t *testing.T) {
+	pki := testenv.NewPKI(t, t.TempDir())
+	ca, err := os.ReadFile(pki.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := Manifests(ManifestOptions{Namespace: "twinforge-system", CABundle: ca, Image: "registry.example/twinforge:1",
+		ExemptNamespaces: []string{"kube-system"}, ReverifyInterval: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, o := range objs {
+		kinds = append(kinds, o.GetObjectKind().GroupVersionKind().Kind)
+	}
+	if want := []string{"ValidatingWebhookConfiguration", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"}; !slices.Equal(kinds, want) {
+		t.Fatalf("kinds %v, want %v", kinds, want)
+	}
+	sa, role, binding, dep := objs[1].(*corev1.ServiceAccount), objs[2].(*rbacv1.ClusterRole), objs[3].(*rbacv1.ClusterRoleBinding), objs[4].(*appsv1.Deployment)
+	if sa.Name != DefaultName || sa.Namespace != "twinforge-system" {
+		t.Errorf("service account %s/%s", sa.Namespace, sa.Name)
+	}
+	var rules []string
+	for _, r := range role.Rules {
+		rules = append(rules, fmt.Sprintf("%v %v %v", r.APIGroups, r.Resources, r.Verbs))
+	}
+	if want := []string{"[] [pods] [list watch]", "[] [events] [create get patch]"}; !slices.Equal(rules, want) {
+		t.Errorf("rules %v, want %v", rules, want)
+	}
+	if binding.RoleRef.Name != role.Name || len(binding.Subjects) != 1 || binding.Subjects[0].Name != sa.Name || binding.Subjects[0].Namespace != sa.Namespace {
+		t.Errorf("binding %+v", binding)
+	}
+	spec := dep.Spec.Template.Spec
+	args := strings.Join(spec.Containers[0].Args, " ")
+	if spec.ServiceAccountName != sa.Name || !*spec.AutomountServiceAccountToken ||
+		!strings.Contains(args, "--reverify-interval=10m0s") || !strings.Contains(args, "--reverify-exempt-namespace=twinforge-system") ||
+		!strings.Contains(args, "--reverify-exempt-namespace=kube-system") {
+		t.Errorf("deployment: service account %q automount %v args %s", spec.ServiceAccountName, *spec.AutomountServiceAccountToken, args)
+	}
+
+	// Outside the cluster: the RBAC, for a token of the ServiceAccount.
+	objs, err = Manifests(ManifestOptions{Namespace: "twinforge-system", CABundle: ca, URL: "https://127.0.0.1:8443", ReverifyInterval: time.Minute})
+	if err != nil || len(objs) != 4 {
+		t.Fatalf("with a URL: %d objects, %v", len(objs), err)
+	}
+	// Without re-verification: no token in the webhook's pods.
+	objs, err = Manifests(ManifestOptions{Namespace: "twinforge-system", CABundle: ca, Image: "registry.example/twinforge:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		if d, ok := o.(*appsv1.Deployment); ok && (*d.Spec.Template.Spec.AutomountServiceAccountToken || d.Spec.Template.Spec.ServiceAccountName != "") {
+			t.Errorf("a service account token without re-verification")
+		}
+		if _, ok := o.(*rbacv1.ClusterRole); ok {
+			t.Errorf("a ClusterRole without re-verification")
+		}
+	}
+	if _, err := Manifests(ManifestOptions{Namespace: "ns", CABundle: ca, Image: "x", ReverifyInterval: -time.Second}); err == nil {
+		t.Error("a negative interval")
 	}
 }

@@ -19,9 +19,18 @@ type metrics struct {
 	cacheEntries    prometheus.GaugeFunc
 	revokedDigests  prometheus.Gauge
 	policiesVersion *prometheus.GaugeVec // version (always 1: the current one)
+
+	// Re-verification of running pods.
+	runtimeViolations   *prometheus.GaugeVec   // namespace, pod, image, digest, result
+	reverifyRuns        *prometheus.CounterVec // trigger, result: ok, error
+	reverifyImages      *prometheus.CounterVec // result
+	reverifyEvents      *prometheus.CounterVec // result: recorded, error
+	reverifyLastSuccess prometheus.Gauge
 }
 
-func newMetrics(cacheLen func() float64) *metrics {
+// newMetrics makes the metrics; those of re-verification are registered
+// only with reverify.
+func newMetrics(cacheLen func() float64, reverify bool) *metrics {
 	m := &metrics{
 		registry: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -63,6 +72,26 @@ func newMetrics(cacheLen func() float64) *metrics {
 			Help: "The version (hash of the configuration, policies and trusted root) in force.",
 		}, []string{"version"}),
 	}
+	m.runtimeViolations = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "twinforge", Subsystem: "admission", Name: "runtime_violations",
+		Help: "1 for each image of a running pod that no longer passes verification (last re-verification pass), by namespace, pod, image, digest and result.",
+	}, []string{"namespace", "pod", "image", "digest", "result"})
+	m.reverifyRuns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "twinforge", Subsystem: "admission", Name: "reverify_runs_total",
+		Help: "Re-verification passes over the running pods, by trigger (start, interval, change, retry, request) and result (ok, error: the pods could not be listed).",
+	}, []string{"trigger", "result"})
+	m.reverifyImages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "twinforge", Subsystem: "admission", Name: "reverify_images_total",
+		Help: "Pod images re-verified, by result: admitted, or the class of the failure.",
+	}, []string{"result"})
+	m.reverifyEvents = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "twinforge", Subsystem: "admission", Name: "reverify_events_total",
+		Help: "Kubernetes Events about runtime violations, by result: recorded or error (tried again on the next pass).",
+	}, []string{"result"})
+	m.reverifyLastSuccess = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "twinforge", Subsystem: "admission", Name: "reverify_last_success_timestamp_seconds",
+		Help: "When the last re-verification pass that listed the pods finished (Unix time).",
+	})
 	m.cacheEntries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "twinforge", Subsystem: "admission", Name: "cache_entries",
 		Help: "Decisions held by the verification cache.",
@@ -70,5 +99,8 @@ func newMetrics(cacheLen func() float64) *metrics {
 	m.registry.MustRegister(m.requests, m.reviews, m.images, m.cache, m.requestSeconds, m.verifySeconds,
 		m.reloads, m.cacheEntries, m.revokedDigests, m.policiesVersion,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if reverify {
+		m.registry.MustRegister(m.runtimeViolations, m.reverifyRuns, m.reverifyImages, m.reverifyEvents, m.reverifyLastSuccess)
+	}
 	return m
 }

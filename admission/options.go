@@ -48,6 +48,14 @@ type options struct {
 	insecureLoopback bool
 	userAgent        string
 	now              func() time.Time
+
+	// Re-verification (reverify.go).
+	reverify         *KubeConfig
+	reverifyInterval time.Duration
+	reverifyExempt   []string
+	reverifyReports  chan<- *ReverifyReport
+	reverifySet      bool          // a re-verification option besides WithReverification
+	reverifyRetry    time.Duration // first retry delay of a failed pass (tests shorten it)
 }
 
 func makeOptions(opts ...Option) (*options, error) {
@@ -62,6 +70,9 @@ func makeOptions(opts ...Option) (*options, error) {
 		keychain:     authn.DefaultKeychain,
 		userAgent:    "twinforge-admission",
 		now:          time.Now,
+
+		reverifyInterval: DefaultReverifyInterval,
+		reverifyRetry:    defaultReverifyRetry,
 	}
 	for _, opt := range opts {
 		if err := opt(o); err != nil {
@@ -73,6 +84,9 @@ func makeOptions(opts ...Option) (*options, error) {
 			return nil, fmt.Errorf("the negative cache TTL (%s) exceeds the cache TTL (%s): refusals would outlive admissions", o.negativeTTL, o.cacheTTL)
 		}
 		o.negativeTTL = o.cacheTTL // the default, under a shorter cache TTL
+	}
+	if o.reverifySet && o.reverify == nil {
+		return nil, errors.New("re-verification options without WithReverification")
 	}
 	return o, nil
 }

@@ -48,15 +48,22 @@ const maxVerifyTries = 16
 const maxMessageBytes = 4096
 
 // Webhook is the admission webhook: an http.Handler serving PathValidate,
-// PathMutate (WithMutation), PathHealthz, PathReadyz and PathMetrics.
-// It is safe for concurrent use.
+// PathMutate (WithMutation), PathHealthz, PathReadyz, PathMetrics and
+// PathReverify (WithReverification). It is safe for concurrent use.
 type Webhook interface {
 	http.Handler
 	// Reload re-reads the files of the Source now, as polling does. If one
 	// does not parse, the error is returned and the last good version stays
-	// in force.
+	// in force. A change starts a re-verification pass
+	// (WithReverification).
 	Reload() error
-	// Close stops polling the files; the handler keeps answering.
+	// Reverify re-verifies the images of the running pods now, reporting
+	// each that fails as the background passes do (metric, log, Event), and
+	// returns the report. It fails without WithReverification, and when the
+	// pods cannot be listed (the report then says so too).
+	Reverify(ctx context.Context) (*ReverifyReport, error)
+	// Close stops polling the files and re-verifying; the handler keeps
+	// answering.
 	Close() error
 }
 
@@ -69,6 +76,7 @@ type webhook struct {
 	cache    *decisionCache
 	metrics  *metrics
 	mux      *http.ServeMux
+	rv       *reverifier // nil without WithReverification
 
 	snap      atomic.Pointer[snapshot]
 	reloadMu  sync.Mutex
@@ -97,7 +105,12 @@ func New(src Source, opts ...Option) (Webhook, error) {
 	}
 	w.cache = newDecisionCache(o.cacheSize, o.cacheTTL, o.negativeTTL, o.deadline, cacheableRefusal)
 	w.cache.now = o.now
-	w.metrics = newMetrics(func() float64 { return float64(w.cache.len()) })
+	w.metrics = newMetrics(func() float64 { return float64(w.cache.len()) }, o.reverify != nil)
+	if o.reverify != nil {
+		if w.rv, err = newReverifier(w); err != nil {
+			return nil, err
+		}
+	}
 	w.install(snap)
 
 	w.mux = http.NewServeMux()
@@ -108,13 +121,24 @@ func New(src Source, opts ...Option) (Webhook, error) {
 	w.mux.HandleFunc("GET "+PathHealthz, func(rw http.ResponseWriter, _ *http.Request) { io.WriteString(rw, "ok\n") })
 	w.mux.HandleFunc("GET "+PathReadyz, func(rw http.ResponseWriter, _ *http.Request) { io.WriteString(rw, "ok\n") })
 	w.mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(w.metrics.registry, promhttp.HandlerOpts{}))
+	if w.rv != nil {
+		w.mux.HandleFunc("GET "+PathReverify, w.rv.serveReport)
+	}
 
 	if o.pollInterval > 0 {
 		w.polling.Add(1)
 		go w.poll(o.pollInterval)
 	}
 	w.log.Info("admission webhook configured", "tenants", len(snap.tenants), "version", snap.version,
-		"revoked", len(snap.revoked), "mutation", o.mutation, "deadline", o.deadline.String())
+		"revoked", len(snap.revoked), "mutation", o.mutation, "deadline", o.deadline.String(),
+		"reverification", w.rv != nil, "reverifyInterval", o.reverifyInterval.String())
+	if w.rv != nil && o.reverifyInterval > 0 {
+		w.polling.Add(1)
+		go func() {
+			defer w.polling.Done()
+			w.rv.loop(w.stop)
+		}()
+	}
 	return w, nil
 }
 
@@ -157,6 +181,9 @@ func (w *webhook) reload(report bool) (bool, error) {
 		return false, nil
 	}
 	w.install(s)
+	if w.rv != nil {
+		w.rv.changed()
+	}
 	w.metrics.reloads.WithLabelValues("changed").Inc()
 	w.log.Info("configuration reloaded", "version", s.version, "previous", old.version,
 		"tenants", len(s.tenants), "revoked", len(s.revoked), "cachePurged", old.version != s.version)
@@ -192,8 +219,21 @@ func (w *webhook) poll(every time.Duration) {
 	}
 }
 
+func (w *webhook) Reverify(ctx context.Context) (*ReverifyReport, error) {
+	if w.rv == nil {
+		return nil, errors.New("re-verification is not configured (WithReverification)")
+	}
+	return w.rv.pass(ctx, TriggerRequest)
+}
+
 func (w *webhook) Close() error {
-	w.closeOnce.Do(func() { close(w.stop) })
+	w.closeOnce.Do(func() {
+		close(w.stop)
+		w.polling.Wait()
+		if w.rv != nil && w.rv.reports != nil {
+			close(w.rv.reports)
+		}
+	})
 	w.polling.Wait()
 	return nil
 }
