@@ -246,7 +246,10 @@ func (s *services) complete(ctx context.Context, pb *protobundle.Bundle, keyOrCe
 		vm.TimestampVerificationData.Rfc3161Timestamps = append(vm.TimestampVerificationData.Rfc3161Timestamps, rfc3161(ts))
 	}
 	if s.rekor != nil {
-		if err := sign.NewRekor(s.rekor).GetTransparencyLogEntry(ctx, keyOrCertPEM, pb); err != nil {
+		// sigstore-go stores the client it creates in the options it was
+		// given, so each entry gets its own copy of them.
+		opts := *s.rekor
+		if err := sign.NewRekor(&opts).GetTransparencyLogEntry(ctx, keyOrCertPEM, pb); err != nil {
 			return fmt.Errorf("recording the signature in Rekor at %s: %w", s.rekorURL, err)
 		}
 	}
