@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
@@ -96,6 +97,13 @@ func classifyCause(err error) (result, reason string) {
 		return ResultInvalid, err.Error()
 	}
 	return ResultError, fmt.Sprintf("verification error (fail closed): %v", err)
+}
+
+// notFound reports whether a registry error says the repository or manifest
+// does not exist.
+func notFound(err error) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && (terr.StatusCode == http.StatusNotFound || hasCode(terr, transport.NameUnknownErrorCode, transport.ManifestUnknownErrorCode))
 }
 
 func hasCode(terr *transport.Error, codes ...transport.ErrorCode) bool {

@@ -112,8 +112,11 @@ type Fetched struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	// Data is the content of the manifest's only layer (a Sigstore bundle,
 	// say), checked against its digest; nil for a manifest with no layer or
-	// several.
+	// several, or with WithReferrerDataLimit, a layer above the limit.
 	Data []byte `json:"-"`
+	// Layer describes the manifest's only layer; nil for a manifest with no
+	// layer or several.
+	Layer *v1.Descriptor `json:"-"`
 }
 
 // Referrers lists the OCI 1.1 referrers of the image subject names, with
@@ -141,9 +144,27 @@ func referrersOf(ctx context.Context, o *options, subject name.Digest) ([]Fetche
 	if err := o.checkRegistry(repo.Registry); err != nil {
 		return nil, err
 	}
-	idx, err := remote.Referrers(subject, o.remote(ctx)...)
-	if err != nil {
-		return nil, err
+	var idx v1.ImageIndex
+	var rc *repoClient
+	var err error
+	if o.authCache == nil {
+		if idx, err = remote.Referrers(subject, o.remote(ctx)...); err != nil {
+			return nil, err
+		}
+	} else {
+		// The listing reuses the cached authentication: an authenticated
+		// transport is used by go-containerregistry as it is, without its
+		// own retries, so they are made here.
+		if rc, err = o.repoClient(ctx, repo, transport.PullScope); err != nil {
+			return nil, err
+		}
+		ropts := append(o.remote(ctx), remote.WithTransport(rc.c.Transport))
+		if err := o.retry(ctx, func() error {
+			idx, err = remote.Referrers(subject, ropts...)
+			return err
+		}); err != nil {
+			return nil, err
+		}
 	}
 	im, err := idx.IndexManifest()
 	if err != nil {
@@ -151,9 +172,15 @@ func referrersOf(ctx context.Context, o *options, subject name.Digest) ([]Fetche
 	}
 	descs := append([]v1.Descriptor(nil), im.Manifests...)
 	sort.Slice(descs, func(i, j int) bool { return descs[i].Digest.String() < descs[j].Digest.String() })
-	rc, err := o.repoClient(ctx, repo, transport.PullScope)
-	if err != nil {
-		return nil, err
+	if o.referrerFilter != nil {
+		if descs, err = o.referrerFilter(descs); err != nil {
+			return nil, err
+		}
+	}
+	if rc == nil {
+		if rc, err = o.repoClient(ctx, repo, transport.PullScope); err != nil {
+			return nil, err
+		}
 	}
 	var out []Fetched
 	seen := map[v1.Hash]bool{}
@@ -192,6 +219,10 @@ func referrersOf(ctx context.Context, o *options, subject name.Digest) ([]Fetche
 			f.ArtifactType = string(m.Config.MediaType)
 		}
 		if len(m.Layers) == 1 {
+			layer := m.Layers[0]
+			f.Layer = &layer
+		}
+		if len(m.Layers) == 1 && (o.referrerLimit <= 0 || m.Layers[0].Size <= o.referrerLimit) {
 			if f.Data, err = rc.fetchBlob(ctx, m.Layers[0]); err != nil {
 				return nil, fmt.Errorf("reading referrer %s: %w", d, err)
 			}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
@@ -32,6 +33,12 @@ type options struct {
 	backoff   Backoff
 	userAgent string
 	blobRead  bool
+
+	// Added for long-running readers (lookup.go).
+	anyHostHTTPS   bool
+	referrerFilter func([]v1.Descriptor) ([]v1.Descriptor, error)
+	referrerLimit  int64
+	authCache      *AuthCache
 }
 
 // Backoff says how often and how long to wait before retrying a request that
@@ -194,7 +201,7 @@ func certPool(pemFile string) (*x509.CertPool, error) {
 // checkRegistry refuses plain HTTP to a host that is not loopback before any
 // request is made.
 func (o *options) checkRegistry(reg name.Registry) error {
-	if o.insecure && !isLoopback(reg.RegistryStr()) {
+	if o.insecure && !o.anyHostHTTPS && !isLoopback(reg.RegistryStr()) {
 		return fmt.Errorf("%w: plain HTTP is allowed only for loopback registries (127.0.0.0/8, ::1, localhost), not %s", ErrInsecure, reg.RegistryStr())
 	}
 	return nil
@@ -219,6 +226,9 @@ func (o *options) remote(ctx context.Context) []remote.Option {
 // retry on its own: callers wrap requests in o.retry, which also retries
 // reading a response body.
 func (o *options) client(ctx context.Context, repo name.Repository, scope string) (*http.Client, error) {
+	if tr := o.authCache.get(repo, scope); tr != nil {
+		return &http.Client{Transport: tr}, nil
+	}
 	auth, err := authn.Resolve(ctx, o.keychain, repo)
 	if err != nil {
 		return nil, fmt.Errorf("finding credentials for %s: %w", repo.RegistryStr(), err)
@@ -232,6 +242,7 @@ func (o *options) client(ctx context.Context, repo name.Repository, scope string
 	if err != nil {
 		return nil, err
 	}
+	o.authCache.put(repo, scope, tr)
 	return &http.Client{Transport: tr}, nil
 }
 
