@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -262,5 +263,68 @@ func write(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Daemons started at once in one state directory reap none of each
+// other's state, whatever moment of set-up each is caught in.
+func TestConcurrentStartsKeepEachOther(t *testing.T) {
+	testenv.NeedDaemon(t)
+	state := t.TempDir()
+	const n = 4
+	daemons := make([]isolation.Daemon, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			daemons[i], errs[i] = isolation.Start(context.Background(), isolation.WithStateDir(state),
+				isolation.WithBuildkitd(testenv.Binary(t, "buildkitd")))
+		}()
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		defer daemons[i].Close()
+	}
+	for _, d := range daemons {
+		if _, err := os.Stat(filepath.Join(d.Info().StateDir, "tmp")); err != nil {
+			t.Errorf("a concurrent start removed part of %s: %v", d.Info().StateDir, err)
+		}
+		if err := d.Check(context.Background()); err != nil {
+			t.Errorf("daemon stopped answering: %v", err)
+		}
+	}
+}
+
+// State whose owner holds its lock is never reaped, even with a pid file
+// that cannot be read yet.
+func TestLockedStateIsNotReaped(t *testing.T) {
+	state := t.TempDir()
+	dir := filepath.Join(state, "daemons", "build-busy")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "pid"), "")
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	isolation.ReapStale(state, testenv.Logger(t))
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("state with its lock held was reaped: %v", err)
+	}
+	// Once the owner is gone (its lock released) and no daemon runs, it is.
+	f.Close()
+	isolation.ReapStale(state, testenv.Logger(t))
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("abandoned state was kept: %v", err)
 	}
 }

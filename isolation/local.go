@@ -26,6 +26,7 @@ const keepMarker = "KEEP"
 type localDaemon struct {
 	opts     *options
 	dir      string
+	lock     *os.File // held while the daemon is ours; see ReapStale
 	addr     string
 	sockDir  string // set when the socket lives outside dir
 	logPath  string
@@ -79,6 +80,10 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 		return nil, fmt.Errorf("creating daemon state directory: %w", err)
 	}
 	d := &localDaemon{opts: o, dir: dir, exited: make(chan struct{}), logPath: filepath.Join(dir, "buildkitd.log")}
+	if d.lock, err = lockDir(dir); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
 	defer func() {
 		if retErr != nil {
 			if cerr := d.Close(); cerr != nil {
@@ -155,7 +160,7 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 		d.waitErr = cmd.Wait()
 		close(d.exited)
 	}()
-	if err := os.WriteFile(filepath.Join(dir, "pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, "pid"), []byte(strconv.Itoa(cmd.Process.Pid))); err != nil {
 		return nil, fmt.Errorf("writing daemon pid: %w", err)
 	}
 	if o.keepState {
@@ -316,6 +321,9 @@ func (d *localDaemon) Close() error {
 			d.opts.logger.Info("kept daemon state", "name", d.opts.name, "dir", d.dir)
 		} else if err := removeAll(d.dir); err != nil {
 			errs = append(errs, fmt.Errorf("removing daemon state %s: %w", d.dir, err))
+		}
+		if d.lock != nil {
+			_ = d.lock.Close()
 		}
 		d.closeErr = errors.Join(errs...)
 	})

@@ -46,10 +46,42 @@ func ReapStale(stateDir string, logger *slog.Logger) {
 	}
 }
 
-// alive reports whether the daemon that owns dir is still running. A
-// directory without a pid file is being set up by a concurrent Start, so it
-// counts as alive unless it is old.
+// lockFile is held, with flock, by the twinforge process that owns a
+// daemon's state directory for as long as the daemon is its own; the kernel
+// releases it when that process exits, however it exits.
+const lockFile = "lock"
+
+// lockDir takes the lock of a new daemon state directory.
+func lockDir(dir string) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("locking daemon state: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking daemon state %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+// alive reports whether the daemon that owns dir may still be in use: its
+// owner holds the lock, or its buildkitd still runs. A directory with no
+// lock and no pid file is being set up by a concurrent Start, so it counts
+// as alive unless it is old.
 func alive(dir string) bool {
+	if f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR, 0); err == nil {
+		defer f.Close()
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			return true // the owner holds it
+		}
+		defer syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return pidAlive(dir)
+	}
+	return pidAlive(dir)
+}
+
+// pidAlive reports whether the buildkitd recorded in dir still runs.
+func pidAlive(dir string) bool {
 	b, err := os.ReadFile(filepath.Join(dir, "pid"))
 	if err != nil {
 		fi, serr := os.Stat(dir)
@@ -159,4 +191,14 @@ func tailLines(path string, n int) []string {
 // timeSince is the age of a file in seconds.
 func timeSince(fi os.FileInfo) float64 {
 	return time.Since(fi.ModTime()).Seconds()
+}
+
+// writeFileAtomic writes through a temporary file and a rename, so that a
+// concurrent reader sees all of the file or none of it.
+func writeFileAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
