@@ -81,7 +81,7 @@ examples: apt-deps
 
 ## lint: gofmt, go vet, and actionlint on the workflows
 lint: lint-workflows
-	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go')); \
+	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go' ':!:**/vendor/**')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 

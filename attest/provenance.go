@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/twinforge/twinforge/hermetic"
+	"github.com/twinforge/twinforge/hermetic/gomod"
 	"github.com/twinforge/twinforge/isolation"
 )
 
@@ -32,6 +33,9 @@ const (
 	// FrontendDependency is the name of the resolved dependency that records
 	// the Dockerfile frontend.
 	FrontendDependency = "dockerfile.v0"
+	// GoModuleDependency names the resolved dependencies that are Go
+	// module versions the lock pins (pkg:golang/PATH@VERSION).
+	GoModuleDependency = "gomod"
 	// notRebuiltURI is the byproduct URI recorded when no rebuild ran.
 	notRebuiltURI = BuildType + "#not-rebuilt"
 )
@@ -252,6 +256,10 @@ func resolvedDependencies(l *hermetic.Lock, buildkitVersion string) []*intoto.Re
 	for range l.Git {
 		names = append(names, "git")
 	}
+	firstModule := len(names)
+	for range l.GoModules {
+		names = append(names, GoModuleDependency)
+	}
 	for i, m := range materials {
 		rd := &intoto.ResourceDescriptor{Uri: m.URI, Digest: m.Digest}
 		if i < len(names) {
@@ -260,6 +268,9 @@ func resolvedDependencies(l *hermetic.Lock, buildkitVersion string) []*intoto.Re
 		if i >= 1 && i <= len(l.Images) {
 			// The purl normalises the name; keep it as written in FROM.
 			rd.Annotations, _ = structpb.NewStruct(map[string]any{"reference": l.Images[i-1].Name})
+		}
+		if j := i - firstModule; j >= 0 && j < len(l.GoModules) {
+			rd.Annotations, _ = structpb.NewStruct(goModuleAnnotations(l.GoModules[j], l.GoSumDB))
 		}
 		out = append(out, rd)
 	}
@@ -408,4 +419,24 @@ func canonicalJSON(raw []byte) ([]byte, error) {
 		return nil, fmt.Errorf("re-encoding JSON: %w", err)
 	}
 	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
+
+// goModuleAnnotations says where a Go module is pinned, its go.sum hashes
+// and whether it was proven in the checksum database.
+func goModuleAnnotations(m gomod.Module, db *hermetic.GoSumDB) map[string]any {
+	ann := map[string]any{"goSum": m.GoSum}
+	if m.Sum != "" {
+		ann["h1"] = m.Sum
+	}
+	if m.GoModSum != "" {
+		ann["goModH1"] = m.GoModSum
+	}
+	if m.Vendored != "" {
+		ann["vendoredH1"] = m.Vendored
+	}
+	if db != nil {
+		ann["sumDB"] = db.Name
+		ann["sumDBTreeSize"] = float64(db.TreeSize)
+	}
+	return ann
 }

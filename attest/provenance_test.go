@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/twinforge/twinforge/hermetic"
+	"github.com/twinforge/twinforge/hermetic/gomod"
 	"github.com/twinforge/twinforge/isolation"
 )
 
@@ -315,5 +316,40 @@ func TestProvenanceDefaultBuilderID(t *testing.T) {
 	prov, _ := ProvenancePredicate(st)
 	if got := prov.GetRunDetails().GetBuilder().GetId(); got != DefaultBuilderID {
 		t.Errorf("builder id = %q", got)
+	}
+}
+
+// TestProvenanceGoModules: every Go module of the lock is a resolved
+// dependency, a package URL with its dirHash and go.sum hashes, and says
+// which checksum database tree proved it.
+func TestProvenanceGoModules(t *testing.T) {
+	info := fixtureBuildInfo(t)
+	l := *info.Lock
+	l.GoModules = []gomod.Module{{Path: "github.com/google/uuid", Version: "v1.6.0", GoSum: "go.sum",
+		Sum: "h1:NIvaJDMOsjHA8n1jAhLSgzrAzy1Hgr+hNrb57e+94F0=", GoModSum: "h1:TIyPZe4MgqvfeYDBFedMoGGpEw/LqOeaOT+nhxU+yHo="}}
+	l.GoSumDB = &hermetic.GoSumDB{Name: "sum.golang.org", TreeSize: 42, TreeHash: "x", TreeHead: "note"}
+	info.Lock = &l
+	st, err := Provenance(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := ProvenancePredicate(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, rd := range p.GetBuildDefinition().GetResolvedDependencies() {
+		if rd.GetName() != GoModuleDependency {
+			continue
+		}
+		found = true
+		ann := rd.GetAnnotations().GetFields()
+		if rd.GetUri() != "pkg:golang/github.com/google/uuid@v1.6.0" || rd.GetDigest()["dirHash"] != "348bda24330eb231c0f27d630212d2833ac0cf2d4782bfa136b6f9edefbde05d" ||
+			ann["h1"].GetStringValue() != l.GoModules[0].Sum || ann["sumDB"].GetStringValue() != "sum.golang.org" {
+			t.Errorf("dependency %v", rd)
+		}
+	}
+	if !found {
+		t.Fatal("no Go module among the resolved dependencies")
 	}
 }

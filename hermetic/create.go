@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/twinforge/twinforge/hermetic/gomod"
 )
 
 // Request describes what to lock.
@@ -38,6 +40,11 @@ type Request struct {
 	BuildKitVersion string
 	Resolver        ImageResolver // optional: resolves unmapped image names in a registry
 	Fetcher         URLFetcher    // optional: downloads ADD URLs without --checksum
+	// VerifyModules, when set, proves every Go module the context pins
+	// against the Go checksum database (and vendored modules against
+	// their zips) before the lock is made; see package hermetic/gomod.
+	// Its TreeHead is the one the previous lock recorded, if any.
+	VerifyModules *gomod.Config
 }
 
 // ImageResolver resolves an image reference to its manifest (or index) digest.
@@ -180,6 +187,9 @@ func Create(ctx context.Context, req Request) (*Lock, error) {
 	}
 	l.Source.Digest, l.Files, err = ContextDigest(ctxDir, dfRel)
 	if err != nil {
+		return nil, fmt.Errorf("creating lock: %w", err)
+	}
+	if err := lockGoModules(ctx, l, ctxDir, req.VerifyModules); err != nil {
 		return nil, fmt.Errorf("creating lock: %w", err)
 	}
 
@@ -421,6 +431,35 @@ func lockGit(ctx context.Context, l *Lock, a *Analysis) error {
 			commit = c
 		}
 		l.Git = append(l.Git, GitSource{Remote: use.Remote, Ref: use.Ref, Commit: commit})
+	}
+	return nil
+}
+
+// lockGoModules records the Go modules of the go.sum files sent to
+// BuildKit and, when cfg is set, proves them.
+func lockGoModules(ctx context.Context, l *Lock, ctxDir string, cfg *gomod.Config) error {
+	mods, err := gomod.Scan(ctxDir)
+	if err != nil {
+		return err
+	}
+	sent := map[string]bool{}
+	for _, f := range l.Files {
+		sent[f.Path] = true
+	}
+	for _, m := range mods {
+		if sent[m.GoSum] {
+			l.GoModules = append(l.GoModules, m)
+		}
+	}
+	if cfg == nil || len(l.GoModules) == 0 {
+		return nil
+	}
+	res, err := gomod.Verify(ctx, ctxDir, l.GoModules, *cfg)
+	if err != nil {
+		return err
+	}
+	if res.TreeHead != "" {
+		l.GoSumDB = &GoSumDB{Name: res.SumDB, TreeSize: res.TreeSize, TreeHash: res.TreeHash, TreeHead: res.TreeHead}
 	}
 	return nil
 }

@@ -17,6 +17,9 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"golang.org/x/mod/module"
+
+	"github.com/twinforge/twinforge/hermetic/gomod"
 )
 
 // SchemaVersion is the only lock schema version this package reads and writes.
@@ -78,6 +81,26 @@ type Lock struct {
 	Files           []File `json:"files,omitempty"`
 	SourceDateEpoch int64  `json:"sourceDateEpoch"`
 	BuildKitVersion string `json:"buildkitVersion"`
+	// GoModules lists every module version the context's go.sum files pin
+	// (those sent to BuildKit), with their hashes and, when vendored, the
+	// hash of the vendored files; sorted by go.sum, path and version.
+	GoModules []gomod.Module `json:"goModules,omitempty"`
+	// GoSumDB records the Go checksum database tree head the modules were
+	// last proven in (lock --verify-modules); the next proof must be
+	// consistent with it.
+	GoSumDB *GoSumDB `json:"goSumDB,omitempty"`
+}
+
+// GoSumDB is the state of the Go checksum database a lock's modules were
+// proven against.
+type GoSumDB struct {
+	// Name is the database's name, e.g. sum.golang.org.
+	Name string `json:"name"`
+	// TreeSize and TreeHash identify the tree the records are included in.
+	TreeSize int64  `json:"treeSize"`
+	TreeHash string `json:"treeHash"`
+	// TreeHead is the database's signed tree head (a signed note).
+	TreeHead string `json:"treeHead"`
 }
 
 // Source describes where the build context comes from.
@@ -232,6 +255,7 @@ func (l *Lock) Marshal() ([]byte, error) {
 	c.URLs = slices.Clone(l.URLs)
 	c.Git = slices.Clone(l.Git)
 	c.Files = slices.Clone(l.Files)
+	c.GoModules = slices.Clone(l.GoModules)
 	c.sortSlices()
 	if len(c.BuildArgs) == 0 {
 		c.BuildArgs = nil
@@ -259,6 +283,15 @@ func (l *Lock) sortSlices() {
 		return strings.Compare(a.Ref, b.Ref)
 	})
 	slices.SortFunc(l.Files, func(a, b File) int { return strings.Compare(a.Path, b.Path) })
+	slices.SortFunc(l.GoModules, func(a, b gomod.Module) int {
+		if c := strings.Compare(a.GoSum, b.GoSum); c != 0 {
+			return c
+		}
+		if c := strings.Compare(a.Path, b.Path); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Version, b.Version)
+	})
 }
 
 // sentinelError reads as its own message but matches a sentinel with
@@ -369,6 +402,34 @@ func (l *Lock) validate() error {
 			return invalid("git source %s is listed twice", k)
 		}
 		seen[k] = true
+	}
+	seen = map[string]bool{}
+	for i, m := range l.GoModules {
+		if err := module.Check(m.Path, m.Version); err != nil {
+			return invalid("field goModules[%d]: %v", i, err)
+		}
+		if m.Sum == "" && m.GoModSum == "" {
+			return invalid("Go module %s: field goModules[%d] has no hash", m, i)
+		}
+		for _, h := range []string{m.Sum, m.GoModSum, m.Vendored} {
+			if h != "" && !strings.HasPrefix(h, "h1:") {
+				return invalid("Go module %s: field goModules[%d]: hash %q: want h1:<base64>", m, i, h)
+			}
+		}
+		if m.Vendored != "" && m.Sum == "" {
+			return invalid("Go module %s: field goModules[%d] is vendored but has no module hash", m, i)
+		}
+		if err := validateRelPath(m.GoSum); err != nil || path.Base(m.GoSum) != "go.sum" {
+			return invalid("Go module %s: field goModules[%d].goSum %q: want the path of a go.sum in the context", m, i, m.GoSum)
+		}
+		k := m.GoSum + " " + m.String()
+		if seen[k] {
+			return invalid("Go module %s is listed twice for %s", m, m.GoSum)
+		}
+		seen[k] = true
+	}
+	if db := l.GoSumDB; db != nil && (db.Name == "" || db.TreeHead == "" || db.TreeSize < 1) {
+		return invalid("field goSumDB: want name, treeSize and treeHead of the checksum database")
 	}
 	if len(l.Files) > 0 {
 		for i, f := range l.Files {

@@ -1,6 +1,9 @@
 package hermetic
 
 import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"net/url"
 	"path"
 	"strings"
@@ -9,6 +12,8 @@ import (
 	"github.com/moby/buildkit/solver/pb"
 	spb "github.com/moby/buildkit/sourcepolicy/pb"
 	"github.com/moby/buildkit/util/gitutil"
+
+	"github.com/twinforge/twinforge/hermetic/gomod"
 )
 
 // SourcePolicy translates the lock into a BuildKit source policy that only
@@ -149,7 +154,28 @@ func (l *Lock) Materials() []Material {
 		}
 		out = append(out, Material{URI: uri, Digest: map[string]string{"gitCommit": g.Commit}})
 	}
+	for _, m := range l.GoModules {
+		out = append(out, Material{URI: GoModulePURL(m), Digest: goModuleDigest(m)})
+	}
 	return out
+}
+
+// GoModulePURL is a Go module version's package URL,
+// pkg:golang/PATH@VERSION.
+func GoModulePURL(m gomod.Module) string { return "pkg:golang/" + m.Path + "@" + m.Version }
+
+// goModuleDigest is a module's h1 hash as an in-toto digest set: dirHash
+// is the sha256 of the module's dirhash summary, hex-encoded.
+func goModuleDigest(m gomod.Module) map[string]string {
+	h := m.Sum
+	if h == "" {
+		h = m.GoModSum
+	}
+	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(h, "h1:"))
+	if err != nil || len(raw) != sha256.Size {
+		return nil
+	}
+	return map[string]string{"dirHash": hex.EncodeToString(raw)}
 }
 
 // imagePURL renders an image reference as a package URL
