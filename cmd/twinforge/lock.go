@@ -14,6 +14,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/hermetic"
+	"github.com/twinforge/twinforge/hermetic/gomod"
 )
 
 func lockCommand() *cli.Command {
@@ -32,8 +33,18 @@ Base images are resolved through --image mappings to local OCI layouts first,
 then through a registry. Run again, lock keeps the images it already pinned and
 the settings it recorded unless flags change them; --update re-resolves images.
 
+Go sources are locked too: every module version of each go.sum in the
+context, with its hashes and, for vendored modules (vendor/modules.txt), the
+hash of the vendored files; the provenance lists them. --verify-modules proves
+each go.sum line against the Go checksum database, reached through the module
+proxy ($GOPROXY), with inclusion proofs in a signed tree head that must be
+consistent with the one the lock kept from last time, and compares every
+vendored file with the module's zip. Modules matching $GONOSUMDB or $GOPRIVATE
+are not looked up.
+
 Examples:
   twinforge lock --image example.test/base:1=oci-layout:examples/base/out examples/files
+  twinforge lock --verify-modules examples/hello
   twinforge lock --check examples/hello      # exit 0 while the lock matches the tree
   twinforge lock --update examples/hello     # re-resolve base images`,
 		Flags: []cli.Flag{
@@ -47,6 +58,8 @@ Examples:
 			&cli.BoolFlag{Name: "allow-dirty", Usage: "lock a git tree with uncommitted changes (recorded in the lock)"},
 			&cli.BoolFlag{Name: "check", Usage: "only check that the lock still matches the tree and the Dockerfile; exit 4 if not"},
 			&cli.BoolFlag{Name: "update", Usage: "re-resolve base images instead of keeping their pinned digests"},
+			&cli.BoolFlag{Name: "verify-modules", Usage: "prove every Go module go.sum pins against the Go checksum database (through $GOPROXY), and each vendored module against its zip; exit 4 naming the module (and file) that does not match"},
+			&cli.StringFlag{Name: "sumdb", Value: gomod.DefaultSumDB, Usage: "checksum database verifier key (name+hash+key) for --verify-modules"},
 		},
 		Action: runLock,
 	}
@@ -58,6 +71,7 @@ type lockOptions struct {
 	target, platform                 string
 	epoch                            *int64
 	allowDirty, check, update        bool
+	verifyModules                    *gomod.Config
 	flagsSet                         func(string) bool
 }
 
@@ -93,6 +107,13 @@ func lockOptionsFrom(c *cli.Context) (*lockOptions, error) {
 			return nil, usageError(err)
 		}
 		o.epoch = &n
+	}
+	if c.Bool("verify-modules") {
+		o.verifyModules = &gomod.Config{
+			Proxy:   gomod.ProxyFromEnv(os.Getenv),
+			SumDB:   c.String("sumdb"),
+			NoSumDB: strings.FieldsFunc(os.Getenv("GONOSUMDB")+","+os.Getenv("GOPRIVATE"), func(r rune) bool { return r == ',' }),
+		}
 	}
 	if o.check && (o.update || len(o.images) > 0 || len(o.buildArgs) > 0) {
 		return nil, usageErrorf("--check only checks: it takes no --update, --image or --build-arg")
@@ -131,6 +152,7 @@ func runLock(c *cli.Context) error {
 		BuildKitVersion: buildkitVersion(),
 		Resolver:        hermetic.RegistryResolver(),
 		Fetcher:         hermetic.HTTPFetcher(&http.Client{Timeout: 5 * time.Minute}),
+		VerifyModules:   o.verifyModules,
 	}
 	if old, err := hermetic.Load(o.lockPath); err == nil {
 		o.inherit(&req, old)
@@ -138,6 +160,9 @@ func runLock(c *cli.Context) error {
 		logger().Warn("ignoring the existing lock, it cannot be read", "lock", o.lockPath, "err", err)
 	}
 	l, err := hermetic.Create(c.Context, req)
+	if errors.Is(err, gomod.ErrUnreachable) {
+		return err
+	}
 	if err != nil {
 		return refused(err)
 	}
@@ -152,8 +177,11 @@ func runLock(c *cli.Context) error {
 	if err := writeFileAtomic(o.lockPath, data); err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "wrote %s (%d images, %d URLs, %d git sources, SOURCE_DATE_EPOCH=%d)\n",
-		o.lockPath, len(l.Images), len(l.URLs), len(l.Git), l.SourceDateEpoch)
+	fmt.Fprintf(c.App.Writer, "wrote %s (%d images, %d URLs, %d git sources, %d Go modules, SOURCE_DATE_EPOCH=%d)\n",
+		o.lockPath, len(l.Images), len(l.URLs), len(l.Git), len(l.GoModules), l.SourceDateEpoch)
+	if l.GoSumDB != nil {
+		fmt.Fprintf(c.App.Writer, "Go modules proven in %s, tree %d\n", l.GoSumDB.Name, l.GoSumDB.TreeSize)
+	}
 	return nil
 }
 
@@ -171,6 +199,10 @@ func (o *lockOptions) inherit(req *hermetic.Request, old *hermetic.Lock) {
 	}
 	if !o.flagsSet("platform") {
 		req.Platform = old.Platform
+	}
+	if req.VerifyModules != nil && old.GoSumDB != nil && old.GoSumDB.Name == sumDBName(req.VerifyModules.SumDB) {
+		// The database must have grown from the tree head proven last.
+		req.VerifyModules.TreeHead = old.GoSumDB.TreeHead
 	}
 	if req.SourceDateEpoch == nil && !o.update {
 		epoch := old.SourceDateEpoch
@@ -197,6 +229,12 @@ func (o *lockOptions) inherit(req *hermetic.Request, old *hermetic.Lock) {
 		}
 		req.Images[img.Name] = mapping
 	}
+}
+
+// sumDBName is the name part of a checksum database key (name+hash+key).
+func sumDBName(key string) string {
+	n, _, _ := strings.Cut(key, "+")
+	return n
 }
 
 // checkLock verifies the tree and the Dockerfile against the lock.

@@ -164,3 +164,32 @@ func relockKeepingImages(t *testing.T, c *cliRunner, dir string) {
 	edited = strings.Replace(edited, "},\n  ]", "}\n  ]", 1)
 	write(t, filepath.Join(dir, "twinforge.lock"), edited)
 }
+
+// TestLockVerifyModules: lock --verify-modules proves a vendored Go
+// service's modules in the Go checksum database through the module proxy
+// and keeps the tree head; the same service with one vendored file edited
+// is refused with exit 4, naming the module and the file.
+func TestLockVerifyModules(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reaches the Go module proxy; skipped with -short")
+	}
+	c := newCLI(t)
+	dir := filepath.Join(t.TempDir(), "vendored")
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "hermetic", "gomod", "testdata", "vendored"))); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dir, "Dockerfile"), "FROM scratch\nCOPY . /src\n")
+	r := c.must("lock", "--verify-modules", dir)
+	assertContains(t, "lock", r.stdout, "1 Go modules", "proven in sum.golang.org")
+	lock := readFile(t, filepath.Join(dir, "twinforge.lock"))
+	assertContains(t, "lock file", lock, `"path": "github.com/google/uuid"`, `"goSumDB"`, `"treeHead": "go.sum database tree`)
+
+	f := filepath.Join(dir, "vendor", "github.com", "google", "uuid", "version4.go")
+	os.Chmod(f, 0o644)
+	write(t, f, readFile(t, f)+"\nfunc init() { println(\"hello from a patched dependency\") }\n")
+	r = c.run("lock", "--verify-modules", dir)
+	if r.code != exitRefused {
+		t.Fatalf("exit %d, want 4\n%s", r.code, r.stderr)
+	}
+	assertContains(t, "stderr", r.stderr, "github.com/google/uuid@v1.6.0", "version4.go", "edited")
+}
