@@ -60,6 +60,7 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 not reproducible,
 			attestCommand(),
 			rebuildCommand(),
 			admissionCommand(),
+			releaseCommand(),
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError(err) },
 		ExitErrHandler: func(*cli.Context, error) {

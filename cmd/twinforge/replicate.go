@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
@@ -10,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/distribute"
+	"github.com/twinforge/twinforge/distribute/release"
 )
 
 func replicateCommand() *cli.Command {
@@ -31,14 +34,22 @@ stop the others; running the same command again finishes what is missing.
 Prints one line per destination: its digest, the number of referrers, and
 whether it was copied, already present or failed. Exit code 1 if any failed.
 
+With --release-repo, the TUF release index is read from URL and verified (from
+--release-root, or the repository's own first root) and then pushed to every
+DEST as an OCI artifact tagged release-index, so that each region serves the
+index with its images: readers there use --release-repo oci://DEST. A stale or
+otherwise refused index is not copied (exit 4).
+
 Examples:
   twinforge replicate registry.example/team/hello@sha256:... \
       eu.registry.example/team/hello us.registry.example/team/hello
-  twinforge replicate --insecure --output json 127.0.0.1:5000/hello@sha256:... 127.0.0.1:5001/hello`,
-		Flags: append([]cli.Flag{
+  twinforge replicate --insecure --output json 127.0.0.1:5000/hello@sha256:... 127.0.0.1:5001/hello
+  twinforge replicate --release-repo https://releases.example/repository \
+      registry.example/payments/app@sha256:... eu.registry.example/payments/app`,
+		Flags: append(append([]cli.Flag{
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "destinations copied at the same time"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"},
-		}, registryFlags()...),
+		}, registryFlags()...), releaseReaderFlags(false)...),
 		Action: runReplicate,
 	}
 }
@@ -50,6 +61,7 @@ type replicateOptions struct {
 	jobs     int
 	output   string
 	registry registryConfig
+	release  *release.ClientConfig
 }
 
 func replicateOptionsFrom(c *cli.Context) (*replicateOptions, error) {
@@ -75,6 +87,9 @@ func replicateOptionsFrom(c *cli.Context) (*replicateOptions, error) {
 		o.dests = append(o.dests, repo)
 	}
 	if o.registry, err = registryConfigFrom(c); err != nil {
+		return nil, err
+	}
+	if o.release, err = releaseReaderFrom(c, o.registry); err != nil {
 		return nil, err
 	}
 	return o, o.validate()
@@ -108,7 +123,18 @@ func runReplicate(c *cli.Context) error {
 		// Nothing was copied: the source or the arguments were refused.
 		return distributeError(err)
 	}
-	if werr := writeReplicateResults(c.App.Writer, o.output, results); werr != nil {
+	var index []release.ReplicaResult
+	if o.release != nil {
+		var ierr error
+		if _, index, ierr = release.Replicate(c.Context, *o.release, o.dests, o.registry.options()...); ierr != nil {
+			if index == nil {
+				// Nothing was copied: the index was refused or unreadable.
+				return errors.Join(err, releaseError(ierr))
+			}
+			err = errors.Join(err, ierr)
+		}
+	}
+	if werr := writeReplicateResults(c.App.Writer, o.output, results, index); werr != nil {
 		return werr
 	}
 	// Failed destinations exit 1, whatever the reason; the table and the
@@ -137,7 +163,10 @@ func status(r distribute.DestResult) string {
 	return "copied"
 }
 
-func writeReplicateResults(w io.Writer, output string, results []distribute.DestResult) error {
+func writeReplicateResults(w io.Writer, output string, results []distribute.DestResult, index []release.ReplicaResult) error {
+	if output == "json" && index != nil {
+		return writeReplicateJSON(w, results, index)
+	}
 	if output == "json" {
 		out := make([]replicateOutput, 0, len(results))
 		for _, r := range results {
@@ -170,5 +199,26 @@ func writeReplicateResults(w io.Writer, output string, results []distribute.Dest
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Repository, digest, refs, status(r))
 	}
+	for _, r := range index {
+		st, digest := "copied", r.Digest
+		if r.Error != "" {
+			st, digest = "failed", "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Ref, digest, "release index", st)
+	}
 	return tw.Flush()
+}
+
+// writeReplicateJSON is --output json with the release index copies.
+func writeReplicateJSON(w io.Writer, results []distribute.DestResult, index []release.ReplicaResult) error {
+	var buf bytes.Buffer
+	if err := writeReplicateResults(&buf, "json", results, nil); err != nil {
+		return err
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(struct {
+		Images       json.RawMessage         `json:"images"`
+		ReleaseIndex []release.ReplicaResult `json:"releaseIndex"`
+	}{buf.Bytes(), index})
 }

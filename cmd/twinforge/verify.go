@@ -19,6 +19,7 @@ import (
 	"github.com/twinforge/twinforge/attest"
 	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/distribute"
+	"github.com/twinforge/twinforge/distribute/release"
 )
 
 func verifyCommand() *cli.Command {
@@ -42,6 +43,14 @@ distinct trusted rebuilders signed verdicts that they reproduced the image
 (twinforge rebuild). Nothing is fetched but the registry's image manifest and
 referrers, and the trusted root from TUF when --tuf-url is given.
 
+With --release-repo, the image must also be released: the TUF release index
+(see 'twinforge release') must list the tag as the digest the registry
+resolved it to (an image named by digest: under some tag of its repository),
+and the provenance verified must be the statement the release names. A stale,
+rolled-back or under-threshold index, or a team role listing a path outside its
+delegation, is refused too. The reader's trusted state is kept per region in
+--release-state.
+
 Exit status 4 names the check that refused the image.
 
 Examples:
@@ -49,8 +58,11 @@ Examples:
   twinforge verify --policy policy.yaml --trusted-root trusted_root.json \
       registry.example/team/hello@sha256:aa03...
   twinforge verify --policy policy.yaml --tuf-url https://tuf.example/ \
-      --tuf-root root.json --output json out/hello`,
-		Flags: []cli.Flag{
+      --tuf-root root.json --output json out/hello
+  twinforge verify --policy policy.yaml --trusted-root trusted_root.json \
+      --release-repo oci://eu.registry.example/payments/app --release-root root.json \
+      eu.registry.example/payments/app:1.2`,
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "policy", Usage: "policy `FILE` (see attest/policy.md)", Required: true},
 			&cli.StringFlag{Name: "trusted-root", Usage: "Sigstore trusted root `FILE` (trusted_root.json)"},
 			&cli.StringFlag{Name: "tuf-url", Usage: "fetch the trusted root from the TUF repository at `URL`"},
@@ -60,7 +72,7 @@ Examples:
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"},
 			&cli.BoolFlag{Name: "insecure", Usage: "allow plain HTTP to a loopback registry (127.0.0.0/8, ::1, localhost); refused for any other host"},
 			&cli.StringFlag{Name: "ca-cert", Usage: "trust the CA certificates in PEM `FILE` too, for a registry with a private CA"},
-		},
+		}, releaseReaderFlags(false)...),
 		Action: runVerify,
 	}
 }
@@ -76,6 +88,7 @@ type verifyOptions struct {
 	digest      string
 	output      string
 	registry    registryConfig
+	release     *release.ClientConfig
 }
 
 func verifyOptionsFrom(c *cli.Context) (*verifyOptions, error) {
@@ -94,6 +107,9 @@ func verifyOptionsFrom(c *cli.Context) (*verifyOptions, error) {
 	}
 	var err error
 	if o.registry, err = registryConfigFrom(c); err != nil {
+		return nil, err
+	}
+	if o.release, err = releaseReaderFrom(c, o.registry); err != nil {
 		return nil, err
 	}
 	return o, o.validate()
@@ -150,6 +166,10 @@ type imageEvidence struct {
 	// resolvedFrom is the tag reference a registry digest was resolved
 	// from, if any.
 	resolvedFrom string
+	// repository and tag name a registry image as a release index does:
+	// the repository path without registry host, and the tag it was named
+	// by ("" when named by digest). Empty for a layout.
+	repository, tag string
 }
 
 // name names the image for messages: where it is, with its digest.
@@ -244,9 +264,10 @@ func (r *registrySource) evidence(ctx context.Context, digest string) (*imageEvi
 	if err != nil {
 		return nil, distributeError(err)
 	}
-	ev := &imageEvidence{where: m.Ref.String(), digest: m.Ref.DigestStr(), manifest: m.Raw}
-	if _, ok := ref.(name.Tag); ok {
+	ev := &imageEvidence{where: m.Ref.String(), digest: m.Ref.DigestStr(), manifest: m.Raw, repository: ref.Context().RepositoryStr()}
+	if t, ok := ref.(name.Tag); ok {
 		ev.resolvedFrom = ref.String()
+		ev.tag = t.TagStr()
 		if digest != "" && digest != ev.digest {
 			return nil, usageErrorf("%s points at %s, not --digest %s", ref, ev.digest, digest)
 		}
@@ -366,6 +387,19 @@ func runVerify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var released *release.Target
+	if o.release != nil {
+		if ev.repository == "" {
+			return usageErrorf("--release-repo checks an image in a registry against the index; %s is an OCI layout", ev.where)
+		}
+		if released, err = release.Check(c.Context, *o.release, ev.repository, ev.tag, ev.digest); err != nil {
+			return releaseRefusal(c, o, ev, err)
+		}
+		// Only the provenance the release names counts.
+		if ev.candidates, err = releasedCandidates(ev.candidates, released); err != nil {
+			return releaseRefusal(c, o, ev, err)
+		}
+	}
 	res, err := verifyEvidence(c.Context, ev, tm, policy)
 	var ve *attest.VerificationError
 	if errors.As(err, &ve) {
@@ -379,7 +413,50 @@ func runVerify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeVerifyResult(c.App.Writer, o.output, verifyOutput{Verified: true, Image: ev.where, ResolvedFrom: ev.resolvedFrom, Policy: o.policyPath, RequiredVerdicts: policy.RequiredRebuildVerdicts(), Result: res})
+	return writeVerifyResult(c.App.Writer, o.output, verifyOutput{Verified: true, Image: ev.where, ResolvedFrom: ev.resolvedFrom, Policy: o.policyPath, RequiredVerdicts: policy.RequiredRebuildVerdicts(), Release: released, Result: res})
+}
+
+// releaseRefusal reports a refusal of the release index (exit 4) or a
+// failure to read it (exit 1).
+func releaseRefusal(c *cli.Context, o *verifyOptions, ev *imageEvidence, err error) error {
+	var re *release.Error
+	if !errors.As(err, &re) {
+		return err
+	}
+	if o.output == "json" {
+		if werr := writeAttestJSON(c.App.Writer, verifyRefusal{Verified: false, Image: ev.where, Digest: ev.digest, ResolvedFrom: ev.resolvedFrom, Check: re.Check, Error: err.Error()}); werr != nil {
+			return werr
+		}
+	}
+	return refused(fmt.Errorf("%s refused: %w", ev.name(), err))
+}
+
+// releasedCandidates keeps the bundle pairs whose provenance is the
+// statement the release names.
+func releasedCandidates(candidates []attest.Bundles, t *release.Target) ([]attest.Bundles, error) {
+	if t.Provenance == "" {
+		return candidates, nil
+	}
+	var out []attest.Bundles
+	var seen []string
+	for _, b := range candidates {
+		d, err := verify.StatementDigest(b.Provenance)
+		if err != nil {
+			continue
+		}
+		if release.VerifyProvenance(t, d) == nil {
+			out = append(out, b)
+		} else {
+			seen = append(seen, d)
+		}
+	}
+	if len(out) == 0 {
+		if len(seen) == 0 {
+			seen = []string{"none"}
+		}
+		return nil, release.VerifyProvenance(t, strings.Join(seen, ", "))
+	}
+	return out, nil
 }
 
 type verifyOutput struct {
@@ -390,6 +467,8 @@ type verifyOutput struct {
 	Policy       string `json:"policy"`
 	// RequiredVerdicts is the policy's requireRebuildVerdicts.count.
 	RequiredVerdicts int `json:"requiredRebuildVerdicts,omitempty"`
+	// Release is what the release index says, with --release-repo.
+	Release *release.Target `json:"release,omitempty"`
 	*attest.Result
 }
 
@@ -452,6 +531,9 @@ func writeVerifyResult(w io.Writer, format string, out verifyOutput) error {
 				fmt.Fprintf(tw, "reproduced by\t%s, %s at %s\n", v.Signer, v.RebuilderID, v.RebuiltOn.UTC().Format(time.RFC3339))
 			}
 		}
+	}
+	if out.Release != nil {
+		fmt.Fprintf(tw, "released\t%s by %s (provenance %s)\n", out.Release.Path(), out.Release.Role, orNone(out.Release.Provenance))
 	}
 	fmt.Fprintf(tw, "policy\t%s\n", out.Policy)
 	return tw.Flush()

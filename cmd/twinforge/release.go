@@ -1,0 +1,562 @@
+package main
+
+import (
+	"crypto"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/urfave/cli/v2"
+
+	"github.com/twinforge/twinforge/distribute/release"
+)
+
+func releaseCommand() *cli.Command {
+	repoFlag := &cli.StringFlag{Name: "repo", Value: "release-repo", Usage: "the release index `DIR` (release init made it)", EnvVars: []string{"TWINFORGE_RELEASE_DIR"}}
+	return &cli.Command{
+		Name:  "release",
+		Usage: "keep the TUF release index: which digest each released tag names, signed per team",
+		Description: `A release index is a TUF repository (root, targets, snapshot and timestamp
+roles, thresholds of signatures, one delegated role per team restricted to the
+image paths it owns) that says which digest each released REPOSITORY:TAG names
+and which provenance statement it was built with. 'twinforge verify
+--release-repo' and the admission webhook then refuse an image whose tag the
+index does not release as that digest, and an index that is stale, rolled back
+or signed below threshold. DIR/repository is what readers are served (over
+HTTP, or as an OCI artifact that 'twinforge replicate --release-repo' copies to
+every region); DIR/keys holds the online keys and must never be served.
+
+Examples:
+  twinforge release init --root-keys k1.pem,k2.pem,k3.pem --threshold 2 release-repo
+  twinforge release team add --key payments.pem.pub --paths 'payments/*' payments
+  twinforge release add --team payments --key payments.pem --tag 1.2 registry.example/payments/app@sha256:...
+  twinforge release refresh                      # re-sign timestamp and snapshot (daily)
+  twinforge release list --release-repo https://releases.example/repository --release-root root.json`,
+		Subcommands: []*cli.Command{
+			{
+				Name: "keygen", Usage: "make an Ed25519 key pair for a release role", ArgsUsage: "FILE",
+				Description: "Writes FILE (PKCS #8 PEM, mode 0600) and FILE.pub. An existing file is never overwritten.",
+				Action:      runReleaseKeygen,
+			},
+			{
+				Name: "init", Usage: "create a release index", ArgsUsage: "DIR",
+				Description: `Creates root (version 1, signed by --threshold of --root-keys), targets,
+snapshot and timestamp. A root key file that does not exist is generated (keep
+root keys offline). The online keys are generated into DIR/keys unless given.`,
+				Flags: append([]cli.Flag{
+					&cli.StringSliceFlag{Name: "root-keys", Usage: "root private key `FILES`, comma-separated", Required: true},
+					&cli.IntFlag{Name: "threshold", Value: 1, Usage: "root signatures every new root needs"},
+					&cli.StringFlag{Name: "targets-key", Usage: "targets private key `FILE` (default: generated in DIR/keys)"},
+					&cli.StringFlag{Name: "snapshot-key", Usage: "snapshot private key `FILE` (default: generated in DIR/keys)"},
+					&cli.StringFlag{Name: "timestamp-key", Usage: "timestamp private key `FILE` (default: generated in DIR/keys)"},
+				}, expiryFlags()...),
+				Action: runReleaseInit,
+			},
+			{
+				Name:  "team",
+				Usage: "delegate image paths to teams and manage their keys",
+				Subcommands: []*cli.Command{
+					{
+						Name: "add", Usage: "delegate paths to a new team", ArgsUsage: "TEAM",
+						Description: `--paths are TUF path patterns over REPOSITORY:TAG (the repository without its
+registry host): 'payments/*' is every repository under payments/, any tag;
+'payments/app:*' every tag of one repository. Signed with the targets key.`,
+						Flags: []cli.Flag{repoFlag,
+							&cli.StringSliceFlag{Name: "key", Usage: "the team's public (or private) key `FILES`", Required: true},
+							&cli.IntFlag{Name: "threshold", Value: 1, Usage: "team signatures every release needs"},
+							&cli.StringSliceFlag{Name: "paths", Usage: "REPOSITORY:TAG `PATTERNS` the team releases", Required: true},
+						},
+						Action: runReleaseTeamAdd,
+					},
+					{
+						Name: "add-key", Usage: "give a team another key", ArgsUsage: "TEAM KEYFILE",
+						Flags: []cli.Flag{repoFlag}, Action: runReleaseTeamAddKey,
+					},
+					{
+						Name: "revoke-key", Usage: "take a key away from a team", ArgsUsage: "TEAM KEYID|KEYFILE",
+						Description: `What the team signed with the key stops counting: readers refuse the team's
+releases until 'release team sign' signs them again with its remaining or new keys.`,
+						Flags: []cli.Flag{repoFlag}, Action: runReleaseTeamRevoke,
+					},
+					{
+						Name: "sign", Usage: "sign a team's releases again (after a key rotation)", ArgsUsage: "TEAM",
+						Flags:  []cli.Flag{repoFlag, &cli.StringSliceFlag{Name: "key", Usage: "the team's private key `FILES`", Required: true}},
+						Action: runReleaseTeamSign,
+					},
+				},
+			},
+			{
+				Name: "add", Usage: "release an image: TAG of its repository names its digest", ArgsUsage: "REGISTRY/REPOSITORY@sha256:...",
+				Description: `Records REPOSITORY:TAG -> digest, with the digest of the SLSA provenance
+statement attached to the image (or --provenance), signed by --team's keys. The
+path must be one the team was delegated.`,
+				Flags: append([]cli.Flag{repoFlag,
+					&cli.StringFlag{Name: "team", Usage: "the team releasing (empty: the top-level targets role, with the targets key)"},
+					&cli.StringFlag{Name: "tag", Usage: "the tag released", Required: true},
+					&cli.StringSliceFlag{Name: "key", Usage: "the team's private key `FILES`"},
+					&cli.StringFlag{Name: "provenance", Usage: "sha256 of the provenance statement (default: read from the image's referrers)"},
+					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
+				}, registryFlags()...),
+				Action: runReleaseAdd,
+			},
+			{
+				Name: "rotate-root", Usage: "write a new root: add or remove role keys, change thresholds",
+				Description: `The new root is signed by --root-keys, which must reach the threshold of the
+current root and of the new one. --add-key and --remove-key take ROLE=FILE and
+ROLE=KEYID (roles: root, targets, snapshot, timestamp); a new online key is
+given as a private key file and replaces DIR/keys/ROLE.pem.`,
+				Flags: append([]cli.Flag{repoFlag,
+					&cli.StringSliceFlag{Name: "root-keys", Usage: "root private key `FILES` signing the new root", Required: true},
+					&cli.StringSliceFlag{Name: "add-key", Usage: "`ROLE=FILE` (repeatable)"},
+					&cli.StringSliceFlag{Name: "remove-key", Usage: "`ROLE=KEYID` (repeatable)"},
+					&cli.StringSliceFlag{Name: "threshold", Usage: "`ROLE=N` (repeatable)"},
+				}, expiryFlags()...),
+				Action: runReleaseRotateRoot,
+			},
+			{
+				Name: "refresh", Usage: "sign snapshot and timestamp again with fresh expiries",
+				Description: "Run it more often than the timestamp expiry (a day by default), or readers refuse the index as stale.",
+				Flags:       append([]cli.Flag{repoFlag}, expiryFlags()...), Action: runReleaseRefresh,
+			},
+			{
+				Name: "push", Usage: "push the index as an OCI artifact", ArgsUsage: "REGISTRY/REPOSITORY[:TAG]",
+				Flags:  append([]cli.Flag{repoFlag}, registryFlags()...),
+				Action: runReleasePush,
+			},
+			{
+				Name: "list", Usage: "read an index as readers do, verified, and list its releases",
+				Flags: append(append([]cli.Flag{&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"}},
+					releaseReaderFlags(true)...), registryFlags()...),
+				Action: runReleaseList,
+			},
+		},
+	}
+}
+
+func expiryFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.DurationFlag{Name: "timestamp-expiry", Usage: "how long a signed timestamp stays valid (default 24h)"},
+		&cli.DurationFlag{Name: "snapshot-expiry", Usage: "how long a signed snapshot stays valid (default 168h)"},
+	}
+}
+
+// releaseReaderFlags are how verify, replicate and admission find an index.
+func releaseReaderFlags(required bool) []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "release-repo", Usage: "the release index: `URL` of its metadata (https://...), or oci://REGISTRY/REPOSITORY[:TAG]", Required: required},
+		&cli.StringFlag{Name: "release-root", Usage: "the index's root.json `FILE`, trusted first (needed the first time a region is read)"},
+		&cli.StringFlag{Name: "release-state", Usage: "`DIR` keeping what this reader trusted of the index, per region (default: the user cache directory)"},
+	}
+}
+
+// releaseReader is what the reader flags parse to.
+func releaseReaderFrom(c *cli.Context, rc registryConfig) (*release.ClientConfig, error) {
+	url := c.String("release-repo")
+	if url == "" {
+		if c.IsSet("release-root") || c.IsSet("release-state") {
+			return nil, usageErrorf("--release-root and --release-state go with --release-repo")
+		}
+		return nil, nil
+	}
+	cfg := &release.ClientConfig{URL: url, StateDir: c.String("release-state"), Registry: rc.options()}
+	if p := c.String("release-root"); p != "" {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, usageErrorf("--release-root: %w", err)
+		}
+		cfg.InitialRoot = data
+	}
+	return cfg, nil
+}
+
+// releaseError gives the release index's refusals exit code 4.
+func releaseError(err error) error {
+	if release.IsRefusal(err) {
+		return refused(err)
+	}
+	return err
+}
+
+func repoOptions(c *cli.Context) []release.Option {
+	return []release.Option{release.WithExpiries(release.Expiries{Timestamp: c.Duration("timestamp-expiry"), Snapshot: c.Duration("snapshot-expiry")})}
+}
+
+func openRepo(c *cli.Context, extra ...release.Option) (*release.Repository, error) {
+	return release.Open(c.String("repo"), append(repoOptions(c), extra...)...)
+}
+
+func loadKeys(flag string, files []string) ([]*release.Key, error) {
+	var keys []*release.Key
+	for _, f := range files {
+		k, err := release.LoadKey(f)
+		if err != nil {
+			return nil, usageErrorf("--%s: %w", flag, err)
+		}
+		keys = append(keys, k)
+	}
+	return keys, nil
+}
+
+func runReleaseKeygen(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErrorf("release keygen takes one FILE")
+	}
+	k, err := release.GenerateKey(c.Args().First())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "wrote %s and %s.pub (key id %s)\n", k.Path, k.Path, k.ID())
+	return nil
+}
+
+func runReleaseInit(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErrorf("release init takes one DIR")
+	}
+	cfg := release.InitConfig{RootThreshold: c.Int("threshold")}
+	for _, f := range c.StringSlice("root-keys") {
+		k, err := release.LoadKey(f)
+		if errors.Is(err, os.ErrNotExist) {
+			if k, err = release.GenerateKey(f); err == nil {
+				fmt.Fprintf(c.App.Writer, "generated root key %s (key id %s): keep it offline\n", f, k.ID())
+			}
+		}
+		if err != nil {
+			return usageErrorf("--root-keys: %w", err)
+		}
+		cfg.RootKeys = append(cfg.RootKeys, k)
+	}
+	for flag, dst := range map[string]**release.Key{"targets-key": &cfg.TargetsKey, "snapshot-key": &cfg.SnapshotKey, "timestamp-key": &cfg.TimestampKey} {
+		if f := c.String(flag); f != "" {
+			k, err := release.LoadKey(f)
+			if err != nil {
+				return usageErrorf("--%s: %w", flag, err)
+			}
+			*dst = k
+		}
+	}
+	r, err := release.Init(c.Args().First(), cfg, repoOptions(c)...)
+	if err != nil {
+		return releaseError(err)
+	}
+	fmt.Fprintf(c.App.Writer, "initialised release index %s: root v%d (%d of %d keys), serve %s\n", r.Dir(), r.RootVersion(), cfg.RootThreshold, len(cfg.RootKeys), filepath.Join(r.Dir(), release.MetadataDir))
+	return nil
+}
+
+func runReleaseTeamAdd(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErrorf("release team add takes one TEAM")
+	}
+	var pubs []crypto.PublicKey
+	for _, f := range c.StringSlice("key") {
+		pub, err := release.LoadPublicKey(f)
+		if err != nil {
+			return usageErrorf("--key: %w", err)
+		}
+		pubs = append(pubs, pub)
+	}
+	r, err := openRepo(c)
+	if err != nil {
+		return err
+	}
+	if err := r.AddTeam(c.Args().First(), pubs, c.Int("threshold"), c.StringSlice("paths")); err != nil {
+		return releaseError(err)
+	}
+	fmt.Fprintf(c.App.Writer, "team %s releases %s (%d of %d keys); index version %d\n", c.Args().First(), strings.Join(c.StringSlice("paths"), ", "), c.Int("threshold"), len(pubs), r.Version())
+	return nil
+}
+
+func runReleaseTeamAddKey(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return usageErrorf("release team add-key takes TEAM and KEYFILE")
+	}
+	pub, err := release.LoadPublicKey(c.Args().Get(1))
+	if err != nil {
+		return usageError(err)
+	}
+	r, err := openRepo(c)
+	if err != nil {
+		return err
+	}
+	if err := r.AddTeamKey(c.Args().First(), pub); err != nil {
+		return releaseError(err)
+	}
+	id, _ := release.KeyID(pub)
+	fmt.Fprintf(c.App.Writer, "team %s: added key %s; index version %d\n", c.Args().First(), id, r.Version())
+	return nil
+}
+
+func runReleaseTeamRevoke(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return usageErrorf("release team revoke-key takes TEAM and KEYID or KEYFILE")
+	}
+	id := c.Args().Get(1)
+	if pub, err := release.LoadPublicKey(id); err == nil {
+		id, _ = release.KeyID(pub)
+	}
+	r, err := openRepo(c)
+	if err != nil {
+		return err
+	}
+	if err := r.RevokeTeamKey(c.Args().First(), id); err != nil {
+		return releaseError(err)
+	}
+	fmt.Fprintf(c.App.Writer, "team %s: revoked key %s; its releases are refused until signed again (release team sign); index version %d\n", c.Args().First(), id, r.Version())
+	return nil
+}
+
+func runReleaseTeamSign(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErrorf("release team sign takes one TEAM")
+	}
+	keys, err := loadKeys("key", c.StringSlice("key"))
+	if err != nil {
+		return err
+	}
+	r, err := openRepo(c)
+	if err != nil {
+		return err
+	}
+	if err := r.SignTeam(c.Args().First(), keys); err != nil {
+		return releaseError(err)
+	}
+	fmt.Fprintf(c.App.Writer, "team %s: releases signed again; index version %d\n", c.Args().First(), r.Version())
+	return nil
+}
+
+func runReleaseAdd(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErrorf("release add takes one REGISTRY/REPOSITORY@sha256:...")
+	}
+	ref, err := name.NewDigest(c.Args().First(), name.StrictValidation)
+	if err != nil {
+		return usageErrorf("%q: %v: release an image by digest", c.Args().First(), err)
+	}
+	if err := oneOf("output", c.String("output"), "text", "json"); err != nil {
+		return usageError(err)
+	}
+	rc, err := registryConfigFrom(c)
+	if err != nil {
+		return err
+	}
+	keys, err := loadKeys("key", c.StringSlice("key"))
+	if err != nil {
+		return err
+	}
+	if c.String("team") != "" && len(keys) == 0 {
+		return usageErrorf("--team %s signs with the team's keys: give --key", c.String("team"))
+	}
+	r, err := openRepo(c)
+	if err != nil {
+		return err
+	}
+	t, err := release.TargetFor(c.Context, ref, c.String("tag"), c.String("provenance"), rc.options()...)
+	if err != nil {
+		return distributeError(err)
+	}
+	done, err := r.Release(c.String("team"), t, keys)
+	if err != nil {
+		return releaseError(err)
+	}
+	if c.String("output") == "json" {
+		return writeAttestJSON(c.App.Writer, done)
+	}
+	fmt.Fprintf(c.App.Writer, "released %s as %s (provenance %s), signed by %s; index version %d\n", done.Path(), done.Digest, orNone(done.Provenance), done.Role, r.Version())
+	return nil
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// roleValues parses repeated ROLE=VALUE flags.
+func roleValues(flag string, values []string) (map[string][]string, error) {
+	out := map[string][]string{}
+	for _, v := range values {
+		role, val, ok := strings.Cut(v, "=")
+		if !ok || role == "" || val == "" {
+			return nil, usageErrorf("--%s %q: want ROLE=VALUE", flag, v)
+		}
+		out[role] = append(out[role], val)
+	}
+	return out, nil
+}
+
+func runReleaseRotateRoot(c *cli.Context) error {
+	rootKeys, err := loadKeys("root-keys", c.StringSlice("root-keys"))
+	if err != nil {
+		return err
+	}
+	adds, err := roleValues("add-key", c.StringSlice("add-key"))
+	if err != nil {
+		return err
+	}
+	removes, err := roleValues("remove-key", c.StringSlice("remove-key"))
+	if err != nil {
+		return err
+	}
+	ths, err := roleValues("threshold", c.StringSlice("threshold"))
+	if err != nil {
+		return err
+	}
+	change := release.RootChange{Add: map[string][]crypto.PublicKey{}, Remove: removes, Thresholds: map[string]int{}}
+	var extra []release.Option
+	newKeys := map[string]*release.Key{}
+	for role, files := range adds {
+		for _, f := range files {
+			pub, err := release.LoadPublicKey(f)
+			if err != nil {
+				return usageErrorf("--add-key %s=%s: %w", role, f, err)
+			}
+			change.Add[role] = append(change.Add[role], pub)
+			if role != "root" {
+				if k, err := release.LoadKey(f); err == nil {
+					newKeys[role] = k
+					extra = append(extra, release.WithRoleKey(role, k))
+				}
+			}
+		}
+	}
+	for role, vs := range ths {
+		n, err := strconv.Atoi(vs[len(vs)-1])
+		if err != nil {
+			return usageErrorf("--threshold %s=%s: want a number", role, vs[len(vs)-1])
+		}
+		change.Thresholds[role] = n
+	}
+	r, err := openRepo(c, extra...)
+	if err != nil {
+		return err
+	}
+	if err := r.RotateRoot(change, rootKeys); err != nil {
+		return releaseError(err)
+	}
+	for role, k := range newKeys {
+		if err := replaceKeyFile(filepath.Join(r.Dir(), release.KeysDir, role+".pem"), k.Path); err != nil {
+			return fmt.Errorf("root v%d is written; storing the new %s key failed, copy %s to %s by hand: %w", r.RootVersion(), role, k.Path, filepath.Join(r.Dir(), release.KeysDir, role+".pem"), err)
+		}
+	}
+	fmt.Fprintf(c.App.Writer, "wrote root v%d; index version %d\n", r.RootVersion(), r.Version())
+	return nil
+}
+
+// replaceKeyFile copies a private key over the repository's key file.
+func replaceKeyFile(dst, src string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	tmp := dst + ".new"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, dst)
+}
+
+func runReleaseRefresh(c *cli.Context) error {
+	r, err := openRepo(c)
+	if err != nil {
+		return err
+	}
+	if err := r.Refresh(); err != nil {
+		return releaseError(err)
+	}
+	fmt.Fprintf(c.App.Writer, "index version %d signed again\n", r.Version())
+	return nil
+}
+
+func runReleasePush(c *cli.Context) error {
+	if c.NArg() != 1 {
+		return usageErrorf("release push takes one REGISTRY/REPOSITORY[:TAG]")
+	}
+	ref, err := name.NewTag(c.Args().First(), name.StrictValidation, name.WithDefaultTag(release.IndexTag))
+	if err != nil {
+		return usageErrorf("%q: %v", c.Args().First(), err)
+	}
+	rc, err := registryConfigFrom(c)
+	if err != nil {
+		return err
+	}
+	r, err := openRepo(c)
+	if err != nil {
+		return err
+	}
+	files, err := r.Files()
+	if err != nil {
+		return err
+	}
+	res, err := release.PushIndex(c.Context, files, ref, rc.options()...)
+	if err != nil {
+		return distributeError(err)
+	}
+	fmt.Fprintf(c.App.Writer, "pushed index version %d to %s@%s (read it with --release-repo %s%s)\n", r.Version(), ref, res.Digest, release.OCIScheme, ref)
+	return nil
+}
+
+func runReleaseList(c *cli.Context) error {
+	if err := oneOf("output", c.String("output"), "text", "json"); err != nil {
+		return usageError(err)
+	}
+	rc, err := registryConfigFrom(c)
+	if err != nil {
+		return err
+	}
+	cfg, err := releaseReaderFrom(c, rc)
+	if err != nil {
+		return err
+	}
+	cl, err := release.NewClient(*cfg)
+	if err != nil {
+		return usageError(err)
+	}
+	ix, err := cl.Refresh(c.Context)
+	if err != nil {
+		return releaseError(err)
+	}
+	return writeReleaseList(c.App.Writer, c.String("output"), ix)
+}
+
+func writeReleaseList(w io.Writer, format string, ix *release.Index) error {
+	targets := ix.Targets(time.Now())
+	if format == "json" {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			*release.Index
+			Expires  time.Time         `json:"expires"`
+			Releases []*release.Target `json:"releases"`
+			Problems []release.Problem `json:"problems,omitempty"`
+		}{ix, ix.Expires(), targets, ix.Problems()})
+	}
+	fmt.Fprintln(w, ix)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RELEASE\tDIGEST\tPROVENANCE\tSIGNED BY")
+	for _, t := range targets {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Path(), t.Digest, orNone(t.Provenance), t.Role)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range ix.Problems() {
+		if p.Error != "" {
+			fmt.Fprintf(w, "refused role %s: %s\n", p.Role, p.Error)
+		} else {
+			fmt.Fprintf(w, "refused role %s: lists %s outside its delegation\n", p.Role, strings.Join(p.Outside, ", "))
+		}
+	}
+	return nil
+}
