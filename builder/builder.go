@@ -137,27 +137,11 @@ func (b *daemonBuilder) Build(ctx context.Context, req Request) (res *Result, re
 		}
 	}()
 
+	attrs, err := frontendAttrs(req)
+	if err != nil {
+		return nil, err
+	}
 	stores := map[string]content.Store{}
-	attrs := map[string]string{
-		"filename":                    filepath.Base(req.Dockerfile),
-		"force-network-mode":          "none",
-		"build-arg:SOURCE_DATE_EPOCH": strconv.FormatInt(req.SourceDateEpoch, 10),
-	}
-	for k, v := range req.BuildArgs {
-		attrs["build-arg:"+k] = v
-	}
-	if req.Target != "" {
-		attrs["target"] = req.Target
-	}
-	if req.Platform != "" {
-		attrs["platform"] = req.Platform
-	}
-	if req.Hostname != "" {
-		attrs["hostname"] = req.Hostname
-	}
-	if req.Ulimit != "" {
-		attrs["ulimit"] = req.Ulimit
-	}
 	for i, base := range req.BaseImages {
 		id := "base" + strconv.Itoa(i)
 		store, err := local.NewStore(base.Layout)
@@ -166,6 +150,9 @@ func (b *daemonBuilder) Build(ctx context.Context, req Request) (res *Result, re
 		}
 		stores[id] = store
 		attrs["context:"+base.Name] = "oci-layout://" + id + "@" + base.Digest
+	}
+	if err := checkFrontendAttrs(attrs, req.BaseImages); err != nil {
+		return nil, err
 	}
 	policy := req.SourcePolicy
 	if policy == nil {
@@ -176,9 +163,9 @@ func (b *daemonBuilder) Build(ctx context.Context, req Request) (res *Result, re
 	if err != nil {
 		return nil, err
 	}
-	dockerfileFS, err := fsutil.NewFS(filepath.Dir(filepath.Join(req.ContextDir, req.Dockerfile)))
+	dockerfileFS, err := dockerfileFS(req.ContextDir, req.Dockerfile)
 	if err != nil {
-		return nil, fmt.Errorf("Dockerfile directory: %w", err)
+		return nil, err
 	}
 
 	exportAttrs := map[string]string{
@@ -214,7 +201,7 @@ func (b *daemonBuilder) Build(ctx context.Context, req Request) (res *Result, re
 		}
 	}()
 	resp, solveErr := c.Solve(ctx, nil, client.SolveOpt{
-		Frontend:      "dockerfile.v0",
+		Frontend:      builtinFrontend,
 		FrontendAttrs: attrs,
 		LocalMounts: map[string]fsutil.FS{
 			"context":    contextFS,
@@ -298,6 +285,10 @@ func (r *Request) normalize() error {
 		if !strings.HasPrefix(b.Digest, "sha256:") {
 			return fmt.Errorf("%w: base image %s is not pinned by a sha256 digest", ErrInvalidRequest, b.Name)
 		}
+	}
+	// A request made without a lock is held to what a lock may say.
+	if err := hermetic.CheckBuildArgs(r.BuildArgs); err != nil {
+		return fmt.Errorf("%w: %w", ErrRefused, err)
 	}
 	return nil
 }

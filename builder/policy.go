@@ -5,8 +5,10 @@ import (
 )
 
 // deniedSchemes are the source kinds a build may never reach unless a rule
-// after them allows one source of that kind by its pinned identity.
-var deniedSchemes = []string{"docker-image", "oci-layout", "http", "https", "git"}
+// after them allows one source of that kind by its pinned identity. The
+// "+blob" kinds are single blobs of an image (ADD of a registry or layout
+// blob), which "docker-image://*" and "oci-layout://*" do not match.
+var deniedSchemes = []string{"docker-image", "docker-image+blob", "oci-layout", "oci-layout+blob", "http", "https", "git"}
 
 // DefaultPolicy denies every image, URL and git source, then allows each
 // base image's OCI layout by digest. BuildKit applies the last matching

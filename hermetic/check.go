@@ -108,15 +108,20 @@ func sameImage(a, b string) bool {
 	return err == nil && ra.Name() == rb.Name()
 }
 
-// Verify checks that every image, URL and git repository the analysed
-// Dockerfile uses is pinned by the lock. The analysis should come from
+// Verify checks that the lock's build args are ones a hermetic build takes
+// (CheckBuildArgs) and that every image, URL and git repository the
+// analysed Dockerfile uses is pinned by the lock. The analysis should come from
 // AnalyzeDockerfile with the lock's BuildArgs, Target and Platform. Any
 // unpinned input is reported (with its Dockerfile line) in an error wrapping
-// ErrNotPinned. Findings (syntax directive, network, secrets, ...) are not
-// judged here; the caller decides what to refuse.
+// ErrNotPinned. What no lock can allow (a BUILDKIT_* build arg, the
+// findings CheckHermetic refuses) is refused first, wrapping
+// ErrNotHermetic.
 func (l *Lock) Verify(a *Analysis) error {
 	if l == nil || a == nil {
 		return fmt.Errorf("verifying lock: %w: nil lock or analysis", ErrInvalidLock)
+	}
+	if err := CheckBuildArgs(l.BuildArgs); err != nil {
+		return err
 	}
 	if err := a.CheckHermetic(); err != nil {
 		return err
@@ -177,7 +182,9 @@ func (l *Lock) Verify(a *Analysis) error {
 // lock says: RUN steps with a network or extra privileges, secrets or SSH
 // agents from the host, and a "# syntax=" frontend image, which BuildKit
 // would resolve before the lock's policy could pin it. Cache mounts are
-// allowed: every build runs in a fresh daemon, so they start empty.
+// allowed: the builder gives every build a cache namespace of its own
+// (BUILDKIT_CACHE_MOUNT_NS), so they start empty even on a daemon that has
+// built before, a remote one included.
 func (a *Analysis) CheckHermetic() error {
 	var problems []string
 	for _, f := range a.Findings {

@@ -139,6 +139,9 @@ func Create(ctx context.Context, req Request) (*Lock, error) {
 		}
 		return nil, fmt.Errorf("creating lock: reading Dockerfile: %w", err)
 	}
+	if err := CheckBuildArgs(req.BuildArgs); err != nil {
+		return nil, fmt.Errorf("creating lock: %w", err)
+	}
 	lockDir := req.LockDir
 	if lockDir == "" {
 		lockDir = ctxDir

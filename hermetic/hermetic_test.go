@@ -45,3 +45,37 @@ func TestCheckHermetic(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckBuildArgs(t *testing.T) {
+	for _, tt := range []struct {
+		args map[string]string
+		want string // empty: allowed
+	}{
+		{map[string]string{"VERSION": "1", "GOFLAGS": "-trimpath"}, ""},
+		{map[string]string{"BUILDKIT_SYNTAX": "example.test/frontend:1"}, "BUILDKIT_SYNTAX"},
+		{map[string]string{"buildkit_syntax": "example.test/frontend:1"}, "buildkit_syntax"},
+		{map[string]string{"BUILDKIT_CACHE_MOUNT_NS": "shared"}, "BUILDKIT_CACHE_MOUNT_NS"},
+		{map[string]string{"BUILDKIT_MULTI_PLATFORM": "1", "OK": "1"}, "BUILDKIT_MULTI_PLATFORM"},
+		{map[string]string{"SOURCE_DATE_EPOCH": "0"}, "SOURCE_DATE_EPOCH"},
+	} {
+		err := CheckBuildArgs(tt.args)
+		if tt.want == "" {
+			if err != nil {
+				t.Errorf("%v refused: %v", tt.args, err)
+			}
+			continue
+		}
+		if !errors.Is(err, ErrNotHermetic) || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v: err = %v, want ErrNotHermetic naming %s", tt.args, err, tt.want)
+		}
+	}
+	// A lock holding one is refused by Verify, whatever the Dockerfile.
+	l := &Lock{BuildArgs: map[string]string{"BUILDKIT_SYNTAX": "example.test/frontend:1"}}
+	a, err := AnalyzeDockerfile([]byte("FROM scratch\n"), l.BuildArgs, "", "linux/amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Verify(a); !errors.Is(err, ErrNotHermetic) || !strings.Contains(err.Error(), "BUILDKIT_SYNTAX") {
+		t.Errorf("Verify: %v", err)
+	}
+}

@@ -3,11 +3,16 @@
 // Start launches a private buildkitd: its own root (snapshots, content store
 // and cache), its own unix socket, its own configuration file (so nothing in
 // /etc/buildkit applies), the OCI worker with runc, no entitlements and no
-// garbage collection racing the build. Nothing is shared with any other
-// daemon. Close stops it gracefully, unmounts whatever it left mounted and
+// garbage collection racing the build, no gateway frontend, and a CNI
+// network of the loopback plugin alone for every container it runs, so
+// that no container (a RUN step, a frontend, a container of the gateway
+// API) reaches the build host's network. Its environment is an allow-list
+// (PATH, HOME, its own TMPDIR), never the tokens and passwords of
+// twinforge's. Nothing is shared with any other daemon. Close stops it gracefully, unmounts whatever it left mounted and
 // removes its state unless it was asked to keep it. State left behind by a
 // run that crashed is found and removed by the next Start.
 //
 // Remote connects to an existing buildkitd (a pool on Kubernetes, say) over
-// mutual TLS instead; it satisfies the same Daemon interface.
+// mutual TLS instead; it satisfies the same Daemon interface, and refuses a
+// daemon whose workers report the host's network.
 package isolation

@@ -62,6 +62,10 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 			return nil, err
 		}
 	}
+	cniDir, err := lookCNIPlugins(o.cniPluginDir)
+	if err != nil {
+		return nil, err
+	}
 	var taskset string
 	if o.cpuset != "" {
 		if taskset, err = lookBinary("", "taskset", "install util-linux"); err != nil {
@@ -103,10 +107,12 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 	}
 	d.addr = "unix://" + sock
 
-	// An empty configuration file keeps the host's /etc/buildkit out.
+	// A configuration file of its own keeps the host's /etc/buildkit out,
+	// gives every container a network namespace with loopback alone and
+	// switches the gateway frontend off.
 	cfg := filepath.Join(dir, "buildkitd.toml")
-	if err := os.WriteFile(cfg, nil, 0o600); err != nil {
-		return nil, fmt.Errorf("writing daemon configuration: %w", err)
+	if err := writeConfig(dir, cfg, cniDir); err != nil {
+		return nil, err
 	}
 	tmp := filepath.Join(dir, "tmp")
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
@@ -189,20 +195,22 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 	return d, nil
 }
 
-// daemonEnv is the daemon's environment: the host's, less anything that
-// would switch on tracing (which puts changing variables into every RUN
-// step) or point the daemon at the host's proxies.
+// daemonEnvAllowed are the variables of twinforge's environment a daemon
+// inherits: what buildkitd and runc need to find programs and a home.
+// Nothing else: not the signing tokens and passwords twinforge itself
+// reads (SIGSTORE_ID_TOKEN, COSIGN_PASSWORD, ACTIONS_ID_TOKEN_REQUEST_*),
+// not proxies, not tracing (which puts changing variables into every RUN
+// step), not BuildKit's own switches (BUILDKIT_NETWORK_BRIDGE_AUTO, ...).
+var daemonEnvAllowed = []string{"PATH", "HOME", "USER", "LOGNAME", "LANG"}
+
+// daemonEnv is the daemon's environment: the allowed variables of
+// twinforge's, its own temporary directory and tracing switched off.
 func daemonEnv(tmp string) []string {
 	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(k, "OTEL_"), strings.HasPrefix(k, "JAEGER_"), k == "TRACEPARENT", k == "TRACESTATE",
-			strings.EqualFold(k, "HTTP_PROXY"), strings.EqualFold(k, "HTTPS_PROXY"), strings.EqualFold(k, "NO_PROXY"),
-			strings.EqualFold(k, "ALL_PROXY"), k == "TMPDIR", k == "BUILDKIT_HOST":
-			continue
+	for _, k := range daemonEnvAllowed {
+		if v, ok := os.LookupEnv(k); ok {
+			env = append(env, k+"="+v)
 		}
-		env = append(env, kv)
 	}
 	return append(env, "TMPDIR="+tmp, "OTEL_TRACES_EXPORTER=none", "OTEL_METRICS_EXPORTER=none")
 }
@@ -223,40 +231,45 @@ func (d *localDaemon) waitReady(ctx context.Context) (string, error) {
 			return "", fmt.Errorf("starting buildkitd %s: %w", d.opts.name, ctx.Err())
 		case <-tick.C:
 		}
-		if v, err := probe(ctx, d.addr); err == nil {
+		if v, workers, err := probe(ctx, d.addr); err == nil {
+			// The configuration written must have taken: never a daemon
+			// whose containers share the host's network.
+			if err := checkWorkerNetwork(d.addr, workers); err != nil {
+				return "", fmt.Errorf("%w: %w%s", ErrDaemonFailed, err, d.logTail())
+			}
 			return v, nil
 		}
 	}
 }
 
-// probe asks the daemon for its workers and version.
-func probe(ctx context.Context, addr string, opts ...client.ClientOpt) (string, error) {
+// probe asks the daemon for its version and workers.
+func probe(ctx context.Context, addr string, opts ...client.ClientOpt) (string, []*client.WorkerInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	c, err := client.New(ctx, addr, opts...)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	defer c.Close()
 	ws, err := c.ListWorkers(ctx)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
 	if len(ws) == 0 {
-		return "", errors.New("daemon has no workers")
+		return "", nil, errors.New("daemon has no workers")
 	}
 	info, err := c.Info(ctx)
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	return info.BuildkitVersion.Version, nil
+	return info.BuildkitVersion.Version, ws, nil
 }
 
 func (d *localDaemon) Addr() string { return d.addr }
 func (d *localDaemon) Info() Info   { return d.info }
 
 func (d *localDaemon) Check(ctx context.Context) error {
-	if _, err := probe(ctx, d.addr); err != nil {
+	if _, _, err := probe(ctx, d.addr); err != nil {
 		// Give a dying process a moment to be reaped, for its exit status.
 		select {
 		case <-d.exited:

@@ -26,6 +26,7 @@ type options struct {
 	logger       *slog.Logger
 	tcp          *tcpListener
 	shim         *runtimeShim
+	cniPluginDir string
 }
 
 type runtimeShim struct {
@@ -182,6 +183,20 @@ func WithRuntimeVariation(shim, umask, tz string) Option {
 			}
 		}
 		o.shim = &runtimeShim{path: shim, umask: umask, tz: tz}
+		return nil
+	}
+}
+
+// WithCNIPluginDir sets the directory holding the CNI loopback plugin that
+// gives every container of the daemon a network of loopback alone. The
+// default is the first of /usr/lib/cni (Debian's containernetworking-plugins)
+// and /opt/cni/bin that holds it.
+func WithCNIPluginDir(dir string) Option {
+	return func(o *options) error {
+		if dir == "" {
+			return errors.New("CNI plugin directory: empty path")
+		}
+		o.cniPluginDir = dir
 		return nil
 	}
 }

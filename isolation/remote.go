@@ -30,8 +30,12 @@ var _ Daemon = (*remoteDaemon)(nil)
 
 // Remote connects to an existing buildkitd at addr (tcp://HOST:PORT or
 // unix://PATH) and checks that it answers. A tcp address requires TLS.
-// Its state belongs to whoever runs it: builds sent there are isolated only
-// as far as that daemon is.
+// A daemon whose workers report the host's network as theirs (or report
+// none) is refused with ErrHostNetwork: a container that is not a RUN step
+// would reach its host's network. Its state belongs to whoever runs it:
+// builds sent there are isolated only as far as that daemon is (the builder
+// still gives each build cache mounts of its own and pins the built-in
+// Dockerfile frontend).
 func Remote(ctx context.Context, name, addr string, tls *TLS) (Daemon, error) {
 	u, err := url.Parse(addr)
 	if err != nil {
@@ -60,12 +64,15 @@ func Remote(ctx context.Context, name, addr string, tls *TLS) (Daemon, error) {
 	default:
 		return nil, fmt.Errorf("builder address %q: use tcp://HOST:PORT or unix:///PATH", addr)
 	}
-	version, err := probe(ctx, addr, opts...)
+	version, workers, err := probe(ctx, addr, opts...)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("connecting to builder %s: %w", addr, ctx.Err())
 		}
 		return nil, fmt.Errorf("%w: builder %s does not answer: %w", ErrDaemonFailed, addr, err)
+	}
+	if err := checkWorkerNetwork(addr, workers); err != nil {
+		return nil, err
 	}
 	return &remoteDaemon{addr: addr, opts: opts, info: Info{Name: name, Address: addr, Remote: true, BuildKitVersion: version}}, nil
 }
@@ -75,7 +82,7 @@ func (r *remoteDaemon) Info() Info   { return r.info }
 func (r *remoteDaemon) Close() error { return nil }
 
 func (r *remoteDaemon) Check(ctx context.Context) error {
-	if _, err := probe(ctx, r.addr, r.opts...); err != nil {
+	if _, _, err := probe(ctx, r.addr, r.opts...); err != nil {
 		return fmt.Errorf("%w: builder %s does not answer: %w", ErrDaemonFailed, r.addr, err)
 	}
 	return nil

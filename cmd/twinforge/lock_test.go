@@ -193,3 +193,31 @@ func TestLockVerifyModules(t *testing.T) {
 	}
 	assertContains(t, "stderr", r.stderr, "github.com/google/uuid@v1.6.0", "version4.go", "edited")
 }
+
+// A BUILDKIT_* build arg would steer BuildKit itself (BUILDKIT_SYNTAX runs
+// an image as the frontend): lock refuses it, and a lock edited to hold it
+// is refused by lock --check and build, each naming the arg, before any
+// daemon starts.
+func TestBuildKitBuildArgsRefused(t *testing.T) {
+	c := newCLI(t)
+	ctx := c.context("files-small")
+	base := testenv.BaseImages(t)[0]
+	r := c.run("lock", "--image", base.Name+"=oci-layout:"+base.Layout, "--build-arg", "BUILDKIT_SYNTAX="+base.Name, ctx)
+	if r.code != exitRefused {
+		t.Fatalf("lock: exit %d, want 4\n%s", r.code, r.stderr)
+	}
+	assertContains(t, "lock stderr", r.stderr, "BUILDKIT_SYNTAX")
+
+	c.lock(ctx)
+	lockPath := filepath.Join(ctx, "twinforge.lock")
+	l := readFile(t, lockPath)
+	write(t, lockPath, strings.Replace(l, `"platform":`, `"buildArgs": {"BUILDKIT_SYNTAX": "`+base.Name+`"},`+"\n  "+`"platform":`, 1))
+	for _, args := range [][]string{{"lock", "--check", ctx}, {"build", "--progress", "plain", ctx}} {
+		r := c.run(args...)
+		if r.code != exitRefused {
+			t.Fatalf("%s: exit %d, want 4\n%s", args[0], r.code, r.stderr)
+		}
+		assertContains(t, args[0]+" stderr", r.stderr, "BUILDKIT_SYNTAX")
+	}
+	c.assertClean()
+}

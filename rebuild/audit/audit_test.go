@@ -116,6 +116,12 @@ func TestFromProvenanceRefusals(t *testing.T) {
 		{"build argument not a string", func(m map[string]any) {
 			def(m)["externalParameters"].(map[string]any)["buildArgs"] = map[string]any{"N": 1}
 		}, "", "buildArgs.N"},
+		{"frontend image as a build argument", func(m map[string]any) {
+			def(m)["externalParameters"].(map[string]any)["buildArgs"] = map[string]any{"BUILDKIT_SYNTAX": "example.test/frontend:1"}
+		}, "", "BUILDKIT_SYNTAX"},
+		{"another BuildKit control as a build argument", func(m map[string]any) {
+			def(m)["externalParameters"].(map[string]any)["buildArgs"] = map[string]any{"GREETING": "hi", "BUILDKIT_CACHE_MOUNT_NS": "shared"}
+		}, "", "BUILDKIT_CACHE_MOUNT_NS"},
 		{"no platform", func(m map[string]any) { delete(def(m)["externalParameters"].(map[string]any), "platform") }, "", "platform"},
 		{"bad platform", func(m map[string]any) { def(m)["externalParameters"].(map[string]any)["platform"] = "linux" }, "", "platform"},
 	}

@@ -99,6 +99,12 @@ func FromProvenance(st *intoto.Statement, digest string) (*Inputs, error) {
 	if err := in.readParameters(def); err != nil {
 		return nil, refusef("provenance: %v", err)
 	}
+	// Build args come from whoever signed the provenance: one that steers
+	// BuildKit itself (BUILDKIT_SYNTAX runs an image as the frontend) is
+	// never repeated.
+	if err := hermetic.CheckBuildArgs(in.BuildArgs); err != nil {
+		return nil, &refusal{fmt.Errorf("provenance: %w", err)}
+	}
 	if err := in.readDependencies(def.GetResolvedDependencies()); err != nil {
 		return nil, refusef("provenance: %v", err)
 	}
