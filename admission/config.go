@@ -41,6 +41,10 @@ type Tenant struct {
 	// Policy is the path of the attest policy file (attest/policy.md).
 	// A relative path in a configuration file is relative to that file.
 	Policy string
+	// AllowTags lets a webhook without mutation (WithValidationOnly) admit
+	// the tenant's images named by tag, verified at admission only. By
+	// default they are denied there.
+	AllowTags bool
 
 	namespaces []*regexp.Regexp
 	images     []*regexp.Regexp
@@ -68,6 +72,7 @@ type tenantFile struct {
 	Namespaces []string `yaml:"namespaces"`
 	Images     []string `yaml:"images"`
 	Policy     string   `yaml:"policy"`
+	AllowTags  bool     `yaml:"allowTags"`
 }
 
 // ParseConfig parses an AdmissionConfig (YAML or JSON). Unknown fields are
@@ -92,7 +97,7 @@ func ParseConfig(data []byte, baseDir string) (*Config, error) {
 	cfg := &Config{}
 	seen := map[string]bool{}
 	for i, tf := range f.Tenants {
-		t := Tenant{Name: tf.Name, Namespaces: tf.Namespaces, Images: tf.Images, Policy: tf.Policy}
+		t := Tenant{Name: tf.Name, Namespaces: tf.Namespaces, Images: tf.Images, Policy: tf.Policy, AllowTags: tf.AllowTags}
 		switch {
 		case t.Name == "":
 			return nil, fmt.Errorf("%w: tenant %d has no name", ErrInvalidConfig, i+1)

@@ -5,7 +5,9 @@
 // The webhook answers AdmissionReview v1 requests (k8s.io/api/admission/v1)
 // for Pods and the pod templates of Deployments, StatefulSets, DaemonSets,
 // ReplicaSets, Jobs and CronJobs. For every container, init container and
-// ephemeral container image it
+// ephemeral container image, and the image of every image volume
+// (spec.volumes[].image.reference, whose files containers mount and may
+// run), it
 //
 //  1. finds the policies that apply: the tenants of the configuration whose
 //     namespaces include the request's namespace and whose image patterns
@@ -60,11 +62,22 @@
 //
 // # Mutation
 //
-// With WithMutation the webhook also serves /mutate: it verifies like /validate
-// and answers with a JSONPatch that replaces every image named by tag with the
-// digest it verified, so the kubelet runs exactly what was verified, not what
-// the tag points at later. Without mutation, images named by tag are verified
-// at admission time only.
+// The webhook also serves /mutate (unless WithValidationOnly): it verifies like
+// /validate and answers with a JSONPatch that replaces every image named by tag
+// (image volumes included) with the digest it verified, so the kubelet runs
+// exactly what was verified, not what the tag points at later or what a
+// registry answers the kubelet. Without mutation nothing pins a tag, so
+// /validate denies images named by tag unless their tenant sets AllowTags (or
+// WithAllowTagsUnsafe).
+//
+// # What a denial says
+//
+// The webhook reads registries with credentials of its own, and anything that
+// reaches its port can POST a review about any image. So a denial that depends
+// on what a registry holds says only that the image was not verified: not
+// whether it exists, its digest, its signer or what its provenance says, which
+// a caller who cannot pull the image must not learn. The reason is logged under
+// the review's uid. WithDenialReasonsUnsafe puts it in the message.
 //
 // # Re-verification
 //
@@ -73,7 +86,7 @@
 // evidence ages past maxAge. With WithReverification the webhook lists the
 // pods of the namespaces its tenants cover (GET /api/v1/pods, with a bearer
 // token: InClusterKubeConfig in a pod) and decides every container, init
-// container and ephemeral container image again, through the same decision
+// container, ephemeral container and image volume image again, through the same decision
 // as a review: same tenants, policies, trusted root, revocation list and
 // cache (which a change of policy or trusted root empties, and which never
 // hides a revocation). An image is verified at the digest the kubelet
@@ -96,10 +109,13 @@
 //
 // # Serving
 //
-// The handler New returns routes /validate, /mutate, /healthz, /readyz,
-// /metrics (Prometheus: requests, decisions by result, cache hits and misses,
-// latency histograms, re-verification runs and violations) and /reverify;
-// Serve runs it over HTTPS with certificate reloading and graceful shutdown.
+// The handler New returns routes /validate, /mutate, /healthz and /readyz.
+// Its Monitoring handler routes /metrics (Prometheus: requests, decisions by
+// result, cache hits and misses, latency histograms, re-verification runs and
+// violations) and /reverify, which tell about every namespace and so are never
+// served on the webhook's port. Serve runs the webhook over HTTPS with
+// certificate reloading and graceful shutdown, and the monitoring handler on a
+// listener of its own: loopback, or any address behind a bearer token.
 // Manifests produces the webhook configurations, Deployment and Service to
 // install it, and the ServiceAccount and RBAC of re-verification. The package logs through the slog
 // logger given to WithLogger and never prints.

@@ -38,6 +38,11 @@ var (
 	// UPDATE of pods and workload pod templates).
 	ErrUnsupportedKind = errors.New("unsupported resource")
 
+	// ErrTagNotPinned means an image named by tag reached a webhook that
+	// does not pin tags to digests (WithValidationOnly) for a tenant that
+	// does not allow tags.
+	ErrTagNotPinned = errors.New("image named by tag without mutation")
+
 	// errTooManyReferrers bounds the work a registry can ask of the
 	// webhook by attaching many bundles.
 	errTooManyReferrers = errors.New("too many signature referrers")
@@ -53,6 +58,7 @@ const (
 	ResultRegistry     = "denied_registry" // registry unreachable or failing
 	ResultTimeout      = "denied_timeout"
 	ResultInvalid      = "denied_invalid" // bad image reference, unsupported kind, bad object
+	ResultTag          = "denied_tag"     // named by tag, and nothing pins it (WithValidationOnly)
 	ResultError        = "denied_error"   // anything else
 )
 
@@ -81,6 +87,8 @@ func classifyCause(err error) (result, reason string) {
 		return ResultRevoked, err.Error()
 	case errors.Is(err, ErrNoPolicy):
 		return ResultNoPolicy, err.Error()
+	case errors.Is(err, ErrTagNotPinned):
+		return ResultTag, err.Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		return ResultTimeout, fmt.Sprintf("verification did not finish in time (fail closed): %v", err)
 	case errors.Is(err, ErrImageNotFound):

@@ -301,10 +301,12 @@ func (r *memRegistry) setGate(g func(*http.Request)) {
 }
 
 // newTestWebhook is New for tests: no polling unless asked, plain HTTP to
-// loopback registries, logs into the test log. It is closed at cleanup.
+// loopback registries, logs into the test log, the reason of every denial
+// in its message (TestDenialsRevealNothing tests the default). It is closed
+// at cleanup.
 func newTestWebhook(t testing.TB, src Source, opts ...Option) *webhook {
 	t.Helper()
-	base := []Option{WithPollInterval(0), WithInsecureLoopbackUnsafe(), WithLogger(testLogger(t))}
+	base := []Option{WithPollInterval(0), WithInsecureLoopbackUnsafe(), WithLogger(testLogger(t)), WithDenialReasonsUnsafe()}
 	wh, err := New(src, append(base, opts...)...)
 	if err != nil {
 		t.Fatal(err)

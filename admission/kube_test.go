@@ -138,7 +138,7 @@ tenants:
 	}
 	var manifests bytes.Buffer
 	if err := WriteManifests(&manifests, ManifestOptions{
-		Namespace: "twinforge-system", CABundle: ca, Mutating: true,
+		Namespace: "twinforge-system", CABundle: ca,
 		URL: "https://" + ln.Addr().String() + PathValidate,
 	}); err != nil {
 		t.Fatal(err)
@@ -181,6 +181,8 @@ tenants:
 		{"the other tenant's own image", podYAML("own", "team-b", teamBImage.tag), true, nil},
 		{"deployment with an unsigned init container", deploymentYAML("mixed", "team-a", good.tag, unsigned.tag), false, []string{unsigned.tag, `check "signature"`}},
 		{"cronjob with an unsigned image", cronJobYAML("nightly", "team-a", unsigned.pinned), false, []string{`check "signature"`}},
+		{"signed pod mounting an unsigned image volume", podVolumeYAML("volume-unsigned", "team-a", good.tag, unsigned.tag), false, []string{unsigned.tag, unsigned.digest, `check "signature"`}},
+		{"signed pod mounting a signed image volume", podVolumeYAML("volume-signed", "team-a", good.tag, fallback.tag), true, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := kubectl(tc.manifest, "apply", "-f", "-")
@@ -215,6 +217,12 @@ tenants:
 		t.Fatalf("stored image %q (%v), want %s", image, err, good.pinned)
 	}
 
+	// And the image volume's reference, to its digest.
+	ref, err := kubectl(nil, "get", "pod", "volume-signed", "-n", "team-a", "-o", "jsonpath={.spec.volumes[0].image.reference}")
+	if err != nil || ref != fallback.pinned {
+		t.Fatalf("stored image volume %q (%v), want %s", ref, err, fallback.pinned)
+	}
+
 	// Revoking the digest denies it at once, though it is cached.
 	writeTestFile(t, revocations, good.digest+"\n")
 	if err := wh.Reload(); err != nil {
@@ -232,6 +240,20 @@ func podYAML(name, namespace, image string) []byte {
 		"apiVersion": "v1", "kind": "Pod",
 		"metadata": map[string]any{"name": name, "namespace": namespace},
 		"spec":     map[string]any{"containers": []any{map[string]any{"name": "app", "image": image}}},
+	})
+}
+
+// podVolumeYAML is a pod running image with the files of volumeImage
+// mounted over its /usr/local/bin (an image volume).
+func podVolumeYAML(name, namespace, image, volumeImage string) []byte {
+	return mustJSON(map[string]any{
+		"apiVersion": "v1", "kind": "Pod",
+		"metadata": map[string]any{"name": name, "namespace": namespace},
+		"spec": map[string]any{
+			"containers": []any{map[string]any{"name": "app", "image": image,
+				"volumeMounts": []any{map[string]any{"name": "tools", "mountPath": "/usr/local/bin"}}}},
+			"volumes": []any{map[string]any{"name": "tools", "image": map[string]any{"reference": volumeImage, "pullPolicy": "IfNotPresent"}}},
+		},
 	})
 }
 

@@ -59,10 +59,13 @@ type ManifestOptions struct {
 	// or Service is made. By default the webhook runs in the cluster behind
 	// the Service.
 	URL string
-	// Mutating adds the MutatingWebhookConfiguration (/mutate, pinning
-	// images to their verified digests) and runs the webhook with
-	// --mutating.
-	Mutating bool
+	// ValidatingOnly leaves out the MutatingWebhookConfiguration (/mutate,
+	// which pins every image named by tag to the digest verified) and runs
+	// the webhook with --mutating=false. Nothing then pins tags: the
+	// webhook denies images named by tag unless their tenant sets
+	// allowTags, and WriteManifests says so at the top of its output. By
+	// default both configurations are made.
+	ValidatingOnly bool
 	// Image is the twinforge image the Deployment runs. Required without
 	// URL.
 	Image string
@@ -147,7 +150,7 @@ func checkCABundle(data []byte) error {
 }
 
 // Manifests returns the objects that install the webhook: the
-// ValidatingWebhookConfiguration, with Mutating the
+// ValidatingWebhookConfiguration, unless ValidatingOnly the
 // MutatingWebhookConfiguration, with ReverifyInterval the ServiceAccount,
 // ClusterRole and ClusterRoleBinding of re-verification, and without URL the
 // Deployment and Service.
@@ -180,7 +183,7 @@ func Manifests(o ManifestOptions) ([]runtime.Object, error) {
 			AdmissionReviewVersions: []string{"v1"},
 		}},
 	})
-	if o.Mutating {
+	if !o.ValidatingOnly {
 		objs = append(objs, &admissionregistrationv1.MutatingWebhookConfiguration{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "admissionregistration.k8s.io/v1", Kind: "MutatingWebhookConfiguration"},
 			ObjectMeta: o.meta(),
@@ -235,11 +238,24 @@ func (o ManifestOptions) reverifyRBAC() []runtime.Object {
 	}
 }
 
+// validatingOnlyNote heads the manifests of a webhook without mutation.
+const validatingOnlyNote = `# Validating only: no mutating webhook pins images named by tag to the digest
+# verified, so the kubelet could run another digest than the one admitted (a
+# registry answering it differently, a node's stale copy of the tag). The
+# webhook therefore denies images named by tag, unless their tenant sets
+# allowTags: true. Leave mutation on (the default) to pin tags instead.
+`
+
 // WriteManifests writes Manifests as a YAML stream.
 func WriteManifests(w io.Writer, o ManifestOptions) error {
 	objs, err := Manifests(o)
 	if err != nil {
 		return err
+	}
+	if o.ValidatingOnly {
+		if _, err := io.WriteString(w, validatingOnlyNote); err != nil {
+			return err
+		}
 	}
 	for i, obj := range objs {
 		data, err := marshalClean(obj)
@@ -358,8 +374,8 @@ func (o ManifestOptions) deployment() *appsv1.Deployment {
 		"--tls-key=" + manifestTLSDir + "/tls.key",
 		fmt.Sprintf("--addr=:%d", manifestPort),
 	}
-	if o.Mutating {
-		args = append(args, "--mutating")
+	if o.ValidatingOnly {
+		args = append(args, "--mutating=false")
 	}
 	if o.Revocations {
 		args = append(args, "--revocations="+manifestConfigDir+"/revocations.txt")

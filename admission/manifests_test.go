@@ -26,7 +26,7 @@ func TestManifests(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
-	if err := WriteManifests(&out, ManifestOptions{Namespace: "twinforge-system", CABundle: ca, Mutating: true, Image: "registry.example/twinforge@sha256:" + strings.Repeat("a", 64)}); err != nil {
+	if err := WriteManifests(&out, ManifestOptions{Namespace: "twinforge-system", CABundle: ca, Image: "registry.example/twinforge@sha256:" + strings.Repeat("a", 64)}); err != nil {
 		t.Fatal(err)
 	}
 	docs := strings.Split(out.String(), "---\n")
@@ -90,7 +90,7 @@ func TestManifests(t *testing.T) {
 		}
 	}
 	args := strings.Join(dep.Spec.Template.Spec.Containers[0].Args, " ")
-	if !strings.Contains(args, "admission serve") || !strings.Contains(args, "--mutating") || dep.Namespace != "twinforge-system" {
+	if !strings.Contains(args, "admission serve") || strings.Contains(args, "--mutating") || dep.Namespace != "twinforge-system" {
 		t.Errorf("deployment: %s in %s", args, dep.Namespace)
 	}
 	if svc.Spec.Ports[0].Port != 443 || svc.Spec.Selector["app.kubernetes.io/name"] != DefaultName {
@@ -99,7 +99,7 @@ func TestManifests(t *testing.T) {
 
 	// A webhook outside the cluster: configurations only, pointing at the URL.
 	out.Reset()
-	if err := WriteManifests(&out, ManifestOptions{Namespace: "twinforge-system", CABundle: ca, URL: "https://127.0.0.1:8443/validate", Mutating: true}); err != nil {
+	if err := WriteManifests(&out, ManifestOptions{Namespace: "twinforge-system", CABundle: ca, URL: "https://127.0.0.1:8443/validate"}); err != nil {
 		t.Fatal(err)
 	}
 	docs = strings.Split(out.String(), "---\n")
@@ -153,7 +153,7 @@ func TestManifestsReverify(t *testing.T) {
 		t.Fatal(err)
 	}
 	objs, err := Manifests(ManifestOptions{Namespace: "twinforge-system", CABundle: ca, Image: "registry.example/twinforge:1",
-		ExemptNamespaces: []string{"kube-system"}, ReverifyInterval: 10 * time.Minute})
+		ExemptNamespaces: []string{"kube-system"}, ReverifyInterval: 10 * time.Minute, ValidatingOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestManifestsReverify(t *testing.T) {
 	}
 
 	// Outside the cluster: the RBAC, for a token of the ServiceAccount.
-	objs, err = Manifests(ManifestOptions{Namespace: "twinforge-system", CABundle: ca, URL: "https://127.0.0.1:8443", ReverifyInterval: time.Minute})
+	objs, err = Manifests(ManifestOptions{Namespace: "twinforge-system", CABundle: ca, URL: "https://127.0.0.1:8443", ReverifyInterval: time.Minute, ValidatingOnly: true})
 	if err != nil || len(objs) != 4 {
 		t.Fatalf("with a URL: %d objects, %v", len(objs), err)
 	}
@@ -206,5 +206,33 @@ func TestManifestsReverify(t *testing.T) {
 	}
 	if _, err := Manifests(ManifestOptions{Namespace: "ns", CABundle: ca, Image: "x", ReverifyInterval: -time.Second}); err == nil {
 		t.Error("a negative interval")
+	}
+}
+
+// Mutation is the default. Validating only, no mutating webhook is made,
+// the Deployment runs the webhook with --mutating=false, and the output says
+// what that costs: images named by tag are denied.
+func TestManifestsValidatingOnly(t *testing.T) {
+	pki := testenv.NewPKI(t, t.TempDir())
+	ca, _ := os.ReadFile(pki.CA)
+	var out bytes.Buffer
+	if err := WriteManifests(&out, ManifestOptions{Namespace: "ns", CABundle: ca, Image: "registry.example/twinforge:1", ValidatingOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	text := out.String()
+	for _, want := range []string{"# Validating only", "denies images named by tag", "allowTags", "--mutating=false"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("output lacks %q:\n%s", want, text)
+		}
+	}
+	if strings.Contains(text, "MutatingWebhookConfiguration") {
+		t.Errorf("a mutating webhook validating only:\n%s", text)
+	}
+	out.Reset()
+	if err := WriteManifests(&out, ManifestOptions{Namespace: "ns", CABundle: ca, Image: "registry.example/twinforge:1"}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "kind: MutatingWebhookConfiguration") || strings.Contains(out.String(), "--mutating") {
+		t.Errorf("default manifests:\n%s", out.String())
 	}
 }

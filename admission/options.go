@@ -43,6 +43,8 @@ type options struct {
 	pollInterval     time.Duration
 	maxBodyBytes     int64
 	mutation         bool
+	allowTags        bool
+	denialReasons    bool
 	transport        http.RoundTripper
 	keychain         authn.Keychain
 	insecureLoopback bool
@@ -68,6 +70,7 @@ func makeOptions(opts ...Option) (*options, error) {
 		pollInterval: DefaultPollInterval,
 		maxBodyBytes: DefaultMaxBodyBytes,
 		keychain:     authn.DefaultKeychain,
+		mutation:     true,
 		userAgent:    "twinforge-admission",
 		now:          time.Now,
 
@@ -185,11 +188,38 @@ func WithMaxBodyBytes(n int64) Option {
 }
 
 // WithMutation serves /mutate: the same verification as /validate, and a
-// JSONPatch that pins every image named by tag to the digest verified.
-// By default /mutate is not served (404).
+// JSONPatch that pins every image named by tag to the digest verified, so
+// the kubelet runs the digest that was verified, not what the tag points at
+// later (or what a registry answers it). This is the default;
+// WithValidationOnly turns it off.
 func WithMutation() Option {
 	return func(o *options) error {
 		o.mutation = true
+		return nil
+	}
+}
+
+// WithValidationOnly serves /validate alone (/mutate answers 404). Nothing
+// then pins a tag to the digest verified: a registry answering the webhook
+// and the kubelet differently, or a node's stale copy of the tag, runs
+// another image than the one verified. So /validate denies every image
+// named by tag, unless its tenant sets allowTags (or WithAllowTagsUnsafe).
+func WithValidationOnly() Option {
+	return func(o *options) error {
+		o.mutation = false
+		return nil
+	}
+}
+
+// WithAllowTagsUnsafe lets /validate admit images named by tag in
+// validation-only mode for every tenant, as a tenant's allowTags does for
+// its own: verified at admission, whatever the kubelet pulls later. By
+// default such images are denied.
+//
+// Do not use this option unless you know what you are doing.
+func WithAllowTagsUnsafe() Option {
+	return func(o *options) error {
+		o.allowTags = true
 		return nil
 	}
 }
@@ -240,6 +270,25 @@ func WithUserAgent(ua string) Option {
 			return errors.New("WithUserAgent: empty user agent")
 		}
 		o.userAgent = ua
+		return nil
+	}
+}
+
+// WithDenialReasonsUnsafe puts the reason of every denial into the message
+// the API server shows the user: the resolved digest, the failed check and
+// what it found (a signer, a source repository, a registry's error). The
+// webhook reads registries with credentials of its own and anyone who can
+// reach its port can ask it about any image, so these reasons tell a
+// caller who cannot pull an image whether it exists, its digest and its
+// provenance. By default a denial that depends on the registry says only
+// that the image was not verified, and the reason goes to the log under the
+// review's uid. Use it where every user who can create pods may read every
+// image the tenants cover.
+//
+// Do not use this option unless you know what you are doing.
+func WithDenialReasonsUnsafe() Option {
+	return func(o *options) error {
+		o.denialReasons = true
 		return nil
 	}
 }

@@ -22,8 +22,11 @@ import (
 // Bounds on what a registry can make the webhook fetch.
 const (
 	// maxReferrers is how many possible bundle referrers of one image are
-	// looked at; more is refused.
-	maxReferrers = 32
+	// read; more is refused. Every one is read before any is verified (its
+	// signer is inside), so the bound is generous: junk pushed beside the
+	// real bundles is set aside by signer (webhook.verify), not counted
+	// against a small limit.
+	maxReferrers = 256
 	// maxBundleBytes bounds one bundle.
 	maxBundleBytes = 1 << 20
 	// maxPullers is how many repositories the registry client keeps

@@ -108,7 +108,7 @@ type PodImageResult struct {
 	Namespace string `json:"namespace"`
 	Pod       string `json:"pod"`
 	// Containers are the containers (init and ephemeral ones included) that
-	// run the image.
+	// run the image, and "volume NAME" for each image volume that mounts it.
 	Containers []string `json:"containers"`
 	// Image is the image as the pod spec names it.
 	Image string `json:"image"`
@@ -322,7 +322,7 @@ type reverifyTarget struct{ namespace, ref string }
 
 // podImage is one container image of a pod and what is verified for it.
 type podImage struct {
-	container string // the container's name
+	container string // the container's name, or "volume NAME" for an image volume
 	fieldPath string // "spec.containers{app}", for the Event
 	image     string // as the spec writes it
 	ref       string // what is verified: image, or its repository at the running digest
@@ -504,7 +504,7 @@ func (r *reverifier) verifyAll(ctx context.Context, snap *snapshot, verdicts map
 			defer func() { <-sem; wg.Done() }()
 			ictx, cancel := context.WithTimeout(ctx, r.w.o.deadline)
 			defer cancel()
-			d, err := r.w.decideImage(ictx, snap, t.namespace, t.ref)
+			d, err := r.w.decideGuarded(ictx, snap, t.namespace, t.ref, false)
 			mu.Lock()
 			verdicts[t] = &imageOutcome{digest: d, err: err}
 			mu.Unlock()
@@ -513,9 +513,10 @@ func (r *reverifier) verifyAll(ctx context.Context, snap *snapshot, verdicts map
 	wg.Wait()
 }
 
-// podImages lists the images of a pod's containers, init containers and
-// ephemeral containers. An image the kubelet reports running by digest
-// (status imageID "...@sha256:...") is verified at that digest, in the
+// podImages lists the images of a pod's containers, init containers,
+// ephemeral containers and image volumes. An image the kubelet reports
+// running by digest (status imageID "...@sha256:...", for a volume the
+// imageRef of a container's mount of it) is verified at that digest, in the
 // repository the spec names: that is what runs, wherever its tag points now.
 func podImages(p *corev1.Pod) []podImage {
 	running := map[string]string{}
@@ -525,6 +526,11 @@ func podImages(p *corev1.Pod) []podImage {
 	} {
 		for _, s := range statuses {
 			running[prefix+"/"+s.Name] = s.ImageID
+			for _, m := range s.VolumeMounts {
+				if m.VolumeStatus != nil && m.VolumeStatus.Image != nil && m.VolumeStatus.Image.ImageRef != "" {
+					running["volumes/"+m.Name] = m.VolumeStatus.Image.ImageRef
+				}
+			}
 		}
 	}
 	var out []podImage
@@ -543,6 +549,16 @@ func podImages(p *corev1.Pod) []podImage {
 	}
 	for _, c := range p.Spec.EphemeralContainers {
 		add("ephemeralContainers", c.Name, c.Image)
+	}
+	for _, v := range p.Spec.Volumes {
+		if v.Image == nil {
+			continue
+		}
+		img := podImage{container: "volume " + v.Name, fieldPath: "spec.volumes{" + v.Name + "}", image: v.Image.Reference, ref: v.Image.Reference}
+		if ref, ok := runningRef(v.Image.Reference, running["volumes/"+v.Name]); ok {
+			img.ref, img.source = ref, DigestFromStatus
+		}
+		out = append(out, img)
 	}
 	return out
 }

@@ -85,6 +85,7 @@ tenants:
     namespaces: [team-a]
     images: ["%[1]s/team-a/**", "%[2]s/team-a/**"]
     policy: team-a.yaml
+    allowTags: true
 `, refReg.Host, distReg.Host))
 	revocations := filepath.Join(dir, "revoked.txt")
 	writeTestFile(t, revocations, "")
@@ -120,6 +121,8 @@ tenants:
 	var manifests bytes.Buffer
 	if err := WriteManifests(&manifests, ManifestOptions{
 		Namespace: "twinforge-system", CABundle: ca, URL: "https://" + ln.Addr().String(), ReverifyInterval: time.Hour,
+		// Tags stay in the pods, and are resolved again by each pass.
+		ValidatingOnly: true,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +138,7 @@ tenants:
 	wh := newTestWebhook(t, Source{ConfigFile: config, TrustedRootFile: trustedRoot, RevocationsFile: revocations},
 		WithReverification(KubeConfig{URL: cluster.URL, TokenFile: tokenFile, CAFile: cluster.CAFile}),
 		WithReverifyInterval(time.Hour), WithReverifyExemptNamespaces("twinforge-system"), WithReverifyReports(reports),
-		WithLogger(log))
+		WithLogger(log), WithValidationOnly())
 	sctx, stop := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() {
@@ -318,9 +321,10 @@ tenants:
 		t.Fatalf("after deleting legacy: %v %v", err, violationPods(rep))
 	}
 
-	// PathReverify serves the last report over HTTPS.
+	// The monitoring handler serves the last report (never the webhook's
+	// port).
 	rec := newRecorder()
-	wh.ServeHTTP(rec, mustRequest(t, http.MethodGet, PathReverify))
+	wh.Monitoring().ServeHTTP(rec, mustRequest(t, http.MethodGet, PathReverify))
 	var last ReverifyReport
 	if err := json.Unmarshal(rec.Body.Bytes(), &last); err != nil || last.Pods != 2 || last.Violations != 0 {
 		t.Errorf("%s: %v\n%s", PathReverify, err, rec.Body)

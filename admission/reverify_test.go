@@ -253,7 +253,7 @@ func (c *logCapture) reset() {
 func metricSeries(t testing.TB, h http.Handler, name string) []string {
 	t.Helper()
 	rec := newRecorder()
-	h.ServeHTTP(rec, mustRequest(t, http.MethodGet, PathMetrics))
+	monitoring(h).ServeHTTP(rec, mustRequest(t, http.MethodGet, PathMetrics))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("/metrics: %d", rec.Code)
 	}
@@ -334,7 +334,7 @@ tenants:
 
 	// Before any pass, PathReverify has nothing to say.
 	rec := newRecorder()
-	wh.ServeHTTP(rec, mustRequest(t, http.MethodGet, PathReverify))
+	wh.Monitoring().ServeHTTP(rec, mustRequest(t, http.MethodGet, PathReverify))
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("%s before a pass: %d", PathReverify, rec.Code)
 	}
@@ -390,7 +390,7 @@ tenants:
 		t.Errorf("%d warnings, want 2", len(warns))
 	}
 	rec = newRecorder()
-	wh.ServeHTTP(rec, mustRequest(t, http.MethodGet, PathReverify))
+	wh.Monitoring().ServeHTTP(rec, mustRequest(t, http.MethodGet, PathReverify))
 	var served ReverifyReport
 	if err := json.Unmarshal(rec.Body.Bytes(), &served); rec.Code != http.StatusOK || err != nil || served.Violations != 2 || len(served.Results) != 7 {
 		t.Errorf("%s: %d %v\n%s", PathReverify, rec.Code, err, rec.Body)
@@ -535,7 +535,7 @@ func TestReverifyAPIErrors(t *testing.T) {
 				t.Errorf("%d errors logged, want 1", len(errs))
 			}
 			rec := newRecorder()
-			wh.ServeHTTP(rec, mustRequest(t, http.MethodGet, PathReverify))
+			wh.Monitoring().ServeHTTP(rec, mustRequest(t, http.MethodGet, PathReverify))
 			var st struct {
 				Violations int    `json:"violations"`
 				LastError  string `json:"lastError"`
@@ -676,7 +676,7 @@ func TestReverifyOptions(t *testing.T) {
 		t.Error("Reverify without WithReverification")
 	}
 	rec := newRecorder()
-	wh.ServeHTTP(rec, mustRequest(t, http.MethodGet, PathReverify))
+	wh.Monitoring().ServeHTTP(rec, mustRequest(t, http.MethodGet, PathReverify))
 	if rec.Code != http.StatusNotFound {
 		t.Errorf("%s without WithReverification: %d", PathReverify, rec.Code)
 	}

@@ -6,10 +6,12 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -67,14 +69,14 @@ func TestServe(t *testing.T) {
 	}()
 	base := "https://" + ln.Addr().String()
 	client := httpsClient(t, pki.CA)
-	for _, p := range []string{PathHealthz, PathReadyz, PathMetrics} {
+	for p, want := range map[string]int{PathHealthz: http.StatusOK, PathReadyz: http.StatusOK, PathMetrics: http.StatusNotFound, PathReverify: http.StatusNotFound} {
 		resp, err := client.Get(base + p)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s: %d", p, resp.StatusCode)
+		if resp.StatusCode != want {
+			t.Fatalf("%s on the webhook's port: %d, want %d", p, resp.StatusCode, want)
 		}
 	}
 
@@ -145,5 +147,98 @@ func TestServeNeedsCertificate(t *testing.T) {
 	}
 	if err := Serve(context.Background(), ln, http.NotFoundHandler(), ServeConfig{CertFile: "/nonexistent", KeyFile: "/nonexistent"}); err == nil {
 		t.Fatal("served with missing certificate files")
+	}
+}
+
+// addrListener is a listener that says it listens on addr.
+type addrListener struct {
+	net.Listener
+	addr net.Addr
+}
+
+func (l addrListener) Addr() net.Addr { return l.addr }
+
+// The monitoring endpoints (metrics, the re-verification report, which name
+// every namespace's images) are served on a listener of their own: on
+// loopback as they are, elsewhere only behind a bearer token.
+func TestServeMonitoring(t *testing.T) {
+	pki := testenv.NewPKI(t, t.TempDir())
+	key := newTestKey(t)
+	wh := newTestWebhook(t, Source{PolicyFile: keyPolicy(t, t.TempDir(), key)})
+	listen := func() net.Listener {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ln
+	}
+	serve := func(m *MonitoringConfig) (context.CancelFunc, chan error) {
+		ctx, cancel := context.WithCancel(context.Background())
+		served := make(chan error, 1)
+		go func() {
+			served <- Serve(ctx, listen(), wh, ServeConfig{CertFile: pki.ServerCert, KeyFile: pki.ServerKey, Logger: testLogger(t), Monitoring: m})
+		}()
+		return cancel, served
+	}
+	get := func(url, token string) int {
+		t.Helper()
+		for range 100 {
+			req, _ := http.NewRequest(http.MethodGet, url, nil)
+			if token != "" {
+				req.Header.Set("Authorization", "Bearer "+token)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		t.Fatalf("%s never answered", url)
+		return 0
+	}
+
+	// On loopback, no token needed.
+	ops := listen()
+	stop, served := serve(&MonitoringConfig{Listener: ops, Handler: wh.Monitoring()})
+	if code := get("http://"+ops.Addr().String()+PathMetrics, ""); code != http.StatusOK {
+		t.Fatalf("%s on loopback: %d", PathMetrics, code)
+	}
+	stop()
+	if err := <-served; err != nil {
+		t.Fatal(err)
+	}
+
+	// Off loopback, refused without a token.
+	exposed := addrListener{listen(), &net.TCPAddr{IP: net.IPv4(10, 0, 0, 7), Port: 9090}}
+	defer exposed.Close()
+	stop, served = serve(&MonitoringConfig{Listener: exposed, Handler: wh.Monitoring()})
+	if err := <-served; !errors.Is(err, ErrMonitoringExposed) {
+		t.Fatalf("monitoring off loopback without a token: %v", err)
+	}
+	stop()
+
+	// With one, every request but /healthz must present it.
+	token := filepath.Join(t.TempDir(), "token")
+	writeTestFile(t, token, "s3cret-scrape-token\n")
+	stop, served = serve(&MonitoringConfig{Listener: exposed, Handler: wh.Monitoring(), TokenFile: token})
+	base := "http://" + exposed.Listener.Addr().String()
+	for _, tc := range []struct {
+		path, token string
+		want        int
+	}{
+		{PathMetrics, "", http.StatusUnauthorized},
+		{PathMetrics, "wrong", http.StatusUnauthorized},
+		{PathMetrics, "s3cret-scrape-token", http.StatusOK},
+		{PathHealthz, "", http.StatusOK},
+	} {
+		if code := get(base+tc.path, tc.token); code != tc.want {
+			t.Errorf("%s with token %q: %d, want %d", tc.path, tc.token, code, tc.want)
+		}
+	}
+	stop()
+	if err := <-served; err != nil {
+		t.Fatal(err)
 	}
 }

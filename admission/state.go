@@ -144,22 +144,29 @@ func loadSnapshot(src Source) (*snapshot, error) {
 
 	s := &snapshot{trustedRoot: tm, revoked: revocations{}, files: files}
 	for _, t := range cfg.Tenants {
-		data, err := read(t.Policy)
-		if err != nil {
+		// The policy file and every key file it names are read through
+		// read: each is polled for changes, a replaced key included, and
+		// goes into the version as the policy parsed it.
+		h := sha256.New()
+		p, err := verify.LoadPolicy(t.Policy, verify.WithPolicyFileReader(func(path string) ([]byte, error) {
+			data, err := read(path)
+			if err == nil {
+				writeField(h, "file", []byte(path))
+				writeField(h, "content", data)
+			}
+			return data, err
+		}))
+		if errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("tenant %q: reading policy: %w", t.Name, err)
 		}
-		p, err := verify.LoadPolicy(t.Policy)
 		if err != nil {
 			return nil, fmt.Errorf("%w: tenant %q: %w", ErrInvalidConfig, t.Name, err)
 		}
 		if p.NeedsTrustedRoot() && tm == nil {
 			return nil, fmt.Errorf("%w: tenant %q: its policy trusts certificates, timestamps or a log: a trusted root file is required", ErrInvalidConfig, t.Name)
 		}
-		// The identities name the keys by hint, so a key file that changes
-		// changes the version too.
-		h := sha256.New()
-		writeField(h, "policy", data)
 		writeField(h, "identities", []byte(strings.Join(p.Identities(), "\n")))
+		writeField(h, "rebuilders", []byte(fmt.Sprintf("%d\n%s", p.RequiredRebuildVerdicts(), strings.Join(p.RebuilderIdentities(), "\n"))))
 		writeField(h, "root", rootData)
 		ts := &tenantState{Tenant: t, policy: p, version: hex.EncodeToString(h.Sum(nil))[:16]}
 		writeField(all, "tenant", []byte(t.Name+"\x00"+ts.version+"\x00"+strings.Join(t.Namespaces, ",")+"\x00"+strings.Join(t.Images, ",")))

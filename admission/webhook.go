@@ -10,6 +10,8 @@ import (
 	"maps"
 	"mime"
 	"net/http"
+	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -48,10 +50,17 @@ const maxVerifyTries = 16
 const maxMessageBytes = 4096
 
 // Webhook is the admission webhook: an http.Handler serving PathValidate,
-// PathMutate (WithMutation), PathHealthz, PathReadyz, PathMetrics and
-// PathReverify (WithReverification). It is safe for concurrent use.
+// PathMutate (WithMutation), PathHealthz and PathReadyz, the port the API
+// server calls, which every pod of the cluster can reach too. It is safe for
+// concurrent use.
 type Webhook interface {
 	http.Handler
+	// Monitoring serves PathMetrics, PathReverify (WithReverification) and
+	// PathHealthz. It says which images run where and which fail, in every
+	// namespace, so it is never served on the webhook's port: give it a
+	// listener of its own (ServeConfig.Monitoring), on loopback or behind a
+	// bearer token.
+	Monitoring() http.Handler
 	// Reload re-reads the files of the Source now, as polling does. If one
 	// does not parse, the error is returned and the last good version stays
 	// in force. A change starts a re-verification pass
@@ -76,6 +85,7 @@ type webhook struct {
 	cache    *decisionCache
 	metrics  *metrics
 	mux      *http.ServeMux
+	ops      *http.ServeMux
 	rv       *reverifier // nil without WithReverification
 
 	snap      atomic.Pointer[snapshot]
@@ -118,11 +128,14 @@ func New(src Source, opts ...Option) (Webhook, error) {
 	if o.mutation {
 		w.mux.HandleFunc("POST "+PathMutate, func(rw http.ResponseWriter, r *http.Request) { w.serveReview(rw, r, true) })
 	}
-	w.mux.HandleFunc("GET "+PathHealthz, func(rw http.ResponseWriter, _ *http.Request) { io.WriteString(rw, "ok\n") })
-	w.mux.HandleFunc("GET "+PathReadyz, func(rw http.ResponseWriter, _ *http.Request) { io.WriteString(rw, "ok\n") })
-	w.mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(w.metrics.registry, promhttp.HandlerOpts{}))
+	ok := func(rw http.ResponseWriter, _ *http.Request) { io.WriteString(rw, "ok\n") }
+	w.mux.HandleFunc("GET "+PathHealthz, ok)
+	w.mux.HandleFunc("GET "+PathReadyz, ok)
+	w.ops = http.NewServeMux()
+	w.ops.HandleFunc("GET "+PathHealthz, ok)
+	w.ops.Handle("GET "+PathMetrics, promhttp.HandlerFor(w.metrics.registry, promhttp.HandlerOpts{}))
 	if w.rv != nil {
-		w.mux.HandleFunc("GET "+PathReverify, w.rv.serveReport)
+		w.ops.HandleFunc("GET "+PathReverify, w.rv.serveReport)
 	}
 
 	if o.pollInterval > 0 {
@@ -145,6 +158,8 @@ func New(src Source, opts ...Option) (Webhook, error) {
 func (w *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	w.mux.ServeHTTP(rw, r)
 }
+
+func (w *webhook) Monitoring() http.Handler { return w.ops }
 
 // install puts a snapshot in force, emptying the cache when the decisions it
 // makes may differ.
@@ -358,7 +373,8 @@ func (w *webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest,
 		images = introduced(images, old)
 	}
 
-	verdicts := w.decideAll(ctx, snap, req.Namespace, images)
+	// Without mutation nothing pins a tag to the digest verified here.
+	verdicts := w.decideAll(ctx, snap, req.Namespace, images, !mutate && !w.o.mutation)
 	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
 	var reasons []string
 	var patch []jsonPatchOp
@@ -368,11 +384,7 @@ func (w *webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest,
 		attrs := []any{"image", v.Image, "path", v.Path, "digest", v.digest, "result", result}
 		if v.err != nil {
 			resp.Allowed = false
-			msg := fmt.Sprintf("image %q", v.Image)
-			if v.digest != "" {
-				msg += " (" + v.digest + ")"
-			}
-			reasons = append(reasons, msg+" denied: "+reason)
+			reasons = append(reasons, w.denialMessage(req.UID, v, reason))
 			attrs = append(attrs, "reason", reason)
 		} else if pinned, ok := pin(v.Image, v.digest); ok {
 			patch = append(patch, jsonPatchOp{Op: "replace", Path: v.Path, Value: pinned})
@@ -416,7 +428,7 @@ func introduced(cur, old []containerImage) []containerImage {
 }
 
 // decideAll decides each distinct image once, a few at a time.
-func (w *webhook) decideAll(ctx context.Context, snap *snapshot, namespace string, images []containerImage) []imageVerdict {
+func (w *webhook) decideAll(ctx context.Context, snap *snapshot, namespace string, images []containerImage, refuseTags bool) []imageVerdict {
 	type result struct {
 		digest string
 		err    error
@@ -437,7 +449,7 @@ func (w *webhook) decideAll(ctx context.Context, snap *snapshot, namespace strin
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			d, err := w.decideImage(ctx, snap, namespace, image)
+			d, err := w.decideGuarded(ctx, snap, namespace, image, refuseTags)
 			mu.Lock()
 			results[image] = &result{d, err}
 			mu.Unlock()
@@ -452,9 +464,57 @@ func (w *webhook) decideAll(ctx context.Context, snap *snapshot, namespace strin
 	return out
 }
 
+// errPanicked is the cause of a denial whose decision panicked.
+var errPanicked = errors.New("deciding the image panicked")
+
+// decideGuarded is decideImage on a goroutine of its own: a panic anywhere
+// in it (tag resolution, a registry client, verification) denies the image
+// instead of ending the process.
+func (w *webhook) decideGuarded(ctx context.Context, snap *snapshot, namespace, image string, refuseTags bool) (digest string, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("deciding an image panicked: denied", "image", image, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			digest, err = "", fmt.Errorf("%w (fail closed): %v", errPanicked, r)
+		}
+	}()
+	return w.decideImage(ctx, snap, namespace, image, refuseTags)
+}
+
+// denialMessage is what the API server shows the user about one denied
+// image. The webhook reads registries with credentials of its own, which
+// the caller may lack (and any pod can POST a review to the webhook's
+// port): what a denial says must not tell such a caller anything only a
+// puller of the image could know, whether it exists, the digest its tag
+// points at, who signed it or what its provenance says. So unless
+// WithDenialReasonsUnsafe, a denial that depends on the registry says only
+// that the image was not verified; the reason is in the webhook's log
+// under the review's uid. Denials that follow from the request and the
+// configuration alone (an invalid reference, an image no tenant covers, a
+// revoked digest the caller named) keep their reason.
+func (w *webhook) denialMessage(uid types.UID, v imageVerdict, reason string) string {
+	msg := fmt.Sprintf("image %q", v.Image)
+	var te *tenantError
+	tenant := ""
+	if errors.As(v.err, &te) {
+		tenant = fmt.Sprintf(" by tenant %q", te.tenant)
+	}
+	named := strings.Contains(v.Image, "@")
+	switch {
+	case w.o.denialReasons:
+		if v.digest != "" {
+			msg += " (" + v.digest + ")"
+		}
+		return msg + " denied: " + reason
+	case errors.Is(v.err, ErrNoPolicy), errors.Is(v.err, errInvalidImage), errors.Is(v.err, ErrTagNotPinned), errors.Is(v.err, ErrRevoked) && named:
+		return msg + " denied: " + reason
+	}
+	return fmt.Sprintf("%s denied%s: not verified (fail closed); the webhook's log has the reason under review uid %s", msg, tenant, uid)
+}
+
 // decideImage decides one image in a namespace: nil admits it. It returns
-// the digest it resolved, if any.
-func (w *webhook) decideImage(ctx context.Context, snap *snapshot, namespace, image string) (string, error) {
+// the digest it resolved, if any. With refuseTags, an image named by tag is
+// denied for every tenant that does not allow tags.
+func (w *webhook) decideImage(ctx context.Context, snap *snapshot, namespace, image string, refuseTags bool) (string, error) {
 	if image == "" {
 		return "", fmt.Errorf("%w: empty image", errInvalidImage)
 	}
@@ -472,6 +532,13 @@ func (w *webhook) decideImage(ctx context.Context, snap *snapshot, namespace, im
 	case name.Digest:
 		d = r
 	case name.Tag:
+		if refuseTags && !w.o.allowTags {
+			for _, t := range tenants {
+				if !t.AllowTags {
+					return "", &tenantError{tenant: t.Name, err: fmt.Errorf("%w: %s: the webhook does not pin tags (validation only), so the kubelet may run another digest than the one verified; name the image by digest, run the webhook with mutation, or set allowTags on the tenant", ErrTagNotPinned, image)}
+				}
+			}
+		}
 		if d, err = w.registry.resolve(ctx, r); err != nil {
 			return "", err
 		}
@@ -516,7 +583,17 @@ func (w *webhook) verify(ctx context.Context, d name.Digest, t *tenantState, tm 
 	if err != nil {
 		return err
 	}
-	provs, imgs := ev.provenance, ev.images
+	// Anyone who may push to the repository may attach bundles: those
+	// signed by the tenant's identities go first, so that junk beside them
+	// neither exhausts the tries nor pairs a good provenance with a bad
+	// image signature. Only when none is, the others are tried, for the
+	// reason of the denial.
+	signed := func(b *bundle.Bundle) bool { return t.policy.SignedByPolicyIdentity(b, tm) }
+	provs, imgs := preferred(ev.provenance, signed), preferred(ev.images, signed)
+	if len(ev.images) > 0 && !slices.ContainsFunc(ev.images, signed) {
+		imgs = nil // an image signature is optional: none of the tenant's, none verified
+	}
+	verdicts := slices.DeleteFunc(slices.Clone(ev.verdicts), func(b *bundle.Bundle) bool { return !t.policy.SignedByRebuilder(b, tm) })
 	if len(provs) == 0 {
 		provs = []*bundle.Bundle{nil}
 	}
@@ -535,7 +612,7 @@ func (w *webhook) verify(ctx context.Context, d name.Digest, t *tenantState, tm 
 				ImageManifest: ev.manifest,
 				Provenance:    p,
 				Image:         i,
-				Verdicts:      ev.verdicts,
+				Verdicts:      verdicts,
 				TrustedRoot:   tm,
 				Policy:        t.policy,
 			})
@@ -548,6 +625,21 @@ func (w *webhook) verify(ctx context.Context, d name.Digest, t *tenantState, tm 
 		}
 	}
 	return first
+}
+
+// preferred is the bundles keep selects, or all of them when it selects
+// none.
+func preferred(bundles []*bundle.Bundle, keep func(*bundle.Bundle) bool) []*bundle.Bundle {
+	var out []*bundle.Bundle
+	for _, b := range bundles {
+		if keep(b) {
+			out = append(out, b)
+		}
+	}
+	if len(out) == 0 {
+		return bundles
+	}
+	return out
 }
 
 // pin returns image rewritten to digest, keeping the name as the user wrote

@@ -288,12 +288,12 @@ func TestMutation(t *testing.T) {
 	other := signedImage(t, reg.host, "team/sidecar", "v2", key.signer(t))
 	policy := keyPolicy(t, t.TempDir(), key)
 
-	off := newTestWebhook(t, Source{PolicyFile: policy})
+	off := newTestWebhook(t, Source{PolicyFile: policy}, WithValidationOnly())
 	if code, _ := post(t, off, PathMutate, reviewBody(t, podKind, admissionv1.Create, "default", podObject(good.tag), nil)); code != http.StatusNotFound {
-		t.Fatalf("/mutate without WithMutation: status %d, want 404", code)
+		t.Fatalf("/mutate with WithValidationOnly: status %d, want 404", code)
 	}
 
-	wh := newTestWebhook(t, Source{PolicyFile: policy}, WithMutation())
+	wh := newTestWebhook(t, Source{PolicyFile: policy}) // mutation is the default
 	d := deploymentObject(good.tag, other.pinned)
 	d.Spec.Template.Spec.InitContainers = []corev1.Container{{Name: "init", Image: other.tag}}
 	_, resp := post(t, wh, PathMutate, reviewBody(t, deploymentKind, admissionv1.Create, "default", d, nil))
@@ -457,7 +457,7 @@ func TestInsecureRegistryRefused(t *testing.T) {
 	reg := newMemRegistry(t)
 	key := newTestKey(t)
 	good := signedImage(t, reg.host, "team/app", "v1", key.signer(t))
-	wh, err := New(Source{PolicyFile: keyPolicy(t, t.TempDir(), key)}, WithPollInterval(0))
+	wh, err := New(Source{PolicyFile: keyPolicy(t, t.TempDir(), key)}, WithPollInterval(0), WithDenialReasonsUnsafe())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -506,6 +506,14 @@ func TestHealthAndMetrics(t *testing.T) {
 
 func newRecorder() *httptest.ResponseRecorder { return httptest.NewRecorder() }
 
+// monitoring is the handler of a webhook's monitoring endpoints.
+func monitoring(h http.Handler) http.Handler {
+	if w, ok := h.(Webhook); ok {
+		return w.Monitoring()
+	}
+	return h
+}
+
 func mustRequest(t testing.TB, method, path string) *http.Request {
 	t.Helper()
 	return httptest.NewRequest(method, path, nil)
@@ -516,7 +524,7 @@ func mustRequest(t testing.TB, method, path string) *http.Request {
 func counterValue(t testing.TB, h http.Handler, name, labels string) float64 {
 	t.Helper()
 	rec := newRecorder()
-	h.ServeHTTP(rec, mustRequest(t, http.MethodGet, PathMetrics))
+	monitoring(h).ServeHTTP(rec, mustRequest(t, http.MethodGet, PathMetrics))
 	if rec.Code != http.StatusOK {
 		t.Fatalf("/metrics: %d", rec.Code)
 	}
@@ -535,4 +543,55 @@ func counterValue(t testing.TB, h http.Handler, name, labels string) float64 {
 		return v
 	}
 	return 0
+}
+
+// Without mutation nothing pins a tag to the digest verified: a registry
+// that answers the kubelet another digest than the webhook, or a node's
+// stale copy of the tag, runs an image nobody verified. So a webhook that
+// only validates denies images named by tag, unless their tenant allows
+// tags; images by digest are decided as ever.
+func TestValidationOnlyRefusesTags(t *testing.T) {
+	reg := newMemRegistry(t)
+	key := newTestKey(t)
+	dir := t.TempDir()
+	good := signedImage(t, reg.host, "team-a/app", "v1", key.signer(t))
+	other := signedImage(t, reg.host, "team-b/app", "v1", key.signer(t))
+	policy := keyPolicy(t, dir, key)
+	config := filepath.Join(dir, "config.yaml")
+	writeTestFile(t, config, fmt.Sprintf(`apiVersion: twinforge.dev/v1
+kind: AdmissionConfig
+tenants:
+  - name: team-a
+    namespaces: [team-a]
+    images: ["%[1]s/team-a/**"]
+    policy: %[2]s
+  - name: team-b
+    namespaces: [team-b]
+    images: ["%[1]s/team-b/**"]
+    policy: %[2]s
+    allowTags: true
+`, reg.host, policy))
+	wh := newTestWebhook(t, Source{ConfigFile: config}, WithValidationOnly())
+	before := reg.total()
+	resp := decide(t, wh, "team-a", good.tag)
+	if resp.Allowed || !strings.Contains(message(resp), "named by tag") || !strings.Contains(message(resp), "allowTags") {
+		t.Fatalf("a tag without mutation: allowed %v: %s", resp.Allowed, message(resp))
+	}
+	if reg.total() != before {
+		t.Error("the registry was asked about a tag that is denied anyway")
+	}
+	if resp := decide(t, wh, "team-a", good.pinned); !resp.Allowed {
+		t.Fatalf("by digest: %s", message(resp))
+	}
+	if resp := decide(t, wh, "team-b", other.tag); !resp.Allowed {
+		t.Fatalf("a tenant with allowTags: %s", message(resp))
+	}
+	// The default, with mutation, admits tags at /validate: /mutate pins
+	// them first.
+	if resp := decide(t, newTestWebhook(t, Source{ConfigFile: config}), "team-a", good.tag); !resp.Allowed {
+		t.Fatalf("with mutation: %s", message(resp))
+	}
+	if resp := decide(t, newTestWebhook(t, Source{ConfigFile: config}, WithValidationOnly(), WithAllowTagsUnsafe()), "team-a", good.tag); !resp.Allowed {
+		t.Fatalf("WithAllowTagsUnsafe: %s", message(resp))
+	}
 }

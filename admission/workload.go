@@ -67,7 +67,9 @@ func kindFor(gvk metav1.GroupVersionKind) (workloadKind, bool) {
 }
 
 // images lists every container, init container and ephemeral container
-// image of an object of this kind, in that order.
+// image of an object of this kind, in that order, then the image of every
+// image volume (ImageVolumeSource): mounted into a container, its files run
+// like the container's own.
 func (k workloadKind) images(raw []byte) ([]containerImage, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, fmt.Errorf("%w: the request carries no %s", errInvalidObject, k.gvk.Kind)
@@ -88,6 +90,11 @@ func (k workloadKind) images(raw []byte) ([]containerImage, error) {
 	}
 	for i, c := range spec.EphemeralContainers {
 		add("ephemeralContainers", i, c.Image)
+	}
+	for i, v := range spec.Volumes {
+		if v.Image != nil {
+			out = append(out, containerImage{Image: v.Image.Reference, Path: k.specPath + "/volumes/" + strconv.Itoa(i) + "/image/reference"})
+		}
 	}
 	return out, nil
 }

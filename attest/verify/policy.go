@@ -280,14 +280,41 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
+// PolicyOption configures LoadPolicy.
+type PolicyOption func(*policyOptions) error
+
+type policyOptions struct {
+	readFile func(path string) ([]byte, error)
+}
+
+// WithPolicyFileReader makes LoadPolicy read the policy file and every key
+// file it names through read. A caller that reloads policies when their
+// files change (the admission webhook) learns so every file a policy
+// depends on, and the bytes it parsed. The default is os.ReadFile.
+func WithPolicyFileReader(read func(path string) ([]byte, error)) PolicyOption {
+	return func(o *policyOptions) error {
+		if read == nil {
+			return errors.New("WithPolicyFileReader: nil reader")
+		}
+		o.readFile = read
+		return nil
+	}
+}
+
 // LoadPolicy reads and parses a policy file. Relative publicKey paths are
 // relative to the file's directory.
-func LoadPolicy(path string) (*Policy, error) {
-	data, err := os.ReadFile(path)
+func LoadPolicy(path string, opts ...PolicyOption) (*Policy, error) {
+	o := &policyOptions{readFile: os.ReadFile}
+	for _, opt := range opts {
+		if err := opt(o); err != nil {
+			return nil, err
+		}
+	}
+	data, err := o.readFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading policy: %w", err)
 	}
-	p, err := parsePolicy(data, filepath.Dir(path))
+	p, err := parsePolicy(data, filepath.Dir(path), o.readFile)
 	if err != nil {
 		return nil, fmt.Errorf("policy %s: %w", path, err)
 	}
@@ -298,10 +325,10 @@ func LoadPolicy(path string) (*Policy, error) {
 // fields are errors naming their line. Relative publicKey paths are
 // relative to the working directory.
 func ParsePolicy(data []byte) (*Policy, error) {
-	return parsePolicy(data, ".")
+	return parsePolicy(data, ".", os.ReadFile)
 }
 
-func parsePolicy(data []byte, baseDir string) (*Policy, error) {
+func parsePolicy(data []byte, baseDir string, readFile func(string) ([]byte, error)) (*Policy, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	var f policyFile
@@ -315,10 +342,10 @@ func parsePolicy(data []byte, baseDir string) (*Policy, error) {
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%w: line %d: a policy file holds one YAML document", ErrInvalidPolicy, extra.Line)
 	}
-	return f.compile(baseDir)
+	return f.compile(baseDir, readFile)
 }
 
-func (f *policyFile) compile(baseDir string) (*Policy, error) {
+func (f *policyFile) compile(baseDir string, readFile func(string) ([]byte, error)) (*Policy, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidPolicy}, args...)...)
 	}
@@ -338,7 +365,7 @@ func (f *policyFile) compile(baseDir string) (*Policy, error) {
 		requireTransparencyLog: f.RequireTransparencyLog == nil || *f.RequireTransparencyLog,
 	}
 	for _, idf := range f.Identities {
-		id, err := idf.compile(baseDir)
+		id, err := idf.compile(baseDir, readFile)
 		if err != nil {
 			return nil, bad("line %d: identity: %v", idf.line, err)
 		}
@@ -362,7 +389,7 @@ func (f *policyFile) compile(baseDir string) (*Policy, error) {
 		}
 		req := &verdictRequirement{count: rv.count}
 		for _, idf := range rv.identities {
-			id, err := idf.compile(baseDir)
+			id, err := idf.compile(baseDir, readFile)
 			if err != nil {
 				return nil, bad("line %d: requireRebuildVerdicts identity: %v", idf.line, err)
 			}
@@ -373,7 +400,7 @@ func (f *policyFile) compile(baseDir string) (*Policy, error) {
 	return p, nil
 }
 
-func (f identityFile) compile(baseDir string) (policyIdentity, error) {
+func (f identityFile) compile(baseDir string, readFile func(string) ([]byte, error)) (policyIdentity, error) {
 	id := policyIdentity{line: f.line}
 	certFields := f.Issuer != "" || f.Subject != "" || f.IssuerRegExp != "" || f.SubjectRegExp != ""
 	switch {
@@ -386,7 +413,7 @@ func (f identityFile) compile(baseDir string) (policyIdentity, error) {
 			if !filepath.IsAbs(p) {
 				p = filepath.Join(baseDir, p)
 			}
-			data, err := os.ReadFile(p)
+			data, err := readFile(p)
 			if err != nil {
 				return id, fmt.Errorf("publicKey: %w", err)
 			}

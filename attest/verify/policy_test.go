@@ -156,7 +156,7 @@ func TestPolicyDocExample(t *testing.T) {
 	if !ok || !ok2 {
 		t.Fatal("no yaml example in policy.md")
 	}
-	if _, err := parsePolicy([]byte(example), filepath.Join("..", "testdata")); err != nil {
+	if _, err := parsePolicy([]byte(example), filepath.Join("..", "testdata"), os.ReadFile); err != nil {
 		t.Fatalf("policy.md example: %v", err)
 	}
 }

@@ -41,8 +41,11 @@ func admissionServeCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "serve the admission webhook over HTTPS",
-		Description: `Serves /validate (and with --mutating /mutate), /healthz, /readyz and /metrics
-over HTTPS until SIGTERM or SIGINT, then finishes the reviews in progress.
+		Description: `Serves /validate (and with --mutating /mutate), /healthz and /readyz over HTTPS
+until SIGTERM or SIGINT, then finishes the reviews in progress. /metrics and the
+re-verification report /reverify, which name the images of every namespace, are
+served on --metrics-addr alone (loopback by default; on any other address every
+request must carry the bearer token of --metrics-token-file).
 
 The policy is one attest policy for every namespace (--policy, see
 attest/policy.md) or a multi-tenant configuration mapping namespaces and image
@@ -64,13 +67,16 @@ Examples:
   twinforge admission serve --policy policy.yaml --trusted-root trusted_root.json \
       --tls-cert tls.crt --tls-key tls.key
   twinforge admission serve --policy-config tenants.yaml --trusted-root trusted_root.json \
-      --tls-cert tls.crt --tls-key tls.key --mutating --revocations revoked.txt \
+      --tls-cert tls.crt --tls-key tls.key --revocations revoked.txt \
       --reverify-interval 10m --reverify-exempt-namespace twinforge-system`,
 		Flags: slicesConcat(admissionPolicyFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "tls-cert", Usage: "serving certificate PEM `FILE`", Required: true},
 			&cli.StringFlag{Name: "tls-key", Usage: "serving key PEM `FILE`", Required: true},
 			&cli.StringFlag{Name: "addr", Value: ":8443", Usage: "listen `ADDRESS`"},
-			&cli.BoolFlag{Name: "mutating", Usage: "also serve /mutate: pin images named by tag to the digest verified"},
+			&cli.StringFlag{Name: "metrics-addr", Value: "127.0.0.1:9090", Usage: "serve /metrics and /reverify over HTTP on `ADDRESS`, never the webhook's port (\"\": off); off loopback it needs --metrics-token-file"},
+			&cli.StringFlag{Name: "metrics-token-file", Usage: "bearer token `FILE` every /metrics and /reverify request must present"},
+			&cli.BoolFlag{Name: "mutating", Value: true, Usage: "also serve /mutate, pinning images named by tag to the digest verified; --mutating=false validates only, and then denies images named by tag (see --allow-tags)"},
+			&cli.BoolFlag{Name: "allow-tags", Usage: "with --mutating=false, admit images named by tag for every tenant, verified at admission only (a tenant's allowTags does it for one)"},
 			&cli.DurationFlag{Name: "cache-ttl", Value: admission.DefaultCacheTTL, Usage: "how long an admitted digest stays verified (0: no cache)"},
 			&cli.DurationFlag{Name: "negative-cache-ttl", Value: admission.DefaultNegativeCacheTTL, Usage: "how long a refused digest stays refused"},
 			&cli.IntFlag{Name: "cache-size", Value: admission.DefaultCacheSize, Usage: "decisions the cache holds"},
@@ -216,12 +222,14 @@ func admissionReverifyOptionsFrom(c *cli.Context, interval time.Duration, once b
 
 // admissionServeOptions is what the serve flags parse to.
 type admissionServeOptions struct {
-	source   admission.Source
-	certFile string
-	keyFile  string
-	addr     string
-	opts     []admission.Option
-	logLevel slog.Level
+	source      admission.Source
+	certFile    string
+	keyFile     string
+	addr        string
+	metricsAddr string
+	metricsTok  string
+	opts        []admission.Option
+	logLevel    slog.Level
 }
 
 func admissionServeOptionsFrom(c *cli.Context) (*admissionServeOptions, error) {
@@ -233,16 +241,25 @@ func admissionServeOptionsFrom(c *cli.Context) (*admissionServeOptions, error) {
 		return nil, err
 	}
 	o := &admissionServeOptions{
-		source:   src,
-		certFile: c.String("tls-cert"),
-		keyFile:  c.String("tls-key"),
-		addr:     c.String("addr"),
+		source:      src,
+		certFile:    c.String("tls-cert"),
+		keyFile:     c.String("tls-key"),
+		addr:        c.String("addr"),
+		metricsAddr: c.String("metrics-addr"),
+		metricsTok:  c.String("metrics-token-file"),
 	}
-	if err := checkFiles(map[string]string{"tls-cert": o.certFile, "tls-key": o.keyFile}); err != nil {
+	if err := checkFiles(map[string]string{"tls-cert": o.certFile, "tls-key": o.keyFile, "metrics-token-file": o.metricsTok}); err != nil {
 		return nil, err
 	}
 	if _, _, err := net.SplitHostPort(o.addr); err != nil {
 		return nil, usageErrorf("--addr %q: use HOST:PORT or :PORT", o.addr)
+	}
+	if o.metricsAddr != "" {
+		if _, _, err := net.SplitHostPort(o.metricsAddr); err != nil {
+			return nil, usageErrorf("--metrics-addr %q: use HOST:PORT", o.metricsAddr)
+		}
+	} else if o.metricsTok != "" {
+		return nil, usageErrorf("--metrics-token-file needs --metrics-addr")
 	}
 	if o.logLevel, err = admissionLogLevel(c, slog.LevelInfo); err != nil {
 		return nil, err
@@ -258,8 +275,14 @@ func admissionServeOptionsFrom(c *cli.Context) (*admissionServeOptions, error) {
 	if c.IsSet("cache-size") {
 		o.opts = append(o.opts, admission.WithCacheSize(c.Int("cache-size")))
 	}
-	if c.Bool("mutating") {
-		o.opts = append(o.opts, admission.WithMutation())
+	if !c.Bool("mutating") {
+		o.opts = append(o.opts, admission.WithValidationOnly())
+	}
+	if c.Bool("allow-tags") {
+		if c.Bool("mutating") {
+			return nil, usageErrorf("--allow-tags applies to --mutating=false only: with mutation every tag is pinned")
+		}
+		o.opts = append(o.opts, admission.WithAllowTagsUnsafe())
 	}
 	reg, err := admissionRegistryOptionsFrom(c)
 	if err != nil {
@@ -323,17 +346,29 @@ func runAdmissionServe(c *cli.Context) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", o.addr, err)
 	}
-	return admission.Serve(c.Context, ln, wh, admission.ServeConfig{
-		CertFile: o.certFile, KeyFile: o.keyFile, Logger: log, ShutdownTimeout: 15 * time.Second,
-	})
+	cfg := admission.ServeConfig{CertFile: o.certFile, KeyFile: o.keyFile, Logger: log, ShutdownTimeout: 15 * time.Second}
+	if o.metricsAddr != "" {
+		mln, err := net.Listen("tcp", o.metricsAddr)
+		if err != nil {
+			return fmt.Errorf("listening on %s: %w", o.metricsAddr, err)
+		}
+		cfg.Monitoring = &admission.MonitoringConfig{Listener: mln, Handler: wh.Monitoring(), TokenFile: o.metricsTok}
+	}
+	err = admission.Serve(c.Context, ln, wh, cfg)
+	if errors.Is(err, admission.ErrMonitoringExposed) {
+		return usageError(err)
+	}
+	return err
 }
 
 func admissionManifestsCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "manifests",
 		Usage: "print the Kubernetes objects that install the webhook (YAML)",
-		Description: `Prints the ValidatingWebhookConfiguration (with --mutating also the
-MutatingWebhookConfiguration), and the Deployment and Service that run the
+		Description: `Prints the ValidatingWebhookConfiguration and the MutatingWebhookConfiguration
+(which pins images named by tag to the digest verified; --mutating=false leaves
+it out, and the webhook then denies images named by tag unless their tenant
+sets allowTags), and the Deployment and Service that run the
 webhook in NAMESPACE, as a YAML stream for kubectl apply -f -. The
 configurations fail closed (failurePolicy Fail), time out after 10 seconds,
 have no side effects and cover the CREATE and UPDATE of pods and of the
@@ -358,13 +393,13 @@ Examples:
   twinforge admission manifests --namespace twinforge-system --ca-bundle ca.pem \
       --image registry.example/twinforge@sha256:... | kubectl apply -f -
   twinforge admission manifests --namespace twinforge-system --ca-bundle ca.pem \
-      --url https://127.0.0.1:8443/validate --mutating`,
+      --url https://127.0.0.1:8443/validate`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "`NAMESPACE` the webhook runs in (exempt from it)", Required: true},
 			&cli.StringFlag{Name: "ca-bundle", Usage: "PEM `FILE` of the CA of the webhook's serving certificate", Required: true},
 			&cli.StringFlag{Name: "name", Value: admission.DefaultName, Usage: "`NAME` of the objects"},
 			&cli.StringFlag{Name: "url", Usage: "webhook outside the cluster at `URL` (https://HOST:PORT[/validate])"},
-			&cli.BoolFlag{Name: "mutating", Usage: "add the mutating webhook that pins images to verified digests"},
+			&cli.BoolFlag{Name: "mutating", Value: true, Usage: "add the mutating webhook that pins images to verified digests; --mutating=false validates only, and the webhook then denies images named by tag unless their tenant sets allowTags"},
 			&cli.StringFlag{Name: "image", Usage: "twinforge `IMAGE` the Deployment runs (required without --url)"},
 			&cli.IntFlag{Name: "replicas", Value: 2, Usage: "replicas of the Deployment"},
 			&cli.BoolFlag{Name: "revocations", Usage: "run the webhook with revocations.txt of the ConfigMap"},
@@ -392,7 +427,7 @@ func runAdmissionManifests(c *cli.Context) error {
 		Name:             c.String("name"),
 		CABundle:         ca,
 		URL:              c.String("url"),
-		Mutating:         c.Bool("mutating"),
+		ValidatingOnly:   !c.Bool("mutating"),
 		Image:            c.String("image"),
 		Replicas:         int32(replicas),
 		Revocations:      c.Bool("revocations"),

@@ -149,9 +149,10 @@ func TestAdmissionReverifyOnce(t *testing.T) {
 	// in /metrics.
 	pki := testenv.NewPKI(t, t.TempDir())
 	addr := "127.0.0.1:" + testenv.FreePort(t)
+	metricsAddr := "127.0.0.1:" + testenv.FreePort(t)
 	sctx, stop := context.WithCancel(ctx)
 	serve := c.command(sctx, append([]string{"admission", "serve", "--tls-cert", pki.ServerCert, "--tls-key", pki.ServerKey, "--addr", addr,
-		"--reverify-interval", "1h"}, reverify[3:]...)...)
+		"--metrics-addr", metricsAddr, "--reverify-interval", "1h"}, reverify[3:]...)...)
 	var serveLog bytes.Buffer
 	serve.Stderr = &serveLog
 	serve.Cancel = func() error { return serve.Process.Signal(syscall.SIGTERM) }
@@ -170,8 +171,8 @@ func TestAdmissionReverifyOnce(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(ca)
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}, Timeout: 10 * time.Second}
-	get := func(path string) (int, string) {
-		resp, err := client.Get("https://" + addr + path)
+	fetch := func(url string) (int, string) {
+		resp, err := client.Get(url)
 		if err != nil {
 			return 0, err.Error()
 		}
@@ -179,6 +180,7 @@ func TestAdmissionReverifyOnce(t *testing.T) {
 		body, _ := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(body)
 	}
+	get := func(path string) (int, string) { return fetch("http://" + metricsAddr + path) }
 	var body string
 	for code := 0; code != http.StatusOK; {
 		if ctx.Err() != nil {
@@ -192,6 +194,12 @@ func TestAdmissionReverifyOnce(t *testing.T) {
 	}
 	if _, metrics := get(admission.PathMetrics); !strings.Contains(metrics, `twinforge_admission_runtime_violations{digest="`+pushed.Digest+`"`) {
 		t.Errorf("no violation in /metrics:\n%s", metrics)
+	}
+	// Not on the webhook's port, which every pod can reach.
+	for _, p := range []string{admission.PathMetrics, admission.PathReverify} {
+		if code, _ := fetch("https://" + addr + p); code != http.StatusNotFound {
+			t.Errorf("the webhook's port answers %s: %d", p, code)
+		}
 	}
 
 	kubectl("", "delete", "pod", "app", "-n", "team", "--wait=false")
