@@ -138,24 +138,54 @@ func TestVerifyRebuildVerdicts(t *testing.T) {
 		}
 		return b
 	}
-	a := sign("a@rebuild.test", verdictInfo(t, digest), nil)
-	a2 := sign("a@rebuild.test", verdictInfo(t, digest), nil)
-	b := sign("b@rebuild.test", verdictInfo(t, digest), nil)
-	mallory := sign("mallory@rebuild.test", verdictInfo(t, digest), nil)
+	// Verdicts follow the provenance verified: its signed bytes and signer.
+	followed := func(edit func(*VerdictInfo)) VerdictInfo {
+		t.Helper()
+		i := verdictInfo(t, digest)
+		info, err := Describe(bs.Provenance)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i.Provenance, err = ParseStatement(info.Payload); err != nil {
+			t.Fatal(err)
+		}
+		i.ProvenancePayload, i.ProvenanceSigner = info.Payload, info.Signer
+		if edit != nil {
+			edit(&i)
+		}
+		return i
+	}
+	a := sign("a@rebuild.test", followed(nil), nil)
+	a2 := sign("a@rebuild.test", followed(nil), nil)
+	b := sign("b@rebuild.test", followed(nil), nil)
+	c := sign("c@rebuild.test", followed(nil), nil)
+	mallory := sign("mallory@rebuild.test", followed(nil), nil)
 	other := sign("b@rebuild.test", verdictInfo(t, otherImage), nil)
-	failed := sign("b@rebuild.test", verdictInfo(t, digest), func(d []byte) []byte {
+	failed := sign("b@rebuild.test", followed(nil), func(d []byte) []byte {
 		return bytes.Replace(d, []byte(`"result":"reproduced"`), []byte(`"result":"differs"`), 1)
 	})
+	// About the same image, but following another provenance of it, or
+	// naming another signer of this one.
+	otherProvenance := sign("b@rebuild.test", verdictInfo(t, digest), nil)
+	otherSigner := sign("b@rebuild.test", followed(func(i *VerdictInfo) { i.ProvenanceSigner.Subject = "someone@example.test" }), nil)
+	// The builder vouching for its own build.
+	self := sign(testSubject, followed(nil), nil)
 
 	provByRebuilder, err := signerAs(t, v, "a@rebuild.test").SignStatement(ctx, statementFor(t, digest, true))
 	if err != nil {
 		t.Fatal(err)
 	}
 
+	// Rebuilders a and b, each an identity of its own; c is a second
+	// subject of b's.
 	policy := func(count int) *Policy {
 		return virtualPolicy(t, v, "requireRebuildVerdicts:", "  count: "+string(rune('0'+count)), "  identities:",
-			"    - issuer: "+v.issuer, "      subjectRegExp: '[ab]@rebuild\\.test'")
+			"    - issuer: "+v.issuer, "      subject: a@rebuild.test",
+			"    - issuer: "+v.issuer, "      subjectRegExp: '[bc]@rebuild\\.test'")
 	}
+	// One rebuilder entry that names the builder too.
+	lax := virtualPolicy(t, v, "requireRebuildVerdicts:", "  count: 1", "  identities:",
+		"    - issuer: "+v.issuer, "      subjectRegExp: '.*@(rebuild|example)\\.test'")
 	tests := []struct {
 		name     string
 		verdicts []*bundle.Bundle
@@ -167,11 +197,22 @@ func TestVerifyRebuildVerdicts(t *testing.T) {
 		{"one", []*bundle.Bundle{a}, 1, 1, nil},
 		{"two distinct", []*bundle.Bundle{a, b}, 2, 2, nil},
 		{"the same rebuilder twice", []*bundle.Bundle{a, a2}, 2, 1, []string{"1 of the 2", "same rebuilder"}},
+		{"two subjects of one party", []*bundle.Bundle{b, c}, 2, 1, []string{"1 of the 2", "one party counts once"}},
+		{"two subjects of one party and another", []*bundle.Bundle{b, c, a}, 2, 2, nil},
+		{"the builder vouching for itself", []*bundle.Bundle{self}, 1, 0, []string{testSubject}},
+		{"another provenance of the image", []*bundle.Bundle{otherProvenance}, 1, 0, []string{"another provenance"}},
+		{"another signer of the provenance", []*bundle.Bundle{otherSigner}, 1, 0, []string{"someone@example.test"}},
 		{"an untrusted rebuilder", []*bundle.Bundle{a, mallory}, 2, 1, []string{"mallory@rebuild.test", "identity"}},
 		{"a verdict about another image", []*bundle.Bundle{a, other}, 2, 1, []string{"subject"}},
 		{"a verdict that is not reproduced", []*bundle.Bundle{a, failed}, 2, 1, []string{`"differs"`}},
 		{"untrusted ones do not block", []*bundle.Bundle{mallory, other, a}, 1, 1, nil},
 		{"a provenance is no verdict", []*bundle.Bundle{provByRebuilder}, 1, 0, []string{"predicate type"}},
+	}
+	// A rebuilder entry the builder matches names no independent party,
+	// whoever of it signs.
+	if _, err := Verify(ctx, VerifyRequest{Digest: digest, Provenance: bs.Provenance, Verdicts: []*bundle.Bundle{self, a}, TrustedRoot: v.trusted, Policy: lax}); err == nil ||
+		!strings.Contains(err.Error(), "also match the provenance's signer") {
+		t.Errorf("a rebuilder identity that names the builder counted: %v", err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,9 +1,12 @@
 package verify
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -140,15 +143,41 @@ type VerdictResult struct {
 }
 
 // checkRebuildVerdicts counts the verdicts that verify, are signed by one
-// of the rebuilder identities, are about the image and say "reproduced",
-// once per distinct signer, and refuses when fewer than the policy's count.
+// of the rebuilder identities, are about the image, say "reproduced" and
+// vouch for the provenance being checked (its digest and its signer), and
+// refuses when they come from fewer distinct rebuilder identities than the
+// policy's count.
+//
+// What counts is policy identities, not certificate subjects: one party
+// whose several subjects match one rebuilder entry counts once, and one
+// signer counts for one entry at most. The builder is never its own
+// rebuilder: a verdict signed by the provenance's signer does not count,
+// and neither does a rebuilder entry the provenance's signer matches.
 func checkRebuildVerdicts(res *Result, v *bundleVerifier, verdicts []*bundle.Bundle, req *verdictRequirement) error {
 	if req == nil {
 		return nil
 	}
 	rv := *v
 	rv.identities = req.identities
-	seen := map[SignerIdentity]bool{}
+	builder := v.builder
+	// The rebuilder entries the builder itself matches name no
+	// independent party.
+	builderEntries := map[int]bool{}
+	for _, i := range matchingIdentities(req.identities, builder.summary, builder.identity.PublicKey) {
+		builderEntries[i] = true
+	}
+	provDigest := sha256.Sum256(builder.payload)
+	provHex := hex.EncodeToString(provDigest[:])
+
+	// The signers whose verdicts may count, and the rebuilder entries each
+	// may count for.
+	type candidate struct {
+		signer  SignerIdentity
+		entries []int
+		results []int // indexes into res.RebuildVerdicts
+	}
+	var candidates []*candidate
+	bySigner := map[SignerIdentity]*candidate{}
 	for _, b := range verdicts {
 		vr := VerdictResult{}
 		if info, err := Describe(b); err == nil {
@@ -172,19 +201,76 @@ func checkRebuildVerdicts(res *Result, v *bundleVerifier, verdicts []*bundle.Bun
 			continue
 		}
 		vr.RebuilderID, vr.RebuiltOn = pred.Rebuilder.ID, pred.RebuiltOn
+		entries := slices.DeleteFunc(slices.Clone(br.matched), func(i int) bool { return builderEntries[i] })
 		switch {
 		case pred.Result != VerdictReproduced:
 			vr.Reason = fmt.Sprintf("result %q, not %s", pred.Result, VerdictReproduced)
 		case pred.RebuiltDigest != res.Digest:
 			vr.Reason = fmt.Sprintf("the rebuild gave %s, not %s", pred.RebuiltDigest, res.Digest)
-		case seen[br.identity.who()]:
-			vr.Reason = "another verdict of the same rebuilder counted already"
+		case pred.Provenance.Digest["sha256"] != provHex:
+			vr.Reason = fmt.Sprintf("it vouches for another provenance (sha256:%s), not the one verified (sha256:%s)", pred.Provenance.Digest["sha256"], provHex)
+		case pred.Provenance.Signer.who() != builder.identity.who():
+			vr.Reason = fmt.Sprintf("it vouches for a provenance signed by %s, not by %s", pred.Provenance.Signer, builder.identity)
+		case br.identity.who() == builder.identity.who():
+			vr.Reason = "it is signed by the provenance's own signer: a builder is not its own rebuilder"
+		case len(entries) == 0:
+			vr.Reason = "the rebuilder identities it matches also match the provenance's signer: a builder is not its own rebuilder"
 		default:
-			vr.Counted = true
-			seen[br.identity.who()] = true
-			res.ReproducedBy = append(res.ReproducedBy, br.identity)
+			c := bySigner[br.identity.who()]
+			if c == nil {
+				c = &candidate{signer: br.identity}
+				bySigner[br.identity.who()] = c
+				candidates = append(candidates, c)
+			}
+			for _, e := range entries {
+				if !slices.Contains(c.entries, e) {
+					c.entries = append(c.entries, e)
+				}
+			}
+			c.results = append(c.results, len(res.RebuildVerdicts))
 		}
 		res.RebuildVerdicts = append(res.RebuildVerdicts, vr)
+	}
+
+	// Each rebuilder entry counts once, each signer once: the most
+	// verdicts that can count so is a maximum matching of signers to
+	// entries (augmenting paths; both sides are small).
+	entryOf := map[int]int{} // entry -> candidate
+	var augment func(c int, seen map[int]bool) bool
+	augment = func(c int, seen map[int]bool) bool {
+		for _, e := range candidates[c].entries {
+			if seen[e] {
+				continue
+			}
+			seen[e] = true
+			if other, taken := entryOf[e]; !taken || augment(other, seen) {
+				entryOf[e] = c
+				return true
+			}
+		}
+		return false
+	}
+	counted := map[int]bool{}
+	for c := range candidates {
+		augment(c, map[int]bool{})
+	}
+	for _, c := range entryOf {
+		counted[c] = true
+	}
+	for ci, c := range candidates {
+		for k, ri := range c.results {
+			switch {
+			case counted[ci] && k == 0:
+				res.RebuildVerdicts[ri].Counted = true
+			case counted[ci]:
+				res.RebuildVerdicts[ri].Reason = "another verdict of the same rebuilder counted already"
+			default:
+				res.RebuildVerdicts[ri].Reason = "the rebuilder identities it matches are counted for other signers already: one party counts once"
+			}
+		}
+		if counted[ci] {
+			res.ReproducedBy = append(res.ReproducedBy, c.signer)
+		}
 	}
 	if len(res.ReproducedBy) >= req.count {
 		return nil

@@ -185,6 +185,7 @@ func Verify(ctx context.Context, req Request) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	v.builder = prov
 	res := &Result{
 		Digest:                 req.Digest,
 		Identity:               prov.identity,
@@ -220,11 +221,36 @@ type bundleVerifier struct {
 	digest      string
 	digestBytes []byte
 	now         time.Time
+	// builder is the verified provenance bundle, once it is: rebuild
+	// verdicts must vouch for it, and must not come from its signer.
+	builder *bundleResult
+}
+
+// matchingIdentities are the indexes of the identities a signer is: those
+// its certificate's summary satisfies, or those of its key hint.
+func matchingIdentities(ids []policyIdentity, summary *certificate.Summary, keyHint string) []int {
+	var out []int
+	for i, id := range ids {
+		switch {
+		case summary != nil && id.cert != nil:
+			if _, err := (sgverify.CertificateIdentities{*id.cert}).Verify(*summary); err == nil {
+				out = append(out, i)
+			}
+		case summary == nil && id.publicKey != nil && id.keyHint == keyHint:
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 type bundleResult struct {
-	identity    SignerIdentity
+	identity SignerIdentity
+	// summary is the signing certificate's, nil for a key.
+	summary *certificate.Summary
+	// matched are the indexes of the verifier's identities the signer is.
+	matched     []int
 	statement   *intoto.Statement
+	payload     []byte // the DSSE payload: the statement's signed bytes
 	timestamps  []VerifiedTimestamp
 	tlogEntries int
 }
@@ -295,6 +321,7 @@ func (v *bundleVerifier) verify(b *bundle.Bundle, kind string, manifest []byte) 
 			if lastErr = checkSig(km); lastErr == nil {
 				keyMaterial = km
 				res.identity = SignerIdentity{PublicKey: id.keyHint}
+				res.matched = matchingIdentities(v.identities, nil, id.keyHint)
 				break
 			}
 			if id.keyHint == hint {
@@ -324,7 +351,7 @@ func (v *bundleVerifier) verify(b *bundle.Bundle, kind string, manifest []byte) 
 		if !SubjectHasDigest(st, v.digest) {
 			return nil, fail(CheckSubject, "the statement is about %s, not %s", subjectDigests(st), v.digest)
 		}
-		res.statement = st
+		res.statement, res.payload = st, payload
 	} else {
 		switch alg := msg.DigestAlgorithm(); {
 		case alg == "SHA2_256":
@@ -424,6 +451,8 @@ func (v *bundleVerifier) verify(b *bundle.Bundle, kind string, manifest []byte) 
 		if _, err := certIDs.Verify(summary); err != nil {
 			return nil, fail(CheckIdentity, "signed by %s, which is none of the policy's identities (%s)", res.identity, strings.Join(describeIdentities(v.identities), "; "))
 		}
+		res.summary = &summary
+		res.matched = matchingIdentities(v.identities, &summary, "")
 	}
 
 	// Finally the whole bundle, by sigstore-go's rules.
@@ -560,6 +589,19 @@ func checkProvenancePolicy(res *Result, p *Policy, now time.Time) error {
 		return refusef(CheckReproduced, "the rebuild produced %s, not %s", res.RebuildDigest, res.Digest)
 	}
 	if p.maxAge > 0 {
+		// finishedOn is the signer's own word: a time after now, or after a
+		// trusted party saw the signature, would make the build young for
+		// ever.
+		if fo := res.FinishedOn; !fo.IsZero() {
+			if fo.After(now.Add(maxClockSkew)) {
+				return refusef(CheckMaxAge, "the provenance says the build finished at %s, in the future (now %s): its age cannot be trusted", fo.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+			}
+			for _, ts := range res.Timestamps {
+				if fo.After(ts.Time.Add(maxClockSkew)) {
+					return refusef(CheckMaxAge, "the provenance says the build finished at %s, after it was signed (%s, %s)", fo.UTC().Format(time.RFC3339), ts.Time.UTC().Format(time.RFC3339), ts.Kind)
+				}
+			}
+		}
 		built, from := buildTime(res)
 		if built.IsZero() {
 			return refusef(CheckMaxAge, "the provenance has no finishedOn and the signature no trusted timestamp: the build's age is unknown")
@@ -570,6 +612,11 @@ func checkProvenancePolicy(res *Result, p *Policy, now time.Time) error {
 	}
 	return nil
 }
+
+// maxClockSkew is how far the builder's clock may run ahead of the
+// verifier's, or of a timestamp authority's, before its finishedOn is
+// refused as a time to come.
+const maxClockSkew = 5 * time.Minute
 
 // buildTime is the earliest of the provenance's finishedOn and the
 // verified timestamps: the build is at least that old.
