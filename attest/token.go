@@ -24,13 +24,14 @@ const DefaultAudience = "sigstore"
 var ErrInvalidIDToken = errors.New("invalid identity token")
 
 // ErrNoIDToken is returned by IDTokenFromEnv when no source has a token.
-var ErrNoIDToken = fmt.Errorf("%w: no identity token: give --identity-token, set SIGSTORE_ID_TOKEN, or run in GitHub Actions with `permissions: id-token: write`", ErrInvalidIDToken)
+var ErrNoIDToken = fmt.Errorf("%w: no identity token: give --identity-token-file, set SIGSTORE_ID_TOKEN, or run in GitHub Actions with `permissions: id-token: write`", ErrInvalidIDToken)
 
 // TokenOption configures IDTokenFromEnv.
 type TokenOption func(*tokenOptions)
 
 type tokenOptions struct {
 	explicit string
+	file     string
 	audience string
 	client   *http.Client
 	getenv   func(string) string
@@ -40,6 +41,15 @@ type tokenOptions struct {
 // it wins over every other source. The default value is "" (none).
 func WithIdentityToken(token string) TokenOption {
 	return func(o *tokenOptions) { o.explicit = token }
+}
+
+// WithIdentityTokenFile reads the token from a file (the
+// --identity-token-file flag), which keeps it out of the process arguments
+// that any user of the machine can read. It comes after WithIdentityToken
+// and before every other source; a file that cannot be read, or holds no
+// token, is an error. The default value is "" (none).
+func WithIdentityTokenFile(path string) TokenOption {
+	return func(o *tokenOptions) { o.file = path }
 }
 
 // WithTokenAudience sets the audience requested from the GitHub Actions
@@ -55,8 +65,9 @@ func WithTokenHTTPClient(c *http.Client) TokenOption {
 }
 
 // IDTokenFromEnv finds the OIDC identity token to sign with, in this order:
-// the explicit token (WithIdentityToken, i.e. --identity-token), the
-// SIGSTORE_ID_TOKEN environment variable, then the GitHub Actions token
+// the explicit token (WithIdentityToken, i.e. --identity-token), the token
+// file (WithIdentityTokenFile), the SIGSTORE_ID_TOKEN environment variable,
+// then the GitHub Actions token
 // endpoint (ACTIONS_ID_TOKEN_REQUEST_URL with the bearer token
 // ACTIONS_ID_TOKEN_REQUEST_TOKEN, for the audience "sigstore"). It returns
 // ErrNoIDToken when none applies.
@@ -70,6 +81,17 @@ func IDTokenFromEnv(ctx context.Context, opts ...TokenOption) (string, error) {
 		opt(o)
 	}
 	if t := strings.TrimSpace(o.explicit); t != "" {
+		return t, nil
+	}
+	if o.file != "" {
+		data, err := os.ReadFile(o.file)
+		if err != nil {
+			return "", fmt.Errorf("%w: reading the identity token file: %w", ErrInvalidIDToken, err)
+		}
+		t := strings.TrimSpace(string(data))
+		if t == "" {
+			return "", fmt.Errorf("%w: the identity token file %s is empty", ErrInvalidIDToken, o.file)
+		}
 		return t, nil
 	}
 	if t := strings.TrimSpace(o.getenv("SIGSTORE_ID_TOKEN")); t != "" {

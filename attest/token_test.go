@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,6 +28,14 @@ func TestIDTokenFromEnv(t *testing.T) {
 	}))
 	defer gh.Close()
 	ctx := context.Background()
+	dir := t.TempDir()
+	tokenFile, emptyFile := filepath.Join(dir, "token"), filepath.Join(dir, "empty")
+	if err := os.WriteFile(tokenFile, []byte("file-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(emptyFile, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name    string
 		env     map[string]string
@@ -33,6 +43,10 @@ func TestIDTokenFromEnv(t *testing.T) {
 		want    string
 		wantErr string
 	}{
+		{"file before the environment", map[string]string{"SIGSTORE_ID_TOKEN": "env-token"}, []TokenOption{WithIdentityTokenFile(tokenFile)}, "file-token", ""},
+		{"explicit before the file", nil, []TokenOption{WithIdentityToken("flag-token"), WithIdentityTokenFile(tokenFile)}, "flag-token", ""},
+		{"missing file", map[string]string{"SIGSTORE_ID_TOKEN": "env-token"}, []TokenOption{WithIdentityTokenFile(filepath.Join(dir, "nope"))}, "", "nope"},
+		{"empty file", map[string]string{"SIGSTORE_ID_TOKEN": "env-token"}, []TokenOption{WithIdentityTokenFile(emptyFile)}, "", "empty"},
 		{"explicit wins", map[string]string{"SIGSTORE_ID_TOKEN": "env-token"}, []TokenOption{WithIdentityToken("flag-token")}, "flag-token", ""},
 		{"environment", map[string]string{"SIGSTORE_ID_TOKEN": "env-token", "ACTIONS_ID_TOKEN_REQUEST_URL": gh.URL + "?api-version=2.0", "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-token"}, nil, "env-token", ""},
 		{"GitHub Actions", map[string]string{"ACTIONS_ID_TOKEN_REQUEST_URL": gh.URL + "?api-version=2.0", "ACTIONS_ID_TOKEN_REQUEST_TOKEN": "request-token"}, nil, "github-token", ""},

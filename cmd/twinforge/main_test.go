@@ -188,6 +188,9 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"lock", "--check", "--update", "."}, exitUsage, []string{"--check"}},
 		{[]string{"lock", "--source-date-epoch", "yesterday", "."}, exitUsage, []string{"SOURCE_DATE_EPOCH"}},
 		{[]string{"no-such-command"}, exitUsage, []string{"no-such-command"}},
+		{[]string{"build", "--sign", "keyless", "--identity-token", "tok", "--identity-token-file", file, "."}, exitUsage, []string{"--identity-token-file or --identity-token"}},
+		{[]string{"admission", "serve", "--policy", file, "--tls-cert", file, "--tls-key", file, "--metrics-addr", "nope"}, exitUsage, []string{"--metrics-addr"}},
+		{[]string{"admission", "serve", "--policy", file, "--tls-cert", file, "--tls-key", file, "--allow-tags"}, exitUsage, []string{"--mutating=false"}},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -208,4 +211,17 @@ func TestHelpTeaches(t *testing.T) {
 	}
 	r := c.must("--help")
 	assertContains(t, "--help", r.stdout, "Exit codes", "build", "lock")
+}
+
+// A token on the command line is readable by every user of the machine:
+// twinforge says so, and takes one from a file instead.
+func TestIdentityTokenOnTheCommandLineWarns(t *testing.T) {
+	c := newCLI(t)
+	ctx := c.context("files-small")
+	r := c.run("build", "--sign", "keyless", "--identity-token", "tok-on-argv", ctx)
+	assertContains(t, "stderr", r.stderr, "--identity-token puts the token in the process arguments", "--identity-token-file")
+	r = c.run("build", "--sign", "keyless", "--identity-token-file", filepath.Join(t.TempDir(), "token"), ctx)
+	if strings.Contains(r.stderr, "process arguments") {
+		t.Errorf("a token file warned:\n%s", r.stderr)
+	}
 }

@@ -26,7 +26,8 @@ import (
 func signFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "sign", Value: "none", Usage: "attest and sign the image: keyless (Sigstore: OIDC token → Fulcio certificate, timestamp, log entry), key=`FILE` (a cosign or PEM private key), or none"},
-		&cli.StringFlag{Name: "identity-token", Usage: "OIDC identity token for --sign keyless (default: $SIGSTORE_ID_TOKEN, else the GitHub Actions token endpoint)", EnvVars: []string{"TWINFORGE_IDENTITY_TOKEN"}},
+		&cli.StringFlag{Name: "identity-token-file", Usage: "`FILE` holding the OIDC identity token for --sign keyless (default: $SIGSTORE_ID_TOKEN, else the GitHub Actions token endpoint)", EnvVars: []string{"TWINFORGE_IDENTITY_TOKEN_FILE"}},
+		&cli.StringFlag{Name: "identity-token", Usage: "OIDC identity token for --sign keyless; on the command line every user of the machine can read it (ps): prefer --identity-token-file or $SIGSTORE_ID_TOKEN", EnvVars: []string{"TWINFORGE_IDENTITY_TOKEN"}},
 		&cli.StringFlag{Name: "fulcio-url", Value: "https://fulcio.sigstore.dev", Usage: "Fulcio certificate authority for --sign keyless", EnvVars: []string{"TWINFORGE_FULCIO_URL"}},
 		&cli.StringFlag{Name: "tsa-url", Value: "https://timestamp.sigstore.dev/api/v1/timestamp", Usage: "RFC 3161 timestamp authority (empty: none)", EnvVars: []string{"TWINFORGE_TSA_TIMESTAMP_URL"}},
 		&cli.StringFlag{Name: "rekor-url", Usage: "Rekor v2 transparency log (empty: none)", EnvVars: []string{"TWINFORGE_REKOR_URL"}},
@@ -40,7 +41,7 @@ func signFlags() []cli.Flag {
 
 type signOptions struct {
 	method, keyPath            string
-	token                      string
+	token, tokenFile           string
 	fulcio, tsa, rekor         string
 	trustedRoot                string
 	builderID                  string
@@ -51,9 +52,15 @@ type signOptions struct {
 
 func signOptionsFrom(c *cli.Context) (*signOptions, error) {
 	o := &signOptions{
-		token: c.String("identity-token"), fulcio: c.String("fulcio-url"), tsa: c.String("tsa-url"),
+		token: c.String("identity-token"), tokenFile: c.String("identity-token-file"), fulcio: c.String("fulcio-url"), tsa: c.String("tsa-url"),
 		rekor: c.String("rekor-url"), trustedRoot: c.String("trusted-root"), builderID: c.String("builder-id"),
 		explicitSign: c.IsSet("sign"),
+	}
+	if o.token != "" && o.tokenFile != "" {
+		return nil, usageErrorf("give --identity-token-file or --identity-token, not both")
+	}
+	if o.token != "" && o.token != os.Getenv("TWINFORGE_IDENTITY_TOKEN") {
+		logger().Warn("--identity-token puts the token in the process arguments, which every user of this machine can read; prefer --identity-token-file FILE or $SIGSTORE_ID_TOKEN")
 	}
 	switch sign := c.String("sign"); {
 	case sign == "keyless" || sign == "none":
@@ -224,7 +231,7 @@ func (o *signOptions) signer(c *cli.Context) (attest.Signer, error) {
 		}
 		return attest.NewKeySigner(o.keyPath, []byte(os.Getenv("COSIGN_PASSWORD")), opts...)
 	}
-	token, err := attest.IDTokenFromEnv(c.Context, attest.WithIdentityToken(o.token))
+	token, err := attest.IDTokenFromEnv(c.Context, attest.WithIdentityToken(o.token), attest.WithIdentityTokenFile(o.tokenFile))
 	if err != nil {
 		return nil, err
 	}
