@@ -45,6 +45,7 @@ type evidence struct {
 	provenance []*bundle.Bundle
 	images     []*bundle.Bundle
 	verdicts   []*bundle.Bundle
+	sboms      []*bundle.Bundle
 }
 
 // registryClient resolves images and fetches their evidence.
@@ -125,6 +126,8 @@ func (c *remoteClient) evidence(ctx context.Context, d name.Digest) (*evidence, 
 			ev.provenance = append(ev.provenance, b)
 		case info.Statement != nil && info.Statement.GetPredicateType() == verify.PredicateRebuildVerdict:
 			ev.verdicts = append(ev.verdicts, b)
+		case info.Statement != nil && verify.IsSBOMPredicate(info.Statement.GetPredicateType()):
+			ev.sboms = append(ev.sboms, b)
 		}
 	}
 	return ev, nil

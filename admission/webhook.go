@@ -613,6 +613,7 @@ func (w *webhook) verify(ctx context.Context, d name.Digest, t *tenantState, tm 
 				Provenance:    p,
 				Image:         i,
 				Verdicts:      verdicts,
+				SBOMs:         ev.sboms,
 				TrustedRoot:   tm,
 				Policy:        t.policy,
 			})

@@ -30,6 +30,7 @@ const (
 	AttestationsDir   = verify.AttestationsDir
 	ProvenanceFile    = verify.ProvenanceFile
 	ImageFile         = verify.ImageFile
+	SBOMFilePrefix    = verify.SBOMFilePrefix
 	BundleMediaType   = verify.BundleMediaType
 	TrustedRootTarget = verify.TrustedRootTarget
 )
@@ -49,6 +50,9 @@ const (
 	CheckBuilderIDs         = verify.CheckBuilderIDs
 	CheckReproduced         = verify.CheckReproduced
 	CheckMaxAge             = verify.CheckMaxAge
+	CheckSBOM               = verify.CheckSBOM
+	CheckRequireSBOM        = verify.CheckRequireSBOM
+	CheckDeniedPackages     = verify.CheckDeniedPackages
 )
 
 // Policy file identity.

@@ -41,6 +41,10 @@ type Policy struct {
 	// rebuildVerdicts, when set, asks for rebuild verdicts from distinct
 	// trusted rebuilders (requireRebuildVerdicts).
 	rebuildVerdicts *verdictRequirement
+	// requireSBOM asks for a signed SBOM; deniedPackages refuses images
+	// whose SBOMs list a matching package (sbompolicy.go).
+	requireSBOM    bool
+	deniedPackages []packageRule
 }
 
 // verdictRequirement is the policy's requireRebuildVerdicts: at least count
@@ -143,6 +147,8 @@ type policyFile struct {
 	RequireSignedTimestamp *bool          `yaml:"requireSignedTimestamp"`
 	RequireTransparencyLog *bool          `yaml:"requireTransparencyLog"`
 	RequireRebuildVerdicts *verdictsFile  `yaml:"requireRebuildVerdicts"`
+	RequireSBOM            bool           `yaml:"requireSBOM"`
+	DeniedPackages         []deniedFile   `yaml:"deniedPackages"`
 }
 
 // verdictsFile is requireRebuildVerdicts: {count: N, identities: [...]}.
@@ -396,6 +402,14 @@ func (f *policyFile) compile(baseDir string, readFile func(string) ([]byte, erro
 			req.identities = append(req.identities, id)
 		}
 		p.rebuildVerdicts = req
+	}
+	p.requireSBOM = f.RequireSBOM
+	for _, d := range f.DeniedPackages {
+		r, err := d.compile()
+		if err != nil {
+			return nil, bad("line %d: deniedPackages: %v", d.line, err)
+		}
+		p.deniedPackages = append(p.deniedPackages, r)
 	}
 	return p, nil
 }

@@ -229,3 +229,25 @@ func ReadManifest(layoutDir, digest string) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// SBOMFilePrefix starts the names of the SBOM bundles stored beside an OCI
+// layout: attestations/sbom-spdx.sigstore.json, sbom-cyclonedx.sigstore.json.
+const SBOMFilePrefix = "sbom-"
+
+// ReadSBOMs reads the SBOM bundles stored beside an OCI layout, sorted by
+// file name; none is no error.
+func ReadSBOMs(layoutDir string) ([]*bundle.Bundle, error) {
+	matches, err := filepath.Glob(filepath.Join(layoutDir, AttestationsDir, SBOMFilePrefix+"*.sigstore.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*bundle.Bundle
+	for _, m := range matches {
+		b, err := ReadBundle(m)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", m, err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}

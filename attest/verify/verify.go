@@ -50,6 +50,12 @@ type Request struct {
 	// distinct signer; the others are reported in Result.RebuildVerdicts
 	// and do not count.
 	Verdicts []*bundle.Bundle
+	// SBOMs are bundles of SBOM attestations about the image (in-toto
+	// statements with predicate type https://spdx.dev/Document or
+	// https://cyclonedx.org/bom). Each must verify like the provenance
+	// (signer among the policy's identities, subject the image's digest);
+	// the policy's requireSBOM and deniedPackages judge what they list.
+	SBOMs []*bundle.Bundle
 	// TrustedRoot holds the certificate authorities, timestamp authorities
 	// and transparency logs to trust. Required unless the policy trusts
 	// public keys only and requires neither timestamps nor a log.
@@ -133,6 +139,8 @@ type Result struct {
 	// ReproducedBy the distinct trusted rebuilders whose verdicts counted.
 	RebuildVerdicts []VerdictResult  `json:"rebuildVerdicts,omitempty"`
 	ReproducedBy    []SignerIdentity `json:"reproducedBy,omitempty"`
+	// SBOMs are the SBOM attestations that verified.
+	SBOMs []SBOMResult `json:"sboms,omitempty"`
 }
 
 // Verify checks an image's evidence: each bundle's signature over what it
@@ -207,6 +215,9 @@ func Verify(ctx context.Context, req Request) (*Result, error) {
 		return nil, err
 	}
 	if err := checkRebuildVerdicts(res, v, req.Verdicts, req.Policy.rebuildVerdicts); err != nil {
+		return nil, err
+	}
+	if err := checkSBOMs(res, v, req.SBOMs, req.Policy); err != nil {
 		return nil, err
 	}
 	return res, nil

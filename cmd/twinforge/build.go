@@ -398,7 +398,7 @@ func writeBuildResult(w io.Writer, format string, out buildOutput) error {
 	}
 	if out.Signature != nil {
 		fmt.Fprintf(tw, "signature\t%s\n", out.Signature)
-		for _, b := range out.Signature.Bundles {
+		for _, b := range append(append([]string{}, out.Signature.Bundles...), out.Signature.SBOMs...) {
 			fmt.Fprintf(tw, "\t%s\n", b)
 		}
 	}

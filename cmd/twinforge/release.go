@@ -483,7 +483,7 @@ func runReleasePush(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usageErrorf("release push takes one REGISTRY/REPOSITORY[:TAG]")
 	}
-	ref, err := name.NewTag(c.Args().First(), name.StrictValidation, name.WithDefaultTag(release.IndexTag))
+	ref, err := name.NewTag(c.Args().First(), name.WithDefaultTag(release.IndexTag))
 	if err != nil {
 		return usageErrorf("%q: %v", c.Args().First(), err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/twinforge/twinforge/attest"
 	"github.com/twinforge/twinforge/attest/github"
+	"github.com/twinforge/twinforge/attest/sbom"
 	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/builder"
 	"github.com/twinforge/twinforge/distribute"
@@ -36,6 +37,7 @@ func signFlags() []cli.Flag {
 		&cli.StringFlag{Name: "push", Usage: "after signing, push the image by digest to `REF` with its bundles as referrers; requires an explicit --sign"},
 		&cli.BoolFlag{Name: "insecure", Usage: "allow plain HTTP to a loopback --push registry only"},
 		&cli.StringFlag{Name: "ca-cert", Usage: "trust the CA certificates in PEM `FILE` for the --push registry"},
+		&cli.StringSliceFlag{Name: "sbom", Usage: "also attest the image's SBOM in `FORMATS` (spdx: SPDX 2.3 JSON, cyclonedx: CycloneDX 1.6 JSON), written by twinforge from the built layout, signed like the provenance and pushed as referrers; requires --sign"},
 	}
 }
 
@@ -48,6 +50,7 @@ type signOptions struct {
 	push                       name.Reference
 	registry                   registryConfig
 	explicitSign, explicitPush bool
+	sbomFormats                []string
 }
 
 func signOptionsFrom(c *cli.Context) (*signOptions, error) {
@@ -83,6 +86,15 @@ func signOptionsFrom(c *cli.Context) (*signOptions, error) {
 			return nil, usageErrorf("--push publishes only what was signed: give --sign keyless, --sign key=FILE, or --sign none to push unsigned on purpose")
 		}
 	}
+	for _, f := range c.StringSlice("sbom") {
+		if _, err := sbom.PredicateType(f); err != nil {
+			return nil, usageErrorf("--sbom: %v", err)
+		}
+		o.sbomFormats = append(o.sbomFormats, f)
+	}
+	if len(o.sbomFormats) > 0 && o.method == "none" {
+		return nil, usageErrorf("--sbom attests the SBOM: give --sign keyless or --sign key=FILE")
+	}
 	var err error
 	if o.registry, err = registryConfigFrom(c); err != nil {
 		return nil, err
@@ -95,6 +107,8 @@ type signature struct {
 	Method   string   `json:"method"`
 	Identity string   `json:"identity,omitempty"`
 	Bundles  []string `json:"bundles,omitempty"`
+	// SBOMs are the signed SBOM attestations (--sbom).
+	SBOMs []string `json:"sboms,omitempty"`
 }
 
 // attestAndPush writes the provenance of a proven build, signs it and the
@@ -171,6 +185,19 @@ func attestAndPush(c *cli.Context, o *signOptions, l *hermetic.Lock, contextDir,
 		if err := attest.WriteBundles(res.OCILayout, bundles); err != nil {
 			return nil, nil, err
 		}
+		if len(o.sbomFormats) > 0 {
+			img, err := distribute.FromLayout(res.OCILayout)
+			if err != nil {
+				return nil, nil, distributeError(err)
+			}
+			sboms, err := attest.SignSBOMs(ctx, signer, img, info.Subject, time.Unix(l.SourceDateEpoch, 0), o.sbomFormats)
+			if err != nil {
+				return nil, nil, err
+			}
+			if sig.SBOMs, err = attest.WriteSBOMBundles(res.OCILayout, sboms); err != nil {
+				return nil, nil, err
+			}
+		}
 		if info, err := attest.Describe(bundles.Provenance); err == nil {
 			sig.Identity = identityString(info.Signer)
 		}
@@ -197,6 +224,22 @@ func attestAndPush(c *cli.Context, o *signOptions, l *hermetic.Lock, contextDir,
 			ann = map[string]string{verify.AnnotationBundleContent: verify.ContentDSSE, verify.AnnotationPredicateType: verify.PredicateSLSAProvenance1}
 		}
 		artifacts = append(artifacts, distribute.Artifact{ArtifactType: verify.BundleArtifactType, Data: data, Annotations: ann})
+	}
+	for _, path := range sig.SBOMs {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return sig, nil, err
+		}
+		b, err := attest.ParseBundle(data)
+		if err != nil {
+			return sig, nil, err
+		}
+		pt := ""
+		if info, err := attest.Describe(b); err == nil && info.Statement != nil {
+			pt = info.Statement.GetPredicateType()
+		}
+		artifacts = append(artifacts, distribute.Artifact{ArtifactType: verify.BundleArtifactType, Data: data,
+			Annotations: map[string]string{verify.AnnotationBundleContent: verify.ContentDSSE, verify.AnnotationPredicateType: pt}})
 	}
 	pushed, err := distribute.Push(ctx, img, o.push, artifacts, o.registry.options()...)
 	if err != nil {

@@ -163,6 +163,8 @@ type imageEvidence struct {
 	candidates []attest.Bundles
 	// verdicts are the rebuild verdicts about the image.
 	verdicts []*bundle.Bundle
+	// sboms are the SBOM attestations about the image.
+	sboms []*bundle.Bundle
 	// resolvedFrom is the tag reference a registry digest was resolved
 	// from, if any.
 	resolvedFrom string
@@ -243,7 +245,11 @@ func (l layoutSource) evidence(_ context.Context, digest string) (*imageEvidence
 	if err != nil {
 		return nil, err
 	}
-	return &imageEvidence{where: dir, digest: digest, manifest: manifest, bundles: bundles, candidates: []attest.Bundles{bundles}, verdicts: verdicts}, nil
+	sboms, err := attest.ReadSBOMs(dir)
+	if err != nil {
+		return nil, err
+	}
+	return &imageEvidence{where: dir, digest: digest, manifest: manifest, bundles: bundles, candidates: []attest.Bundles{bundles}, verdicts: verdicts, sboms: sboms}, nil
 }
 
 // registrySource is an image in a registry with its bundles attached as
@@ -276,8 +282,8 @@ func (r *registrySource) evidence(ctx context.Context, digest string) (*imageEvi
 	if err != nil {
 		return nil, distributeError(err)
 	}
-	provs, imgs, verdicts := classifyBundles(fetched)
-	ev.verdicts = verdicts
+	provs, imgs, verdicts, sboms := classifyBundles(fetched)
+	ev.verdicts, ev.sboms = verdicts, sboms
 	if len(imgs) == 0 {
 		imgs = []*bundle.Bundle{nil}
 	}
@@ -299,7 +305,7 @@ func (r *registrySource) evidence(ctx context.Context, digest string) (*imageEvi
 // signed): provenance statements, manifest signatures and rebuild
 // verdicts. Other referrers and unreadable bundles are left out; Verify
 // decides on what remains.
-func classifyBundles(fetched []distribute.Fetched) (provs, imgs, verdicts []*bundle.Bundle) {
+func classifyBundles(fetched []distribute.Fetched) (provs, imgs, verdicts, sboms []*bundle.Bundle) {
 	for _, f := range fetched {
 		if f.ArtifactType != verify.BundleArtifactType || f.Data == nil {
 			continue
@@ -321,9 +327,11 @@ func classifyBundles(fetched []distribute.Fetched) (provs, imgs, verdicts []*bun
 			provs = append(provs, b)
 		case info.Statement != nil && info.Statement.GetPredicateType() == attest.PredicateRebuildVerdict:
 			verdicts = append(verdicts, b)
+		case info.Statement != nil && verify.IsSBOMPredicate(info.Statement.GetPredicateType()):
+			sboms = append(sboms, b)
 		}
 	}
-	return provs, imgs, verdicts
+	return provs, imgs, verdicts, sboms
 }
 
 // verifyEvidence verifies each candidate pair of bundles in turn and
@@ -342,6 +350,7 @@ func verifyEvidence(ctx context.Context, ev *imageEvidence, tm root.TrustedMater
 			Provenance:    b.Provenance,
 			Image:         b.Image,
 			Verdicts:      ev.verdicts,
+			SBOMs:         ev.sboms,
 			TrustedRoot:   tm,
 			Policy:        policy,
 		})
@@ -531,6 +540,9 @@ func writeVerifyResult(w io.Writer, format string, out verifyOutput) error {
 				fmt.Fprintf(tw, "reproduced by\t%s, %s at %s\n", v.Signer, v.RebuilderID, v.RebuiltOn.UTC().Format(time.RFC3339))
 			}
 		}
+	}
+	for _, sb := range r.SBOMs {
+		fmt.Fprintf(tw, "sbom\t%s, %d packages, signed by %s\n", sb.PredicateType, sb.Packages, sb.Signer)
 	}
 	if out.Release != nil {
 		fmt.Fprintf(tw, "released\t%s by %s (provenance %s)\n", out.Release.Path(), out.Release.Role, orNone(out.Release.Provenance))

@@ -296,7 +296,7 @@ func newerRoot(candidate, current []byte) bool {
 // ociRef parses "oci://REGISTRY/REPOSITORY[:TAG]".
 func ociRef(s string) (name.Tag, error) {
 	rest := strings.TrimPrefix(s, OCIScheme)
-	ref, err := name.ParseReference(rest, name.StrictValidation, name.WithDefaultTag(IndexTag))
+	ref, err := name.ParseReference(rest, name.WithDefaultTag(IndexTag))
 	if err != nil {
 		return name.Tag{}, fmt.Errorf("release repository %q: %v", s, err)
 	}
