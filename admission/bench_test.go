@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/name"
 	admissionv1 "k8s.io/api/admission/v1"
 
 	"github.com/twinforge/twinforge/internal/testenv"
@@ -38,14 +39,28 @@ type benchFixture struct {
 }
 
 func newBenchFixture(b *testing.B, opts ...Option) *benchFixture {
+	return newBenchFixtureRelease(b, false, opts...)
+}
+
+// newBenchFixtureRelease is newBenchFixture, with a release index listing
+// every signed image when withRelease is set.
+func newBenchFixtureRelease(b *testing.B, withRelease bool, opts ...Option) *benchFixture {
 	b.Helper()
 	reg := newMemRegistry(b)
 	key := newTestKey(b)
 	s := key.signer(b)
+	var rf *releaseFixture
+	if withRelease {
+		rf = newReleaseFixture(b)
+		opts = append(opts, WithReleaseIndex(rf.client, time.Hour))
+	}
 	var cases []benchCase
 	for i := range 8 {
 		p := signedImage(b, reg.host, "bench/signed", string(rune('a'+i)), s)
 		cases = append(cases, benchCase{p.tag, true}, benchCase{p.pinned, true})
+		if rf != nil {
+			rf.release(b, p, nil)
+		}
 	}
 	for i := range 4 {
 		img, _, _ := randomImage(b)
@@ -158,6 +173,65 @@ func BenchmarkCacheHit(b *testing.B) {
 	b.ReportMetric(float64(percentile(lat, 0.50).Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(percentile(lat, 0.99).Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(wrong), "wrong-decisions")
+}
+
+// BenchmarkCacheHitReleaseIndex: BenchmarkCacheHit's load twice in one
+// run, without and with a release index that every signed image is
+// released in (each decision then also checks the tag or digest against
+// the verified index in memory); reports what the index adds to the p50
+// of a cached admission.
+func BenchmarkCacheHitReleaseIndex(b *testing.B) {
+	plain, indexed := newBenchFixture(b), newBenchFixtureRelease(b, true)
+	for _, f := range []*benchFixture{plain, indexed} {
+		if _, wrong := f.run(b, len(f.cases), 1); wrong != 0 {
+			b.Fatalf("%d wrong decisions while warming up", wrong)
+		}
+	}
+	b.ResetTimer()
+	var without, with []time.Duration
+	var wrong int64
+	// Alternate in rounds so that machine load falls on both alike.
+	for done := 0; done < b.N; {
+		n := min(500, b.N-done)
+		l1, w1 := plain.run(b, n, benchWorkers)
+		l2, w2 := indexed.run(b, n, benchWorkers)
+		without, with = append(without, l1...), append(with, l2...)
+		wrong += w1 + w2
+		done += n
+	}
+	b.StopTimer()
+	p50, p50r := percentile(without, 0.50), percentile(with, 0.50)
+	b.ReportMetric(float64(p50.Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(p50r.Microseconds())/1000, "release-p50-ms")
+	b.ReportMetric(float64((p50r-p50).Microseconds())/1000, "added-p50-ms")
+	b.ReportMetric(float64(percentile(with, 0.99).Microseconds())/1000, "release-p99-ms")
+	b.ReportMetric(float64(wrong), "wrong-decisions")
+}
+
+// BenchmarkReleaseCheck is the index lookup a decision adds, alone.
+func BenchmarkReleaseCheck(b *testing.B) {
+	f := newReleaseFixture(b)
+	reg := newMemRegistry(b)
+	var ps []pushed
+	for i := range 64 {
+		img, _, _ := randomImage(b)
+		p := push(b, reg.host, "bench/app", "v"+string(rune('a'+i%26))+string(rune('a'+i/26)), img, nil)
+		f.release(b, p, nil)
+		ps = append(ps, p)
+	}
+	ix, err := f.client.Refresh(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	b.ResetTimer()
+	for i := range b.N {
+		p := ps[i%len(ps)]
+		ref, _ := name.ParseReference(p.tag)
+		if _, err := ix.Verify(ref.Context().RepositoryStr(), ref.Identifier(), p.digest, now); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // BenchmarkColdVerification: every review verifies from scratch (cache

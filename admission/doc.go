@@ -29,6 +29,20 @@
 // "policy.requireReproduced", ...), a revoked digest, an image outside every
 // tenant, an unknown image, an unreachable registry, or the deadline.
 //
+// # Release index
+//
+// With WithReleaseIndex, every image must also be released: the TUF
+// release index of package distribute/release (read with go-tuf's client,
+// its trusted state kept per region) must list the image's tag as the
+// digest the registry resolved it to, or, for an image named by digest,
+// that digest under some tag of its repository; and only the provenance
+// statement the release names is verified. The index is consulted on every
+// decision, cached or not, from memory; it is read again every refresh
+// interval, and a read that is refused (stale, rolled back, under
+// threshold) or fails keeps the last index that verified, which is itself
+// refused once it expires. Until one verifies, every image is denied. Its
+// refusals are denials labelled denied_release, naming the failed check.
+//
 // # Fail closed
 //
 // Everything that is not a verified image is denied: registry and Sigstore

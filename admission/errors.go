@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 
 	"github.com/twinforge/twinforge/attest/verify"
+	"github.com/twinforge/twinforge/distribute/release"
 )
 
 var (
@@ -53,6 +54,7 @@ const (
 	ResultAdmitted     = "admitted"
 	ResultVerification = "denied_verification" // a VerificationError
 	ResultRevoked      = "denied_revoked"
+	ResultRelease      = "denied_release" // the release index refused the image, or none verified
 	ResultNoPolicy     = "denied_no_policy"
 	ResultNotFound     = "denied_not_found"
 	ResultRegistry     = "denied_registry" // registry unreachable or failing
@@ -76,11 +78,16 @@ func classify(err error) (result, reason string) {
 
 func classifyCause(err error) (result, reason string) {
 	var ve *verify.VerificationError
+	var re *release.Error
 	var terr *transport.Error
 	var nerr net.Error
 	switch {
 	case err == nil:
 		return ResultAdmitted, ""
+	case errors.As(err, &re):
+		return ResultRelease, fmt.Sprintf("release index: check %q: %v", re.Check, err)
+	case errors.Is(err, ErrNoReleaseIndex):
+		return ResultRelease, fmt.Sprintf("%v (fail closed)", err)
 	case errors.As(err, &ve):
 		return ResultVerification, fmt.Sprintf("verification failed: check %q: %v", ve.Check, ve.Err)
 	case errors.Is(err, ErrRevoked):

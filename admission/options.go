@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
+
+	"github.com/twinforge/twinforge/distribute/release"
 )
 
 // Defaults of the options.
@@ -50,6 +52,10 @@ type options struct {
 	insecureLoopback bool
 	userAgent        string
 	now              func() time.Time
+
+	// Release index (release.go).
+	release        *release.Client
+	releaseRefresh time.Duration
 
 	// Re-verification (reverify.go).
 	reverify         *KubeConfig

@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/twinforge/twinforge/attest/verify"
+	"github.com/twinforge/twinforge/distribute/release"
 )
 
 // Paths the webhook serves.
@@ -88,11 +89,14 @@ type webhook struct {
 	ops      *http.ServeMux
 	rv       *reverifier // nil without WithReverification
 
-	snap      atomic.Pointer[snapshot]
-	reloadMu  sync.Mutex
-	stop      chan struct{}
-	closeOnce sync.Once
-	polling   sync.WaitGroup
+	snap atomic.Pointer[snapshot]
+	// releaseErr is why the release index last failed to verify ("" when
+	// it did).
+	releaseErr atomic.Value
+	reloadMu   sync.Mutex
+	stop       chan struct{}
+	closeOnce  sync.Once
+	polling    sync.WaitGroup
 }
 
 var _ Webhook = (*webhook)(nil)
@@ -141,6 +145,11 @@ func New(src Source, opts ...Option) (Webhook, error) {
 	if o.pollInterval > 0 {
 		w.polling.Add(1)
 		go w.poll(o.pollInterval)
+	}
+	if o.release != nil {
+		w.readRelease()
+		w.polling.Add(1)
+		go w.refreshRelease(o.releaseRefresh)
 	}
 	w.log.Info("admission webhook configured", "tenants", len(snap.tenants), "version", snap.version,
 		"revoked", len(snap.revoked), "mutation", o.mutation, "deadline", o.deadline.String(),
@@ -550,10 +559,18 @@ func (w *webhook) decideImage(ctx context.Context, snap *snapshot, namespace, im
 	if snap.revoked.has(digest) {
 		return digest, fmt.Errorf("%w: %s is on the revocation list", ErrRevoked, digest)
 	}
+	// The release index is consulted on every decision, cached or not: a
+	// tag moved or an index gone stale denies at once.
+	released := ""
+	if w.o.release != nil {
+		if released, err = w.releaseCheck(ref, digest); err != nil {
+			return digest, err
+		}
+	}
 	for _, t := range tenants {
-		key := repo + "@" + digest + "|" + t.Name + "|" + t.version
+		key := repo + "@" + digest + "|" + t.Name + "|" + t.version + "|" + released
 		outcome, err := w.cache.lookup(ctx, key, func(ctx context.Context) error {
-			return w.verify(ctx, d, t, snap.trustedRoot)
+			return w.verify(ctx, d, t, snap.trustedRoot, released)
 		})
 		w.metrics.cache.WithLabelValues(outcome.String()).Inc()
 		if err != nil {
@@ -573,7 +590,7 @@ func (w *webhook) decideImage(ctx context.Context, snap *snapshot, namespace, im
 // signed again, or a junk referrer): the image is admitted when one
 // provenance bundle, with one of the image bundles if there are any,
 // verifies.
-func (w *webhook) verify(ctx context.Context, d name.Digest, t *tenantState, tm root.TrustedMaterial) (err error) {
+func (w *webhook) verify(ctx context.Context, d name.Digest, t *tenantState, tm root.TrustedMaterial, releasedProv string) (err error) {
 	start := time.Now()
 	defer func() {
 		result, _ := classify(err)
@@ -594,6 +611,12 @@ func (w *webhook) verify(ctx context.Context, d name.Digest, t *tenantState, tm 
 		imgs = nil // an image signature is optional: none of the tenant's, none verified
 	}
 	verdicts := slices.DeleteFunc(slices.Clone(ev.verdicts), func(b *bundle.Bundle) bool { return !t.policy.SignedByRebuilder(b, tm) })
+	if releasedProv != "" {
+		// Only the provenance the release names counts.
+		if provs = releasedProvenance(provs, releasedProv); len(provs) == 0 {
+			return &release.Error{Check: release.CheckProvenance, Err: fmt.Errorf("none of the image's provenance statements is %s, the one its release names", releasedProv)}
+		}
+	}
 	if len(provs) == 0 {
 		provs = []*bundle.Bundle{nil}
 	}

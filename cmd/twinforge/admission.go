@@ -21,6 +21,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/twinforge/twinforge/admission"
+	"github.com/twinforge/twinforge/distribute"
+	"github.com/twinforge/twinforge/distribute/release"
 )
 
 func admissionCommand() *cli.Command {
@@ -83,7 +85,8 @@ Examples:
 			&cli.DurationFlag{Name: "deadline", Value: admission.DefaultDeadline, Usage: "time to decide one review; below the webhook's timeoutSeconds (10s)"},
 			&cli.DurationFlag{Name: "poll-interval", Value: admission.DefaultPollInterval, Usage: "how often the files are checked for changes (0: never)"},
 			&cli.DurationFlag{Name: "reverify-interval", Usage: "re-verify the images of running pods every `DURATION` and on every change of the files (0: never)"},
-		}, admissionRegistryFlags(), admissionKubeFlags()),
+			&cli.DurationFlag{Name: "release-refresh", Value: admission.DefaultReleaseRefresh, Usage: "how often the --release-repo index is read again"},
+		}, admissionRegistryFlags(), admissionKubeFlags(), releaseReaderFlags(false)),
 		Action: runAdmissionServe,
 	}
 }
@@ -293,6 +296,23 @@ func admissionServeOptionsFrom(c *cli.Context) (*admissionServeOptions, error) {
 		return nil, err
 	}
 	o.opts = append(append(o.opts, reg...), rv...)
+	// The release index of this cluster's region, if any: every image
+	// must also be released as the digest it resolves to.
+	rc := registryConfig{caCert: c.String("registry-ca-cert")}
+	relCfg, err := releaseReaderFrom(c, rc)
+	if err != nil {
+		return nil, err
+	}
+	if relCfg != nil {
+		if c.Bool("insecure-registry-loopback") {
+			relCfg.Registry = append(relCfg.Registry, distribute.WithLoopbackHTTPUnsafe())
+		}
+		client, err := release.NewClient(*relCfg)
+		if err != nil {
+			return nil, usageError(err)
+		}
+		o.opts = append(o.opts, admission.WithReleaseIndex(client, c.Duration("release-refresh")))
+	}
 	return o, nil
 }
 
