@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/twinforge/twinforge/distribute/release"
 	"github.com/twinforge/twinforge/internal/regtest"
 	"github.com/twinforge/twinforge/internal/testenv"
 )
@@ -170,4 +171,64 @@ func TestSBOMAndReleaseIndex(t *testing.T) {
 	}
 	r = c.must("release", "list", "--release-repo", srv.URL, "--release-root", root, "--release-state", t.TempDir())
 	assertContains(t, "list", r.stdout, "payments/app:1.2", "payments/app:1.3", built.Digest)
+}
+
+// TestReleaseRotateRoot: a root key and the timestamp key are replaced
+// with commands; readers holding the first root follow the rotation, and a
+// root signed below the threshold is refused with exit 4 before anything
+// is written.
+func TestReleaseRotateRoot(t *testing.T) {
+	c := newCLI(t)
+	dir := t.TempDir()
+	repo := filepath.Join(dir, "release-repo")
+	k := func(n string) string { return filepath.Join(dir, n+".pem") }
+	c.must("release", "init", "--root-keys", k("k1")+","+k("k2")+","+k("k3"), "--threshold", "2", repo)
+	c.must("release", "keygen", k("k4"))
+	c.must("release", "keygen", k("ts2"))
+	srv := httptest.NewServer(http.FileServer(http.Dir(filepath.Join(repo, "repository"))))
+	defer srv.Close()
+	root := filepath.Join(dir, "root-v1.json")
+	write(t, root, readFile(t, filepath.Join(repo, "repository", "1.root.json")))
+	state := t.TempDir()
+	list := func() result {
+		return c.run("release", "list", "--output", "json", "--release-repo", srv.URL, "--release-root", root, "--release-state", state)
+	}
+	if r := list(); r.code != 0 {
+		t.Fatalf("list: exit %d\n%s", r.code, r.stderr)
+	}
+	// One root key is not enough.
+	if r := c.run("release", "rotate-root", "--repo", repo, "--root-keys", k("k2"), "--add-key", "root="+k("k4")+".pub"); r.code != exitRefused {
+		t.Fatalf("rotation signed by one key: exit %d\n%s", r.code, r.stderr)
+	}
+	r := c.must("release", "rotate-root", "--repo", repo, "--root-keys", k("k2")+","+k("k3")+","+k("k4"),
+		"--add-key", "root="+k("k4")+".pub", "--remove-key", "root="+keyID(t, c, k("k1")), "--add-key", "timestamp="+k("ts2"),
+		"--remove-key", "timestamp="+keyID(t, c, filepath.Join(repo, "keys", "timestamp.pem")))
+	assertContains(t, "rotate-root", r.stdout, "root v2")
+	r = list()
+	if r.code != 0 {
+		t.Fatalf("list after rotation: exit %d\n%s", r.code, r.stderr)
+	}
+	assertContains(t, "list", r.stdout, `"rootVersion": 2`)
+	// The repository now signs timestamps with the new key.
+	c.must("release", "refresh", "--repo", repo)
+	if r := list(); r.code != 0 {
+		t.Fatalf("list after refresh: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := readFile(t, filepath.Join(repo, "keys", "timestamp.pem")); got != readFile(t, k("ts2")) {
+		t.Error("the new timestamp key did not replace the old one")
+	}
+}
+
+// keyID is the key ID release keygen printed for a key file's public key.
+func keyID(t *testing.T, _ *cliRunner, keyFile string) string {
+	t.Helper()
+	pub, err := release.LoadPublicKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := release.KeyID(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
