@@ -17,6 +17,11 @@
 // destination never stops the others; running Replicate again finishes what
 // an interrupted run left undone.
 //
+// PushFiles and PullFiles carry a set of named files as one OCI artifact
+// (a layer per file, titled by name), for what must travel with images
+// without being attached to one: the release index of package
+// distribute/release.
+//
 // Registries without the OCI 1.1 referrers API (GET /v2/<name>/referrers/<digest>
 // answers 404) get the referrers tag schema of the OCI distribution spec
 // instead: an image index tagged sha256-<hex> that lists the referrers.

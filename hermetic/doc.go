@@ -12,6 +12,11 @@
 // translates a lock into a BuildKit source policy that only admits the
 // pinned inputs ([Lock.SourcePolicy]).
 //
+// For Go sources the lock also pins every module version each go.sum lists
+// ([Lock.GoModules]); package hermetic/gomod proves them against the Go
+// checksum database when [Request.VerifyModules] is set, and the tree head
+// they were proven in is kept in [Lock.GoSumDB].
+//
 // The package never logs; every failure is returned as an error wrapping one
 // of the exported sentinel errors where one applies.
 package hermetic
