@@ -17,7 +17,9 @@
 // so the same index holds in every region) whose length and sha256 are the
 // image manifest's, so its sha256 is the image digest; its custom field
 // names the manifest media type and the sha256 of the image's SLSA
-// provenance statement. Timestamp expires after a day unless re-signed
+// provenance statement. The target files themselves are not published:
+// the manifest is in the registry, and readers compare its digest with the
+// target's. Timestamp expires after a day unless re-signed
 // (Repository.Refresh), snapshot after a week.
 //
 // Repository writes the index on disk (Init, Open, AddTeam, Release,

@@ -120,8 +120,9 @@ func makeRepoOptions(opts []Option) (*repoOptions, error) {
 // consistent snapshots. Its Dir/repository directory is what readers are
 // served (over HTTP, or packed into an OCI artifact with Files); every
 // change writes new versioned files first and timestamp.json last, so a
-// reader sees the old index or the new one. A Repository is not safe for
-// concurrent use, nor for use by two processes at once.
+// reader sees the old index or the new one. A change that fails writes
+// nothing; Open the repository again before the next. A Repository is not
+// safe for concurrent use, nor for use by two processes at once.
 type Repository struct {
 	dir string
 	o   *repoOptions
