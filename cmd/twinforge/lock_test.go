@@ -192,6 +192,21 @@ func TestLockVerifyModules(t *testing.T) {
 		t.Fatalf("exit %d, want 4\n%s", r.code, r.stderr)
 	}
 	assertContains(t, "stderr", r.stderr, "github.com/google/uuid@v1.6.0", "version4.go", "edited")
+
+	// A go.sum line the checksum database contradicts.
+	other := filepath.Join(t.TempDir(), "contradicted")
+	if err := os.CopyFS(other, os.DirFS(filepath.Join("..", "..", "hermetic", "gomod", "testdata", "vendored"))); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(other, "Dockerfile"), "FROM scratch\nCOPY . /src\n")
+	sum := filepath.Join(other, "go.sum")
+	os.Chmod(sum, 0o644)
+	write(t, sum, strings.Replace(readFile(t, sum), "h1:TIyPZe4MgqvfeYDBFedMoGGpEw/LqOeaOT+nhxU+yHo=", "h1:TIyPZe4MgqvfeYDBFedMoGGpEw/LqOeaOT+nhxU+yHX=", 1))
+	r = c.run("lock", "--verify-modules", other)
+	if r.code != exitRefused {
+		t.Fatalf("contradicted go.sum: exit %d, want 4\n%s", r.code, r.stderr)
+	}
+	assertContains(t, "stderr", r.stderr, "github.com/google/uuid@v1.6.0/go.mod", "checksum database")
 }
 
 // A BUILDKIT_* build arg would steer BuildKit itself (BUILDKIT_SYNTAX runs
