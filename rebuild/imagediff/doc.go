@@ -14,6 +14,13 @@
 // content hashes; a second pass re-reads both layers and keeps the bytes of
 // just those (reported, size-limited) files whose content differs.
 //
+// Where a difference has a recognisable shape, its [FileChange] says why
+// ([Reason]): a mode that differs only in the group and other bits names
+// the umask, a time of day or Unix time in the content names the clock, a
+// time zone name or offset names the time zone, and a value of a setting
+// the caller knows differed ([WithHints]: a CPU count, a hostname) names
+// that setting.
+//
 // A difference in the order of tar entries (same entries, different order) is
 // reported through [LayerDiff.OrderDiffers] together with a note naming the
 // first differing position. Whiteout files (".wh.*") are treated as ordinary

@@ -101,6 +101,10 @@ type FileChange struct {
 	// the first differing byte when the contents are binary.
 	HexA string `json:"hexA,omitempty"`
 	HexB string `json:"hexB,omitempty"`
+	// Why explains differing attributes whose shape names their cause: a
+	// mode differing only in group and other bits (the umask), a time of
+	// day (the clock), a time zone, or a setting given by [WithHints].
+	Why []Reason `json:"why,omitempty"`
 }
 
 // Field names used in [FieldChange.Name]. Besides the usual header fields,
@@ -149,6 +153,7 @@ type options struct {
 	maxFiles         int
 	maxTextDiffLines int
 	maxContentBytes  int64
+	hints            []Hint
 }
 
 // WithMaxFiles limits the number of file changes reported per layer

@@ -176,7 +176,11 @@ func diffLayerPair(ctx context.Context, la, lb v1.Layer, d *LayerDiff, o *option
 				isRegular(ea.typ) && isRegular(eb.typ) && (o.maxFiles <= 0 || len(d.Files) < o.maxFiles) {
 				needContent[p] = len(d.Files)
 			}
-			d.Files = append(d.Files, FileChange{Path: p, Kind: KindChanged, Fields: fields})
+			fc := FileChange{Path: p, Kind: KindChanged, Fields: fields}
+			if r, ok := explainMode(ea.mode, eb.mode); ok {
+				fc.Why = append(fc.Why, r)
+			}
+			d.Files = append(d.Files, fc)
 		}
 	}
 	truncate(d, o)
@@ -215,6 +219,9 @@ func diffLayerPair(ctx context.Context, la, lb v1.Layer, d *LayerDiff, o *option
 		}
 		if isText(ba) && isText(bb) {
 			d.Files[i].TextDiff = unifiedDiff(ba, bb, o.maxTextDiffLines)
+			if r, ok := explainContent(ba, bb, o.hints); ok {
+				d.Files[i].Why = append(d.Files[i].Why, r)
+			}
 		} else {
 			d.Files[i].HexA, d.Files[i].HexB = hexExcerpts(ba, bb, defaultHexContextBytes)
 		}

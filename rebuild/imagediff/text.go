@@ -17,6 +17,7 @@ import (
 //	  $.created: "1970-01-01T00:00:00Z" → "2026-…"
 //	layer 1 (diffID sha256:… → sha256:…):
 //	  changed  etc/build-time  mtime: 0 → 1764000000; content: sha256:… → sha256:…
+//	    why: the content records a time of day (00:00:00 → 13:40:01): it depends on the clock when the step ran
 //	    @@ -1 +1 @@
 //	    -Thu Jan  1 00:00:00 UTC 1970
 //	    +Tue Nov 25 13:40:01 UTC 2026
@@ -113,6 +114,9 @@ func writeFileChange(w io.Writer, f *FileChange) {
 		for _, line := range strings.Split(s, "\n") {
 			fmt.Fprintf(w, "    %s\n", line)
 		}
+	}
+	for _, r := range f.Why {
+		fmt.Fprintf(w, "    why: %s\n", r.Text)
 	}
 	if f.TextDiff != "" {
 		indent(f.TextDiff)
