@@ -45,14 +45,22 @@ func testLayout(t testing.TB) (dir, digest string, manifest []byte) {
 // statementFor is the fixture provenance for digest, reproduced or not.
 func statementFor(t testing.TB, digest string, reproduced bool) []byte {
 	t.Helper()
+	return statementWith(t, digest, func(info *BuildInfo) {
+		if !reproduced {
+			info.Rebuild = nil
+		}
+	})
+}
+
+// statementWith is the fixture provenance for digest, reproduced, changed
+// by edit.
+func statementWith(t testing.TB, digest string, edit func(*BuildInfo)) []byte {
+	t.Helper()
 	info := fixtureBuildInfo(t)
 	info.Subject.Digest = digest
 	info.StartedOn, info.FinishedOn = time.Now().Add(-time.Minute), time.Now()
-	if reproduced {
-		info.Rebuild.Digest = digest
-	} else {
-		info.Rebuild = nil
-	}
+	info.Rebuild.Digest = digest
+	edit(&info)
 	st, err := Provenance(info)
 	if err != nil {
 		t.Fatal(err)

@@ -88,6 +88,16 @@ type Rebuild struct {
 	RebuilderID string
 	// Variations lists what differed from the first build.
 	Variations []string
+	// StrictVariations is whether the variations BuildKit pins (umask,
+	// time zone) were varied too: "off", "warn" or "fail"; empty records
+	// nothing, as provenance written before the field existed.
+	StrictVariations string
+	// Decided names the variations whose difference would have failed the
+	// build; Warned those that were varied but could only warn.
+	Decided, Warned []string
+	// Warnings are what only the warned variations changed, one per file
+	// and variation ("data/a: mode depends on the umask; ...").
+	Warnings []string
 }
 
 var sha256Digest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
@@ -355,6 +365,12 @@ func rebuildByproduct(subject string, r *Rebuild) *intoto.ResourceDescriptor {
 		"reproduced":  r.Digest == subject,
 		"rebuilderId": r.RebuilderID,
 		"variations":  stringList(r.Variations),
+	}
+	if r.StrictVariations != "" {
+		ann["strictVariations"] = r.StrictVariations
+		ann["decidingVariations"] = stringList(r.Decided)
+		ann["warnedVariations"] = stringList(r.Warned)
+		ann["warnings"] = stringList(r.Warnings)
 	}
 	if r.Builder.BuildKitVersion != "" {
 		ann["buildkitVersion"] = r.Builder.BuildKitVersion

@@ -49,6 +49,7 @@ const (
 	CheckSourceRepositories = verify.CheckSourceRepositories
 	CheckBuilderIDs         = verify.CheckBuilderIDs
 	CheckReproduced         = verify.CheckReproduced
+	CheckStrictVariations   = verify.CheckStrictVariations
 	CheckMaxAge             = verify.CheckMaxAge
 	CheckSBOM               = verify.CheckSBOM
 	CheckRequireSBOM        = verify.CheckRequireSBOM

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -133,6 +134,23 @@ func TestVerifyRefusals(t *testing.T) {
 	v.mu.Unlock()
 	current := certOnlyBundle(t, v, &sign.DSSEData{Data: statementFor(t, digest, true), PayloadType: PayloadType})
 
+	signProvenance := func(edit func(*BuildInfo)) Bundles {
+		b, err := signer.SignStatement(ctx, statementWith(t, digest, edit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return Bundles{Provenance: b}
+	}
+	// Provenance written before strict variations were recorded, and
+	// provenance of a build that did not vary the pinned ones.
+	unrecorded := signProvenance(func(info *BuildInfo) {
+		info.Rebuild.StrictVariations, info.Rebuild.Decided, info.Rebuild.Warned, info.Rebuild.Warnings = "", nil, nil, nil
+	})
+	strictOff := signProvenance(func(info *BuildInfo) {
+		info.Rebuild.StrictVariations, info.Rebuild.Warned, info.Rebuild.Warnings = "off", nil, nil
+	})
+	strictPolicy := virtualPolicy(t, v, "requireStrictVariations: true")
+
 	lax := []string{"requireSignedTimestamp: false"}
 	tests := []struct {
 		name     string
@@ -179,6 +197,14 @@ func TestVerifyRefusals(t *testing.T) {
 			policy: virtualPolicy(t, v, "builderIDs: [https://builders.example.test/*]"), check: CheckBuilderIDs},
 		{name: "not reproduced", req: VerifyRequest{Provenance: notReproduced.Provenance},
 			policy: virtualPolicy(t, v, "requireReproduced: true"), check: CheckReproduced, contains: "not reproduced"},
+		{name: "strict: not recorded", req: VerifyRequest{Provenance: unrecorded.Provenance},
+			policy: strictPolicy, check: CheckStrictVariations, contains: "does not say"},
+		{name: "strict: not varied", req: VerifyRequest{Provenance: strictOff.Provenance},
+			policy: strictPolicy, check: CheckStrictVariations, contains: "--strict-variations"},
+		{name: "strict: changed by the umask", req: VerifyRequest{Provenance: good.Provenance},
+			policy: strictPolicy, check: CheckStrictVariations, contains: "mode depends on the umask"},
+		{name: "strict: not reproduced", req: VerifyRequest{Provenance: notReproduced.Provenance},
+			policy: strictPolicy, check: CheckStrictVariations, contains: "no rebuild"},
 		{name: "too old", req: VerifyRequest{Provenance: good.Provenance, Now: time.Now().Add(2 * time.Hour)},
 			policy: virtualPolicy(t, v, "maxAge: 1h"), check: CheckMaxAge},
 	}
@@ -298,5 +324,47 @@ func TestVerifySourceRepositoryMatchesCertificate(t *testing.T) {
 				t.Errorf("refusal does not name the certificate's repository: %v", err)
 			}
 		})
+	}
+}
+
+// A policy that requires strict variations accepts a build the pinned
+// variations did not change; provenance that predates them still verifies
+// where strict variations are not required.
+func TestVerifyStrictVariations(t *testing.T) {
+	ctx := context.Background()
+	v := newVirtualStack(t)
+	_, digest, _ := testLayout(t)
+	signer := virtualSigner(t, v)
+	sign := func(edit func(*BuildInfo)) *bundle.Bundle {
+		b, err := signer.SignStatement(ctx, statementWith(t, digest, edit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	clean := sign(func(info *BuildInfo) {
+		info.Rebuild.StrictVariations, info.Rebuild.Warnings = "fail", nil
+		info.Rebuild.Decided = append(info.Rebuild.Decided, "umask", "tz")
+		info.Rebuild.Warned = nil
+	})
+	res, err := Verify(ctx, VerifyRequest{Digest: digest, Provenance: clean, TrustedRoot: v.trusted,
+		Policy: virtualPolicy(t, v, "requireStrictVariations: true")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StrictVariations != "fail" || !slices.Contains(res.DecidingVariations, "umask") || len(res.VariationWarnings) != 0 {
+		t.Errorf("result = %+v", res)
+	}
+
+	old := sign(func(info *BuildInfo) {
+		info.Rebuild.StrictVariations, info.Rebuild.Decided, info.Rebuild.Warned, info.Rebuild.Warnings = "", nil, nil, nil
+	})
+	res, err = Verify(ctx, VerifyRequest{Digest: digest, Provenance: old, TrustedRoot: v.trusted,
+		Policy: virtualPolicy(t, v, "requireReproduced: true")})
+	if err != nil {
+		t.Fatalf("provenance without strict variations no longer verifies: %v", err)
+	}
+	if !res.Reproduced || res.StrictVariations != "" {
+		t.Errorf("result = %+v", res)
 	}
 }

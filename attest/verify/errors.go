@@ -36,6 +36,9 @@ const (
 	// CheckReproduced: the policy requires a reproduced build and the
 	// provenance records no matching rebuild.
 	CheckReproduced = "policy.requireReproduced"
+	// CheckStrictVariations: the policy requires strict variations and the
+	// provenance records no rebuild under them, or one they changed.
+	CheckStrictVariations = "policy.requireStrictVariations"
 	// CheckMaxAge: the build is older than the policy allows.
 	CheckMaxAge = "policy.maxAge"
 )

@@ -35,6 +35,7 @@ type Policy struct {
 	sourceRepositories     []pattern
 	builderIDs             []pattern
 	requireReproduced      bool
+	requireStrict          bool
 	maxAge                 time.Duration
 	requireSignedTimestamp bool
 	requireTransparencyLog bool
@@ -92,6 +93,10 @@ func (p *Policy) RequireTransparencyLog() bool { return p.requireTransparencyLog
 // RequireReproduced reports whether the policy requires a reproduced build.
 func (p *Policy) RequireReproduced() bool { return p.requireReproduced }
 
+// RequireStrictVariations reports whether the policy requires a build that
+// reproduced under the variations BuildKit pins as well.
+func (p *Policy) RequireStrictVariations() bool { return p.requireStrict }
+
 // MaxAge is the oldest build the policy accepts; 0 means any age.
 func (p *Policy) MaxAge() time.Duration { return p.maxAge }
 
@@ -143,6 +148,7 @@ type policyFile struct {
 	SourceRepositories     []patternFile  `yaml:"sourceRepositories"`
 	BuilderIDs             []patternFile  `yaml:"builderIDs"`
 	RequireReproduced      bool           `yaml:"requireReproduced"`
+	RequireStrict          bool           `yaml:"requireStrictVariations"`
 	MaxAge                 duration       `yaml:"maxAge"`
 	RequireSignedTimestamp *bool          `yaml:"requireSignedTimestamp"`
 	RequireTransparencyLog *bool          `yaml:"requireTransparencyLog"`
@@ -366,6 +372,7 @@ func (f *policyFile) compile(baseDir string, readFile func(string) ([]byte, erro
 	}
 	p := &Policy{
 		requireReproduced:      f.RequireReproduced,
+		requireStrict:          f.RequireStrict,
 		maxAge:                 f.MaxAge.d,
 		requireSignedTimestamp: f.RequireSignedTimestamp == nil || *f.RequireSignedTimestamp,
 		requireTransparencyLog: f.RequireTransparencyLog == nil || *f.RequireTransparencyLog,

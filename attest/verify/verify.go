@@ -23,6 +23,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	"github.com/sigstore/sigstore/pkg/cryptoutils"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // Request is what Verify checks.
@@ -127,6 +128,15 @@ type Result struct {
 	// same digest; RebuildDigest is the rebuild's digest if any.
 	Reproduced    bool   `json:"reproduced"`
 	RebuildDigest string `json:"rebuildDigest,omitempty"`
+	// StrictVariations is whether the rebuild also varied what BuildKit
+	// pins (umask, time zone): "off", "warn" or "fail"; empty when the
+	// provenance does not say (written before it could).
+	StrictVariations string `json:"strictVariations,omitempty"`
+	// DecidingVariations decided the verdict; WarnedVariations were varied
+	// but could only warn, and VariationWarnings are what they changed.
+	DecidingVariations []string `json:"decidingVariations,omitempty"`
+	WarnedVariations   []string `json:"warnedVariations,omitempty"`
+	VariationWarnings  []string `json:"variationWarnings,omitempty"`
 	// FinishedOn is the build's end according to the provenance.
 	FinishedOn time.Time `json:"finishedOn,omitzero"`
 	// Timestamps are the verified times of the provenance signature.
@@ -569,8 +579,13 @@ func checkProvenancePolicy(res *Result, p *Policy, now time.Time) error {
 		if d := bp.GetDigest()["sha256"]; d != "" {
 			res.RebuildDigest = "sha256:" + d
 		}
-		claimed := bp.GetAnnotations().GetFields()["reproduced"].GetBoolValue()
+		ann := bp.GetAnnotations().GetFields()
+		claimed := ann["reproduced"].GetBoolValue()
 		res.Reproduced = claimed && res.RebuildDigest == res.Digest
+		res.StrictVariations = ann["strictVariations"].GetStringValue()
+		res.DecidingVariations = stringValues(ann["decidingVariations"])
+		res.WarnedVariations = stringValues(ann["warnedVariations"])
+		res.VariationWarnings = stringValues(ann["warnings"])
 	}
 	if fo := prov.GetRunDetails().GetMetadata().GetFinishedOn(); fo != nil {
 		res.FinishedOn = fo.AsTime()
@@ -598,6 +613,11 @@ func checkProvenancePolicy(res *Result, p *Policy, now time.Time) error {
 			return refusef(CheckReproduced, "the build was not reproduced: the provenance records no rebuild")
 		}
 		return refusef(CheckReproduced, "the rebuild produced %s, not %s", res.RebuildDigest, res.Digest)
+	}
+	if p.requireStrict {
+		if err := checkStrict(res); err != nil {
+			return err
+		}
 	}
 	if p.maxAge > 0 {
 		// finishedOn is the signer's own word: a time after now, or after a
@@ -628,6 +648,42 @@ func checkProvenancePolicy(res *Result, p *Policy, now time.Time) error {
 // verifier's, or of a timestamp authority's, before its finishedOn is
 // refused as a time to come.
 const maxClockSkew = 5 * time.Minute
+
+// checkStrict refuses a provenance that does not record a reproduced
+// rebuild under the variations BuildKit pins, one those variations
+// changed, or one written before provenance recorded them.
+func checkStrict(res *Result) error {
+	const hint = "build with --strict-variations"
+	switch {
+	case res.RebuildDigest == "":
+		return refusef(CheckStrictVariations, "the provenance records no rebuild, so none under strict variations; %s", hint)
+	case !res.Reproduced:
+		return refusef(CheckStrictVariations, "the rebuild produced %s, not %s", res.RebuildDigest, res.Digest)
+	case res.StrictVariations == "":
+		return refusef(CheckStrictVariations, "the provenance does not say whether the variations BuildKit pins (umask, time zone) were varied; %s", hint)
+	case res.StrictVariations == "off":
+		return refusef(CheckStrictVariations, "the rebuild did not vary what BuildKit pins (umask, time zone); %s", hint)
+	case len(res.VariationWarnings) > 0:
+		shown := res.VariationWarnings
+		more := ""
+		if len(shown) > 3 {
+			shown, more = shown[:3], fmt.Sprintf(" and %d more", len(res.VariationWarnings)-3)
+		}
+		return refusef(CheckStrictVariations, "the image changes under the variations BuildKit pins: %s%s", strings.Join(shown, "; "), more)
+	}
+	return nil
+}
+
+// stringValues is a list annotation's strings.
+func stringValues(v *structpb.Value) []string {
+	var out []string
+	for _, x := range v.GetListValue().GetValues() {
+		if s := x.GetStringValue(); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
 
 // buildTime is the earliest of the provenance's finishedOn and the
 // verified timestamps: the build is at least that old.
