@@ -43,6 +43,9 @@ type Info struct {
 	// set; empty means BuildKit's own (0022, UTC).
 	Umask string `json:"umask,omitempty"`
 	TZ    string `json:"tz,omitempty"`
+	// Kernel is the release of the kernel build steps run on, for a
+	// private daemon; empty when unknown (a remote daemon).
+	Kernel string `json:"kernel,omitempty"`
 	// StateDir is where a private daemon's state lives.
 	StateDir string `json:"stateDir,omitempty"`
 }

@@ -187,6 +187,7 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 		Runc:            runcVersion(runc),
 		Snapshotter:     o.snapshotter,
 		CPUSet:          o.cpuset,
+		Kernel:          kernelRelease(),
 		StateDir:        dir,
 	}
 	if o.shim != nil {
@@ -381,4 +382,20 @@ func runtimeBinary(runc, shim string) string {
 		return shim
 	}
 	return runc
+}
+
+// kernelRelease is uname -r of the machine private daemons run on.
+func kernelRelease() string {
+	var u syscall.Utsname
+	if err := syscall.Uname(&u); err != nil {
+		return ""
+	}
+	b := make([]byte, 0, len(u.Release))
+	for _, c := range u.Release {
+		if c == 0 {
+			break
+		}
+		b = append(b, byte(c))
+	}
+	return string(b)
 }
