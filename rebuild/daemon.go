@@ -6,21 +6,23 @@ import (
 	"github.com/twinforge/twinforge/isolation"
 )
 
-// Daemon-side variations of the rebuild: what its private buildkitd runs
-// with, against the build daemon's defaults (overlayfs, all CPUs, umask
-// 0022, UTC).
+// RebuildSnapshotter is the snapshotter of a rebuild daemon, against the
+// build daemon's overlayfs.
+const RebuildSnapshotter = "native"
+
+// What BuildKit gives every RUN step, whatever its daemon's environment,
+// and what a strict rebuild gives them instead.
 const (
-	RebuildSnapshotter = "native"
-	RebuildUmask       = "027"
-	RebuildTZ          = "Asia/Tokyo"
+	BuildKitUmask = "0022"
+	BuildKitTZ    = "UTC"
+	StrictUmask   = "027"
+	StrictTZ      = "Asia/Tokyo"
 )
 
 // DaemonOptions are the isolation options that start a rebuild daemon with
-// its variations: another snapshotter (and so another directory order),
-// one CPU instead of all, and, through the runtime shim at shim, another
-// umask and time zone for every build step. An empty shim leaves umask and
-// time zone as BuildKit fixes them.
-func DaemonOptions(shim string) []isolation.Option {
+// the deciding variations: another snapshotter (and so another directory
+// order) and one CPU instead of all.
+func DaemonOptions() []isolation.Option {
 	opts := []isolation.Option{
 		isolation.WithName("rebuild"),
 		isolation.WithSnapshotter(RebuildSnapshotter),
@@ -28,8 +30,15 @@ func DaemonOptions(shim string) []isolation.Option {
 	if runtime.NumCPU() > 1 {
 		opts = append(opts, isolation.WithCPUSet("0"))
 	}
-	if shim != "" {
-		opts = append(opts, isolation.WithRuntimeVariation(shim, RebuildUmask, RebuildTZ))
-	}
 	return opts
+}
+
+// StrictDaemonOptions are the options of the daemon a strict rebuild runs
+// on (WithStrictVariations): the deciding variations of DaemonOptions and,
+// through the runtime shim at shim (twinforge-runc-shim), the pinned ones,
+// another umask and time zone for every build step.
+func StrictDaemonOptions(shim string) []isolation.Option {
+	return append(DaemonOptions(),
+		isolation.WithName("strict"),
+		isolation.WithRuntimeVariation(shim, StrictUmask, StrictTZ))
 }

@@ -34,11 +34,23 @@ and a source policy denies every image, URL and git source the lock does not
 name. The build runs in a private buildkitd started for it and stopped after.
 
 At the same time a second private buildkitd, sharing nothing with the first,
-rebuilds the same inputs under deliberate variations: a later start, another
-hostname, open-files limit, snapshotter, CPU count, umask and time zone. The
-two manifest digests must be equal; if not, the build fails with exit code 3
-and a diff of what differs, and both layouts are kept (DIR and DIR-rebuild).
---no-rebuild skips the proof; the result then says "not reproduced".
+rebuilds the same inputs under the variations real builders differ in: a
+later start, another hostname, open-files limit, snapshotter, CPU count,
+daemon and state path. The two manifest digests must be equal; if not, the
+build fails with exit code 3 and a diff of what differs, and both layouts are
+kept (DIR and DIR-rebuild). --no-rebuild skips the proof; the result then
+says "not reproduced".
+
+BuildKit itself pins the umask (0022) and time zone (UTC) of every RUN step,
+so an image that only they would change reproduces on every BuildKit builder
+and is not varied by default. --strict-variations varies them too, on a
+strict rebuild (layout DIR-strict) that runs instead of the rebuild; only if
+it differs does the rebuild run after it, to tell the two classes apart.
+What only umask or time zone changed is then reported as a warning naming
+the file ("whoami: mode depends on the umask; BuildKit pins 0022, so it
+reproduces on BuildKit builders") and the build succeeds;
+--strict-variations=fail makes it exit 3 instead. The provenance records
+which variations decided and which only warned.
 
 The image is written as an OCI image layout; its manifest digest, printed on
 success, is the image's identity.
@@ -47,6 +59,8 @@ Examples:
   twinforge build examples/hello
   twinforge build --oci-layout out/hello --output json examples/hello
   twinforge build --no-rebuild examples/hello
+  twinforge build --strict-variations examples/hello
+  twinforge build --strict-variations=fail examples/goservice
   twinforge build --builder tcp://buildkit.example:1234 --tlscacert ca.pem \
       --tlscert cert.pem --tlskey key.pem examples/hello`,
 		Flags: append([]cli.Flag{
@@ -58,7 +72,8 @@ Examples:
 			&cli.BoolFlag{Name: "no-rebuild", Usage: "skip the independent rebuild; the result is recorded as not reproduced"},
 			&cli.DurationFlag{Name: "rebuild-offset", Value: time.Second, Usage: "how much later the rebuild starts (at least 1s), so wall-clock leaks show"},
 			&cli.StringFlag{Name: "rebuild-snapshotter", Value: rebuild.RebuildSnapshotter, Usage: "snapshotter of the rebuild daemon: native (the build uses overlayfs, so file system layout differences show) or overlayfs (faster, one variation fewer)"},
-			&cli.StringFlag{Name: "runc-shim", Usage: "runtime shim that varies umask and time zone in the rebuild", Value: defaultBinary("twinforge-runc-shim"), EnvVars: []string{"TWINFORGE_RUNC_SHIM"}},
+			strictVariationsFlag(),
+			&cli.StringFlag{Name: "runc-shim", Usage: "runtime shim that varies umask and time zone in the strict rebuild", Value: defaultBinary("twinforge-runc-shim"), EnvVars: []string{"TWINFORGE_RUNC_SHIM"}},
 		}, append(daemonFlags(), signFlags()...)...),
 		Action: runBuild,
 	}
@@ -76,6 +91,7 @@ type buildOptions struct {
 	offset     time.Duration
 	shim       string
 	snapshot   string
+	strict     rebuild.Strictness
 	daemon     daemonConfig
 	sign       *signOptions
 }
@@ -96,6 +112,7 @@ func buildOptionsFrom(c *cli.Context) (*buildOptions, error) {
 		offset:     c.Duration("rebuild-offset"),
 		shim:       c.String("runc-shim"),
 		snapshot:   c.String("rebuild-snapshotter"),
+		strict:     strictVariationsFrom(c),
 	}
 	if o.daemon, err = daemonConfigFrom(c); err != nil {
 		return nil, err
@@ -118,6 +135,9 @@ func (o *buildOptions) validate() error {
 	}
 	if o.offset < time.Second {
 		return usageErrorf("--rebuild-offset %v: the rebuild must start at least 1s later", o.offset)
+	}
+	if o.noRebuild && o.strict != rebuild.StrictOff {
+		return usageErrorf("--strict-variations needs the rebuild: drop --no-rebuild")
 	}
 	fi, err := os.Stat(o.contextDir)
 	if err != nil {
@@ -184,7 +204,9 @@ func buildOnce(c *cli.Context, o *buildOptions, req builder.Request) (buildOutpu
 }
 
 // buildAndRebuild runs the build and the varied rebuild concurrently on
-// two private daemons started side by side.
+// two private daemons started side by side; with strict variations the
+// second is the strict rebuild's and the rebuild's daemon starts only if
+// it is needed.
 func buildAndRebuild(c *cli.Context, o *buildOptions, req builder.Request) (buildOutput, error) {
 	ctx := c.Context
 	daemons, err := startPair(ctx, o)
@@ -192,29 +214,44 @@ func buildAndRebuild(c *cli.Context, o *buildOptions, req builder.Request) (buil
 		return buildOutput{}, err
 	}
 	defer closeAll(daemons)
+	opts := []rebuild.Option{rebuild.WithStartOffset(o.offset)}
+	rebuilder := daemons[1]
+	if o.strict != rebuild.StrictOff {
+		rebuilder = isolation.OnDemand(func(ctx context.Context) (isolation.Daemon, error) {
+			return o.rebuildDaemon().start(ctx, "rebuild", append(rebuild.DaemonOptions(), isolation.WithSnapshotter(o.snapshot))...)
+		})
+		daemons = append(daemons, rebuilder)
+		opts = append(opts, rebuild.WithStrictVariations(o.strict, builder.New(daemons[1])))
+	}
 
 	ch, wait, err := progressDisplay(ctx, c.App.ErrWriter, o.progress)
 	if err != nil {
 		return buildOutput{}, err
 	}
-	res, err := rebuild.Verify(ctx, builder.New(daemons[0]), builder.New(daemons[1]), req,
-		rebuild.WithStartOffset(o.offset), rebuild.WithProgress(ch))
+	res, err := rebuild.Verify(ctx, builder.New(daemons[0]), builder.New(rebuilder), req, append(opts, rebuild.WithProgress(ch))...)
 	if werr := wait(); werr != nil && err == nil {
 		err = werr
 	}
 	if cerr := closeAll(daemons); cerr != nil && err == nil {
 		err = fmt.Errorf("stopping the daemons: %w", cerr)
 	}
+	if res != nil {
+		writeWarnings(c.App.ErrWriter, res.Warnings)
+	}
 	var diff *rebuild.DiffError
 	if errors.As(err, &diff) {
 		if werr := writeBuildResult(c.App.Writer, o.output, newBuildOutput(res.Build, res, diff)); werr != nil {
 			return buildOutput{}, werr
 		}
+		against, why := "rebuild", "not reproducible"
+		if diff.Class == rebuild.Pinned {
+			against, why = "strict rebuild", "not reproducible under the pinned variations (--strict-variations=fail)"
+		}
 		if o.output == "text" && diff.Report != nil {
-			fmt.Fprintln(c.App.ErrWriter, "\nwhat differs between the build and the rebuild:")
+			fmt.Fprintf(c.App.ErrWriter, "\nwhat differs between the build and the %s:\n", against)
 			_ = diff.Report.WriteText(c.App.ErrWriter)
 		}
-		return buildOutput{}, &codedError{code: exitNotReproducible, err: fmt.Errorf("not reproducible: %w; nothing was signed or pushed; both layouts are kept: %s and %s", err, res.Build.OCILayout, res.Rebuild.OCILayout)}
+		return buildOutput{}, &codedError{code: exitNotReproducible, err: fmt.Errorf("%s: %w; nothing was signed or pushed; both layouts are kept: %s and %s", why, err, diff.Build.OCILayout, diff.Rebuild.OCILayout)}
 	}
 	if err != nil {
 		return buildOutput{}, err
@@ -222,12 +259,32 @@ func buildAndRebuild(c *cli.Context, o *buildOptions, req builder.Request) (buil
 	return newBuildOutput(res.Build, res, nil), nil
 }
 
-// startPair starts the build daemon and the varied rebuild daemon at once;
-// if either fails, the other is stopped and the error names the one that
-// failed.
+// writeWarnings prints what only the pinned variations changed.
+func writeWarnings(w io.Writer, warnings []rebuild.Warning) {
+	for _, warn := range warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
+}
+
+// rebuildDaemon is the daemon configuration of the rebuilds: always a
+// private daemon of their own, even when the build goes to a remote one,
+// so that they share nothing.
+func (o *buildOptions) rebuildDaemon() daemonConfig {
+	local := o.daemon
+	local.remote = ""
+	return local
+}
+
+// startPair starts the build daemon and the varied rebuild daemon (the
+// strict one with strict variations) at once; if either fails, the other
+// is stopped and the error names the one that failed.
 func startPair(ctx context.Context, o *buildOptions) ([]isolation.Daemon, error) {
 	daemons := make([]isolation.Daemon, 2)
 	errs := make([]error, 2)
+	name, opts := "rebuild", rebuild.DaemonOptions()
+	if o.strict != rebuild.StrictOff {
+		name, opts = "strict rebuild", rebuild.StrictDaemonOptions(o.shim)
+	}
 	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
@@ -236,19 +293,14 @@ func startPair(ctx context.Context, o *buildOptions) ([]isolation.Daemon, error)
 	}()
 	go func() {
 		defer wg.Done()
-		// The rebuild always gets a private daemon of its own, even when
-		// the build goes to a remote one, so the two share nothing.
-		local := o.daemon
-		local.remote = ""
-		opts := append(rebuild.DaemonOptions(o.shim), isolation.WithSnapshotter(o.snapshot))
-		daemons[1], errs[1] = local.start(ctx, "rebuild", opts...)
+		daemons[1], errs[1] = o.rebuildDaemon().start(ctx, "rebuild", append(opts, isolation.WithSnapshotter(o.snapshot))...)
 	}()
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		closeAll(daemons)
 		for i, e := range errs {
 			if e != nil {
-				return nil, fmt.Errorf("starting the %s daemon: %w", []string{"build", "rebuild"}[i], e)
+				return nil, fmt.Errorf("starting the %s daemon: %w", []string{"build", name}[i], e)
 			}
 		}
 	}
@@ -339,6 +391,18 @@ type rebuildOutput struct {
 	Builder         isolation.Info      `json:"builder"`
 	Variations      []rebuild.Variation `json:"variations"`
 	Diff            *imagediff.Report   `json:"diff,omitempty"`
+	// StrictVariations is off, warn or fail; Strict the strict rebuild,
+	// Warnings what only the pinned variations changed.
+	StrictVariations rebuild.Strictness `json:"strictVariations"`
+	Strict           *strictOutput      `json:"strict,omitempty"`
+	Warnings         []rebuild.Warning  `json:"warnings,omitempty"`
+}
+
+type strictOutput struct {
+	Digest    string            `json:"digest"`
+	OCILayout string            `json:"ociLayout"`
+	Builder   isolation.Info    `json:"builder"`
+	Diff      *imagediff.Report `json:"diff,omitempty"`
 }
 
 func newBuildOutput(res *builder.Result, verified *rebuild.Result, diff *rebuild.DiffError) buildOutput {
@@ -355,11 +419,16 @@ func newBuildOutput(res *builder.Result, verified *rebuild.Result, diff *rebuild
 	}
 	if verified != nil {
 		out.Rebuild = &rebuildOutput{
-			Digest:          verified.Rebuild.Digest,
-			OCILayout:       verified.Rebuild.OCILayout,
-			DurationSeconds: verified.Rebuild.Duration.Seconds(),
-			Builder:         verified.Rebuild.Builder,
-			Variations:      verified.Variations,
+			Digest:           verified.Rebuild.Digest,
+			OCILayout:        verified.Rebuild.OCILayout,
+			DurationSeconds:  verified.Rebuild.Duration.Seconds(),
+			Builder:          verified.Rebuild.Builder,
+			Variations:       verified.Variations,
+			StrictVariations: verified.Strictness,
+			Warnings:         verified.Warnings,
+		}
+		if s := verified.Strict; s != nil {
+			out.Rebuild.Strict = &strictOutput{Digest: s.Digest, OCILayout: s.OCILayout, Builder: s.Builder, Diff: verified.StrictReport}
 		}
 		out.Reproducible = diff == nil && verified.Build.Digest == verified.Rebuild.Digest
 		out.Reproduction = "reproduced"
@@ -393,7 +462,11 @@ func writeBuildResult(w io.Writer, format string, out buildOutput) error {
 			if i == 0 {
 				label = "variations"
 			}
-			fmt.Fprintf(tw, "%s\t%s\n", label, v)
+			fmt.Fprintf(tw, "%s\t%s (%s)\n", label, v, v.Class)
+		}
+		fmt.Fprintf(tw, "strict variations\t%s\n", out.Rebuild.StrictVariations)
+		if s := out.Rebuild.Strict; s != nil && s.Digest != out.Rebuild.Digest {
+			fmt.Fprintf(tw, "strict rebuild\t%s (%d warnings)\n", s.Digest, len(out.Rebuild.Warnings))
 		}
 	}
 	if out.Signature != nil {

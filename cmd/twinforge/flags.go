@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/twinforge/twinforge/rebuild"
 )
 
 // parseKeyValues parses repeated KEY=VALUE flags. A KEY without "=" takes
@@ -90,4 +92,44 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// strictVariations is the value of --strict-variations. It is a boolean
+// flag to the flag package, so that the flag alone means warn, while
+// --strict-variations=fail and =off name the others.
+type strictVariations struct{ mode rebuild.Strictness }
+
+func (s *strictVariations) Set(v string) error {
+	m, err := rebuild.ParseStrictness(v)
+	if err != nil {
+		return err
+	}
+	s.mode = m
+	return nil
+}
+
+func (s *strictVariations) String() string {
+	if s == nil || s.mode == "" {
+		return string(rebuild.StrictOff)
+	}
+	return string(s.mode)
+}
+
+func (s *strictVariations) IsBoolFlag() bool { return true }
+
+func strictVariationsFlag() cli.Flag {
+	return &cli.GenericFlag{
+		Name:  "strict-variations",
+		Value: &strictVariations{mode: rebuild.StrictOff},
+		Usage: "also rebuild with what BuildKit pins varied, umask and time zone; what only they change is a warning (the flag alone: warn), " +
+			"or fails the build with exit 3 (--strict-variations=fail); the default is off",
+	}
+}
+
+// strictVariationsFrom reads --strict-variations.
+func strictVariationsFrom(c *cli.Context) rebuild.Strictness {
+	if s, ok := c.Generic("strict-variations").(*strictVariations); ok && s.mode != "" {
+		return s.mode
+	}
+	return rebuild.StrictOff
 }

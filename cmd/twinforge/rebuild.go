@@ -57,10 +57,14 @@ digest. Any of these not matching is refused with exit 4 before a daemon
 starts.
 
 The image is rebuilt in a private buildkitd started for it (with the rebuild
-variations of twinforge build: native snapshotter, one CPU, umask, time zone),
-with nothing reused from earlier builds, into --oci-layout. A different digest
-exits 3 with what differs between the published and the rebuilt image, and
-nothing is signed. The same digest, with --sign keyless or --sign key=FILE,
+variations of twinforge build: native snapshotter, one CPU, another hostname
+and open-files limit), with nothing reused from earlier builds, into
+--oci-layout. A different digest exits 3 with what differs between the
+published and the rebuilt image, and nothing is signed. --strict-variations
+also varies what BuildKit pins, umask and time zone, as twinforge build does:
+the strict rebuild (into DIR-strict) runs first, and only if it misses the
+digest the plain rebuild decides; what only umask or time zone changed is a
+warning naming the file, or exit 3 with --strict-variations=fail. The same digest, with --sign keyless or --sign key=FILE,
 is vouched for by a signed rebuild verdict (predicate
 https://twinforge.dev/attestations/rebuild/v1, see attest/verdict.md): written
 to --verdict FILE, beside LAYOUT (LAYOUT/attestations/verdicts/), and with
@@ -88,7 +92,8 @@ Examples:
 			&cli.BoolFlag{Name: "push-verdict", Usage: "attach the signed verdict to the registry image as an OCI 1.1 referrer"},
 			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress display on stderr: auto, plain, tty, rawjson or quiet"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"},
-			&cli.StringFlag{Name: "runc-shim", Usage: "runtime shim that varies umask and time zone in the rebuild", Value: defaultBinary("twinforge-runc-shim"), EnvVars: []string{"TWINFORGE_RUNC_SHIM"}},
+			strictVariationsFlag(),
+			&cli.StringFlag{Name: "runc-shim", Usage: "runtime shim that varies umask and time zone in the strict rebuild", Value: defaultBinary("twinforge-runc-shim"), EnvVars: []string{"TWINFORGE_RUNC_SHIM"}},
 		}, rebuildDaemonFlags()...), rebuildSignFlags()...),
 		Action: runRebuild,
 	}
@@ -137,6 +142,7 @@ type rebuildOptions struct {
 	progress    string
 	output      string
 	shim        string
+	strict      rebuild.Strictness
 	daemon      daemonConfig
 	sign        *signOptions
 }
@@ -159,6 +165,7 @@ func rebuildOptionsFrom(c *cli.Context) (*rebuildOptions, error) {
 		progress:    c.String("progress"),
 		output:      c.String("output"),
 		shim:        c.String("runc-shim"),
+		strict:      strictVariationsFrom(c),
 	}
 	var err error
 	if o.images, err = parseImageMappings(c.StringSlice("image")); err != nil {
@@ -210,17 +217,21 @@ type auditOutput struct {
 	Digest        string `json:"digest"`
 	RebuiltDigest string `json:"rebuiltDigest,omitempty"`
 	// Reproduction is "reproduced" or "not reproducible".
-	Reproduction    string            `json:"reproduction"`
-	Reproducible    bool              `json:"reproducible"`
-	Provenance      auditProvenance   `json:"provenance"`
-	Source          audit.Checkout    `json:"source"`
-	OCILayout       string            `json:"ociLayout,omitempty"`
-	Rebuilder       isolation.Info    `json:"rebuilder"`
-	RebuilderID     string            `json:"rebuilderId"`
-	Variations      []string          `json:"variations,omitempty"`
-	DurationSeconds float64           `json:"durationSeconds"`
-	Diff            *imagediff.Report `json:"diff,omitempty"`
-	Verdict         *auditVerdict     `json:"verdict,omitempty"`
+	Reproduction string          `json:"reproduction"`
+	Reproducible bool            `json:"reproducible"`
+	Provenance   auditProvenance `json:"provenance"`
+	Source       audit.Checkout  `json:"source"`
+	OCILayout    string          `json:"ociLayout,omitempty"`
+	Rebuilder    isolation.Info  `json:"rebuilder"`
+	RebuilderID  string          `json:"rebuilderId"`
+	Variations   []string        `json:"variations,omitempty"`
+	// StrictVariations is off, warn or fail; Warnings what only the pinned
+	// variations changed.
+	StrictVariations rebuild.Strictness `json:"strictVariations"`
+	Warnings         []rebuild.Warning  `json:"warnings,omitempty"`
+	DurationSeconds  float64            `json:"durationSeconds"`
+	Diff             *imagediff.Report  `json:"diff,omitempty"`
+	Verdict          *auditVerdict      `json:"verdict,omitempty"`
 
 	verified *attest.Result
 	inputs   *audit.Inputs
@@ -322,6 +333,7 @@ func runRebuild(c *cli.Context) error {
 		if werr := writeAuditResult(c.App.Writer, o.output, out); werr != nil {
 			return werr
 		}
+		writeWarnings(c.App.ErrWriter, out.Warnings)
 		if o.output == "text" && mm.Report != nil {
 			fmt.Fprintln(c.App.ErrWriter, "\nwhat differs between the published image (a) and the rebuild (b):")
 			_ = mm.Report.WriteText(c.App.ErrWriter)
@@ -329,11 +341,16 @@ func runRebuild(c *cli.Context) error {
 		if mm.ReportErr != nil {
 			logger().Warn("comparing the published and the rebuilt image failed", "error", mm.ReportErr)
 		}
-		return &codedError{code: exitNotReproducible, err: fmt.Errorf("not reproducible: %w; no verdict was signed; the rebuilt image is in %s", err, res.OCILayout)}
+		why := "not reproducible"
+		if mm.Class == rebuild.Pinned {
+			why = "not reproducible under the pinned variations (--strict-variations=fail)"
+		}
+		return &codedError{code: exitNotReproducible, err: fmt.Errorf("%s: %w; no verdict was signed; the rebuilt image is in %s", why, err, mm.Rebuilt.OCILayout)}
 	case err != nil:
 		return err
 	}
 	out.fill(res, req, nil, started)
+	writeWarnings(c.App.ErrWriter, out.Warnings)
 
 	// 4. Only now, the verdict.
 	if out.Verdict, err = o.signVerdict(c, ev, out); err != nil {
@@ -441,8 +458,9 @@ func onlySubject(b *bundle.Bundle) (string, error) {
 	return ds[0], nil
 }
 
-// rebuild starts a private daemon and rebuilds req on it.
-func (o *rebuildOptions) rebuild(c *cli.Context, req builder.Request, in *audit.Inputs, published func(context.Context) (v1.Image, error)) (*builder.Result, error) {
+// rebuild starts a private daemon and rebuilds req on it; with strict
+// variations a strict daemon first, and the plain one only if needed.
+func (o *rebuildOptions) rebuild(c *cli.Context, req builder.Request, in *audit.Inputs, published func(context.Context) (v1.Image, error)) (*audit.Result, error) {
 	ctx := c.Context
 	var opts []audit.Option
 	if published != nil {
@@ -453,12 +471,30 @@ func (o *rebuildOptions) rebuild(c *cli.Context, req builder.Request, in *audit.
 			opts = append(opts, audit.WithPublished(img))
 		}
 	}
-	d, err := o.daemon.start(ctx, "rebuild", rebuild.DaemonOptions(o.shim)...)
-	if err != nil {
-		return nil, fmt.Errorf("starting the rebuild daemon: %w", err)
+	start := func(ctx context.Context) (isolation.Daemon, error) {
+		d, err := o.daemon.start(ctx, "rebuild", rebuild.DaemonOptions()...)
+		if err != nil {
+			return nil, fmt.Errorf("starting the rebuild daemon: %w", err)
+		}
+		return d, nil
+	}
+	var d, first isolation.Daemon
+	var err error
+	if o.strict == rebuild.StrictOff {
+		if d, err = start(ctx); err != nil {
+			return nil, err
+		}
+		first = d
+	} else {
+		if first, err = o.daemon.start(ctx, "strict", rebuild.StrictDaemonOptions(o.shim)...); err != nil {
+			return nil, fmt.Errorf("starting the strict rebuild daemon: %w", err)
+		}
+		defer first.Close()
+		d = isolation.OnDemand(start)
+		opts = append(opts, audit.WithStrictVariations(o.strict, builder.New(first)))
 	}
 	defer d.Close()
-	if got := d.Info().BuildKitVersion; in.BuildKitVersion != "" && got != "" && got != in.BuildKitVersion {
+	if got := first.Info().BuildKitVersion; in.BuildKitVersion != "" && got != "" && got != in.BuildKitVersion {
 		logger().Warn("the rebuilding buildkitd is another version than the build's; a different digest may come from that", "build", in.BuildKitVersion, "rebuild", got)
 	}
 	ch, wait, err := progressDisplay(ctx, c.App.ErrWriter, o.progress)
@@ -470,19 +506,25 @@ func (o *rebuildOptions) rebuild(c *cli.Context, req builder.Request, in *audit.
 	if werr := wait(); werr != nil && err == nil {
 		err = werr
 	}
-	if cerr := d.Close(); cerr != nil && err == nil {
+	if cerr := closeAll([]isolation.Daemon{first, d}); cerr != nil && err == nil {
 		err = fmt.Errorf("stopping the rebuild daemon: %w", cerr)
 	}
 	return res, err
 }
 
-func (out *auditOutput) fill(res *builder.Result, req builder.Request, mm *audit.MismatchError, started time.Time) {
-	out.RebuiltDigest = res.Digest
-	out.OCILayout = res.OCILayout
-	out.Rebuilder = res.Builder
-	out.Variations = audit.Variations(res.Builder, req)
+func (out *auditOutput) fill(res *audit.Result, req builder.Request, mm *audit.MismatchError, started time.Time) {
+	rebuilt := res.Rebuilt
+	out.RebuiltDigest = rebuilt.Digest
+	out.OCILayout = rebuilt.OCILayout
+	out.Rebuilder = rebuilt.Builder
+	out.Variations = audit.Variations(rebuilt.Builder, req)
+	if res.Strict != nil && res.Strict != rebuilt {
+		out.Variations = append(out.Variations, audit.PinnedVariations(res.Strict.Builder)...)
+	}
+	out.StrictVariations = res.Strictness
+	out.Warnings = res.Warnings
 	out.DurationSeconds = time.Since(started).Seconds()
-	out.Reproducible = mm == nil && res.Digest == out.Digest
+	out.Reproducible = mm == nil && rebuilt.Digest == out.Digest
 	out.Reproduction = "reproduced"
 	if !out.Reproducible {
 		out.Reproduction = "not reproducible"
@@ -625,6 +667,10 @@ func writeAuditResult(w io.Writer, format string, out *auditOutput) error {
 			label = "variations"
 		}
 		fmt.Fprintf(tw, "%s\t%s\n", label, v)
+	}
+	fmt.Fprintf(tw, "strict variations\t%s\n", out.StrictVariations)
+	if len(out.Warnings) > 0 {
+		fmt.Fprintf(tw, "warnings\t%d (on stderr)\n", len(out.Warnings))
 	}
 	if v := out.Verdict; v != nil {
 		if v.Method == "none" {

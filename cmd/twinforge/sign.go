@@ -160,7 +160,12 @@ func attestAndPush(c *cli.Context, o *signOptions, l *hermetic.Lock, contextDir,
 			for _, v := range verified.Variations {
 				vs = append(vs, v.String())
 			}
-			info.Rebuild = &attest.Rebuild{Digest: verified.Rebuild.Digest, Builder: verified.Rebuild.Builder, RebuilderID: o.builderID + "#rebuild", Variations: vs}
+			var warnings []string
+			for _, w := range verified.Warnings {
+				warnings = append(warnings, w.String())
+			}
+			info.Rebuild = &attest.Rebuild{Digest: verified.Rebuild.Digest, Builder: verified.Rebuild.Builder, RebuilderID: o.builderID + "#rebuild", Variations: vs,
+				StrictVariations: string(verified.Strictness), Decided: verified.Decided(), Warned: verified.Warned(), Warnings: warnings}
 		}
 		st, err := attest.Provenance(info)
 		if err != nil {

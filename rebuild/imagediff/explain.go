@@ -66,13 +66,18 @@ func explainMode(a, b int64) (Reason, bool) {
 
 var (
 	timeOfDay = regexp.MustCompile(`\b([01]?\d|2[0-3]):[0-5]\d(:[0-5]\d)?\b`)
-	unixTime  = regexp.MustCompile(`^1[0-9]{9}([.,][0-9]+)?$`)
-	zoneName  = regexp.MustCompile(`^([A-Z]{3,5}|[+-][0-9]{4}|[+-][0-9]{2}:[0-9]{2}|[A-Z][A-Za-z]+/[A-Za-z_]+)$`)
+	unixTime  = regexp.MustCompile(`^1[0-9]{9}([^0-9].*)?$`)
+	// A zone as date and strftime print it: an abbreviation, an offset,
+	// or, without zoneinfo, the TZ value or its first part ("Asia").
+	zoneName = regexp.MustCompile(`^([A-Z][A-Za-z]{1,5}|[+-][0-9]{2}:?[0-9]{2}|[A-Z][A-Za-z]+/[A-Za-z_]+)$`)
+	utcName  = regexp.MustCompile(`^(UTC|GMT|Z|UCT|UTC0|[+-]00:?00)$`)
 )
 
 // explainContent looks at the lines that differ between two texts and
 // names the clock, the time zone or a hinted setting when the differing
-// words have that shape. The time zone is tried first: a clock read in
+// words have that shape. A time zone is UTC against another zone: BuildKit
+// runs steps in UTC, so one side of a zone difference is always that. The
+// time zone is tried first: a clock read in
 // another zone shows another time of day as well.
 func explainContent(a, b []byte, hints []Hint) (Reason, bool) {
 	ra, rb := changedLines(a, b)
@@ -86,7 +91,7 @@ func explainContent(a, b []byte, hints []Hint) (Reason, bool) {
 		}
 	}
 	for _, p := range pairs {
-		if zoneName.MatchString(p[0]) && zoneName.MatchString(p[1]) && !allHinted(pairs, hints) {
+		if isZonePair(p) && !allHinted(pairs, hints) {
 			return Reason{Field: FieldContent, Cause: CauseTimeZone, Text: fmt.Sprintf(
 				"the content names a time zone (%s → %s): it depends on the TZ the step ran with", p[0], p[1])}, true
 		}
@@ -107,6 +112,12 @@ func explainContent(a, b []byte, hints []Hint) (Reason, bool) {
 			"the content records a Unix time (%s → %s): it depends on the clock when the step ran", pairs[0][0], pairs[0][1])}, true
 	}
 	return Reason{}, false
+}
+
+// isZonePair is UTC against another zone, either way round.
+func isZonePair(p [2]string) bool {
+	return (utcName.MatchString(p[0]) && zoneName.MatchString(p[1]) && !utcName.MatchString(p[1])) ||
+		(utcName.MatchString(p[1]) && zoneName.MatchString(p[0]) && !utcName.MatchString(p[0]))
 }
 
 func allMatch(pairs [][2]string, h Hint) bool {
@@ -132,8 +143,8 @@ func allUnixTimes(pairs [][2]string) bool {
 		if !unixTime.MatchString(p[0]) || !unixTime.MatchString(p[1]) {
 			return false
 		}
-		x, _ := strconv.ParseFloat(strings.ReplaceAll(p[0], ",", "."), 64)
-		y, _ := strconv.ParseFloat(strings.ReplaceAll(p[1], ",", "."), 64)
+		x, _ := strconv.ParseFloat(leadingNumber(p[0]), 64)
+		y, _ := strconv.ParseFloat(leadingNumber(p[1]), 64)
 		if x == y {
 			return false
 		}
@@ -157,4 +168,15 @@ func changedLines(a, b []byte) (string, string) {
 		}
 	}
 	return ra.String(), rb.String()
+}
+
+// leadingNumber is the decimal number a word starts with ("1764078001.5"
+// of "1764078001.5s"; a comma is read as the decimal point).
+func leadingNumber(w string) string {
+	w = strings.Replace(w, ",", ".", 1)
+	end := 0
+	for end < len(w) && (w[end] >= '0' && w[end] <= '9' || w[end] == '.') {
+		end++
+	}
+	return strings.TrimSuffix(w[:end], ".")
 }

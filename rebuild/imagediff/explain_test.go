@@ -31,8 +31,11 @@ func TestExplainContent(t *testing.T) {
 	}{
 		{"date", "Thu Jan  1 00:00:00 UTC 1970\n", "Tue Nov 25 13:40:01 UTC 2026\n", nil, CauseClock},
 		{"unix time", "1764078001.123456789\n", "1764078003.987654321\n", nil, CauseClock},
+		{"unix time without nanoseconds", "1796278765.%N\n", "1796278766.%N\n", nil, CauseClock},
 		{"zone name", "UTC\n", "JST\n", nil, CauseTimeZone},
 		{"date in another zone", "Thu Jan  1 00:00:00 UTC 1970\n", "Thu Jan  1 09:00:00 JST 1970\n", nil, CauseTimeZone},
+		{"zone without zoneinfo", "UTC\n", "Asia\n", nil, CauseTimeZone},
+		{"two other zones", "CET\n", "JST\n", nil, ""},
 		{"zone offset", "built +0000\n", "built +0900\n", nil, CauseTimeZone},
 		{"cpu count", "2\n", "1\n", []Hint{cpus}, "cpuset"},
 		{"cpu count in a line", "cpus=2 mem=4\n", "cpus=2 mem=5\n", []Hint{cpus}, ""},
