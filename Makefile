@@ -79,7 +79,7 @@ examples: apt-deps
 	$(GO) run ./examples/base -o examples/base/out
 	$(GO) run ./examples/golang -o examples/golang/out
 
-## lint: gofmt, go vet, and actionlint on the workflows
+## lint: gofmt (vendored modules aside, as their authors wrote them), go vet, and actionlint on the workflows
 lint: lint-workflows
 	@out=$$(gofmt -l $$(git ls-files -co --exclude-standard '*.go' ':!:**/vendor/**')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
