@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make demo: twinforge end to end on one machine, with real components only:
 # lock check, build with an independent rebuild, a nondeterministic build
-# caught, keyless signing through a local Sigstore stack, verification
+# caught, a vendored Go service reproduced, strict variations warning, keyless signing through a local Sigstore stack, verification
 # against a policy, push and replication to local registries, read back and
 # verified by outside tools (skopeo, crane, cosign).
 set -euo pipefail
@@ -55,7 +55,24 @@ set -e
 echo "exit code: $code"
 [ "$code" -eq 3 ]
 
-step "4. a local Sigstore stack (OIDC issuer, Fulcio, timestamp authority, Rekor v2), built from pinned modules"
+step "4. examples/goservice: a vendored Go HTTP service, built in two stages onto an empty image, reproduces as it is"
+twinforge lock --check examples/goservice
+twinforge build --progress quiet --oci-layout "$work/goservice" examples/goservice | grep -E '^(digest|reproduction|strict)'
+
+step "5. BuildKit pins umask and time zone: --strict-variations varies them too, and what only they change is a warning"
+mkdir -p "$work/modes"
+printf 'FROM example.test/base:1\nRUN mkdir -p /data && touch /data/a && echo content > /data/c\n' >"$work/modes/Dockerfile"
+twinforge lock --image example.test/base:1=oci-layout:examples/base/out "$work/modes" >/dev/null
+twinforge build --progress quiet --oci-layout "$work/modes-out" "$work/modes" | grep -E '^reproduction'
+twinforge build --progress quiet --strict-variations --oci-layout "$work/modes-warn" "$work/modes" 2>&1 | grep -E '^(warning|reproduction|strict variations)'
+set +e
+twinforge build --progress quiet --strict-variations=fail --oci-layout "$work/modes-fail" "$work/modes" >/dev/null 2>&1
+code=$?
+set -e
+echo "with --strict-variations=fail: exit code $code"
+[ "$code" -eq 3 ]
+
+step "6. a local Sigstore stack (OIDC issuer, Fulcio, timestamp authority, Rekor v2), built from pinned modules"
 # Built first and run directly, so that the cleanup's signal reaches it (go
 # run would not pass it on) and it stops every server it started.
 go build -o "$work/sigstack" ./internal/sigstack/run
@@ -67,7 +84,7 @@ for _ in $(seq 1 600); do [ -f "$work/sigstore/env" ] && break; sleep 0.2; done
 . "$work/sigstore/env"
 echo "Fulcio $TWINFORGE_FULCIO_URL, TSA $TWINFORGE_TSA_URL, Rekor $TWINFORGE_REKOR_URL, issuer $TWINFORGE_OIDC_ISSUER"
 
-step "5. build, rebuild, sign keyless and push by digest with the bundles as referrers"
+step "7. build, rebuild, sign keyless and push by digest with the bundles as referrers"
 # start_registry sets $registry; it runs in this shell, not in $(...), so
 # the cleanup knows its process.
 start_registry() { # $1: distribution (no referrers API) or referrers
@@ -99,7 +116,7 @@ us=$registry
 twinforge build --progress quiet --sign keyless --push "$origin/team/hello:1.0" --insecure \
 	--oci-layout "$work/hello-signed" examples/hello | grep -E '^(digest|reproduction|signature|pushed|tag)'
 
-step "6. verify against a policy: identity, builder, reproduced, age, signed timestamp, log entry"
+step "8. verify against a policy: identity, builder, reproduced, age, signed timestamp, log entry"
 cat >"$work/policy.yaml" <<POLICY
 apiVersion: twinforge.dev/v1
 kind: Policy
@@ -120,7 +137,7 @@ set -e
 echo "another identity is refused with exit code $code: $(cut -c1-160 "$work/refused")"
 [ "$code" -eq 4 ]
 
-step "7. replicate to two regional registries (with and without the referrers API); every copy checked"
+step "9. replicate to two regional registries (with and without the referrers API); every copy checked"
 twinforge replicate --insecure "$origin/team/hello@$digest" "$eu/team/hello" "$us/team/hello"
 for r in "$origin" "$eu" "$us"; do
 	ref="$r/team/hello@$digest"

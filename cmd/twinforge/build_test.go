@@ -57,7 +57,7 @@ func TestBuildExampleJSON(t *testing.T) {
 func TestExampleLocksMatch(t *testing.T) {
 	testenv.BaseImages(t)
 	c := newCLI(t)
-	for _, ex := range []string{"hello", "files"} {
+	for _, ex := range []string{"hello", "files", "goservice"} {
 		c.must("lock", "--check", filepath.Join(testenv.RepoRoot(t), "examples", ex))
 	}
 }

@@ -121,8 +121,8 @@ func strictVariationsFlag() cli.Flag {
 	return &cli.GenericFlag{
 		Name:  "strict-variations",
 		Value: &strictVariations{mode: rebuild.StrictOff},
-		Usage: "also rebuild with what BuildKit pins varied, umask and time zone; what only they change is a warning (the flag alone: warn), " +
-			"or fails the build with exit 3 (--strict-variations=fail); the default is off",
+		Usage: "also rebuild with what BuildKit pins varied, umask and time zone: the flag alone (warn) reports what only they change as warnings, " +
+			"--strict-variations=fail exits 3 on it, =off is the default; give a value with =",
 	}
 }
 

@@ -134,3 +134,41 @@ func BenchmarkVerifiedBuildHelloOverlay(b *testing.B) {
 		wg.Wait()
 	})
 }
+
+// BenchmarkVerifiedBuildHelloStrict: `twinforge build --strict-variations`
+// against the same two concurrent plain builds. examples/hello's binary
+// follows the umask, so the strict rebuild differs and the rebuild runs
+// after it: the cost of strict variations on an image they change.
+func BenchmarkVerifiedBuildHelloStrict(b *testing.B) {
+	bases := testenv.BaseImages(b)
+	ex := example(b, "hello")
+	compare(b, func() { twinforgeBuild(b, ex, "--strict-variations") }, func() {
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Add(1)
+			go func() { defer wg.Done(); plainBuild(b, ex, bases) }()
+		}
+		wg.Wait()
+	})
+}
+
+// BenchmarkThirdConcurrentBuild prices the design not chosen for strict
+// variations: a third daemon building beside the build and the rebuild,
+// against two, all plain buildctl builds. Its ratio is what every strict
+// build would pay; folding the strict rebuild into the rebuild pays it
+// only when the pinned variations change the image.
+func BenchmarkThirdConcurrentBuild(b *testing.B) {
+	bases := testenv.BaseImages(b)
+	ex := example(b, "hello")
+	concurrent := func(n int) func() {
+		return func() {
+			var wg sync.WaitGroup
+			for range n {
+				wg.Add(1)
+				go func() { defer wg.Done(); plainBuild(b, ex, bases) }()
+			}
+			wg.Wait()
+		}
+	}
+	compare(b, concurrent(3), concurrent(2))
+}
