@@ -60,6 +60,22 @@ func (e *DiffError) Error() string {
 
 func (e *DiffError) Unwrap() error { return ErrNotReproducible }
 
+// StrictFailure says that a step failed in the strict rebuild where the
+// rebuild without the pinned variations reproduced the build: with
+// StrictFail, a difference only the pinned variations cause. It wraps
+// ErrNotReproducible.
+type StrictFailure struct {
+	Build *builder.Result
+	// Err is the strict rebuild's failure.
+	Err error
+}
+
+func (e *StrictFailure) Error() string {
+	return fmt.Sprintf("the rebuild reproduced %s but a step failed in the strict rebuild, under the pinned variations (umask, time zone) only: %v", e.Build.Digest, e.Err)
+}
+
+func (e *StrictFailure) Unwrap() []error { return []error{ErrNotReproducible, e.Err} }
+
 // Class says what a variation's difference means for the verdict.
 type Class string
 
@@ -244,18 +260,27 @@ func WithRebuildLayout(dir string) Option {
 // under every variation costs no more than with StrictOff, the default.
 func WithStrictVariations(mode Strictness, strict builder.Builder) Option {
 	return func(o *options) error {
-		switch mode {
-		case StrictOff:
-		case StrictWarn, StrictFail:
-			if strict == nil {
-				return fmt.Errorf("strict variations %s: no strict builder given", mode)
-			}
-		default:
-			return fmt.Errorf("strict variations %q: use off, warn or fail", mode)
+		if err := CheckStrictVariations(mode, strict); err != nil {
+			return err
 		}
 		o.strict, o.strictB = mode, strict
 		return nil
 	}
+}
+
+// CheckStrictVariations reports whether mode is off, warn or fail, and a
+// strict builder is given unless it is off.
+func CheckStrictVariations(mode Strictness, strict builder.Builder) error {
+	switch mode {
+	case StrictOff:
+	case StrictWarn, StrictFail:
+		if strict == nil {
+			return fmt.Errorf("strict variations %s: no strict builder given", mode)
+		}
+	default:
+		return fmt.Errorf("strict variations %q: use off, warn or fail", mode)
+	}
+	return nil
 }
 
 // RebuildUlimit is the open-files limit the rebuild's steps run under,
@@ -294,12 +319,12 @@ func Verify(ctx context.Context, build, rebuild builder.Builder, req builder.Req
 	}
 	req.Progress = progress.stream("")
 	sreq.Progress = progress.stream(prefix(name))
-	results, err := pair(ctx, build, req, second, sreq, name, o.offset)
+	results, strictErr, err := pair(ctx, build, req, second, sreq, name, o.offset, o.strict != StrictOff)
 	if err != nil {
 		return nil, err
 	}
 	res := &Result{Build: results[0], Strictness: o.strict}
-	if o.strict == StrictOff || results[0].Digest == results[1].Digest {
+	if strictErr == nil && (o.strict == StrictOff || results[0].Digest == results[1].Digest) {
 		progress.close()
 		res.Rebuild = results[1]
 		res.Variations = variations(res.Build, res.Rebuild, req, sreq, o)
@@ -313,8 +338,9 @@ func Verify(ctx context.Context, build, rebuild builder.Builder, req builder.Req
 		return res, diffError(ctx, res.Build, res.Rebuild, Deciding, req, sreq)
 	}
 
-	// The strict rebuild differs. The rebuild without the pinned
-	// variations says whether they alone made the difference.
+	// The strict rebuild differs, or a step failed in it. The rebuild
+	// without the pinned variations says whether they alone made the
+	// difference.
 	res.Strict = results[1]
 	rreq.Progress = progress.stream(prefix("rebuild"))
 	d, err := rebuild.Build(ctx, rreq)
@@ -323,9 +349,22 @@ func Verify(ctx context.Context, build, rebuild builder.Builder, req builder.Req
 		return nil, fmt.Errorf("rebuild failed: %w", err)
 	}
 	res.Rebuild = d
-	res.Variations = append(variations(res.Build, d, req, rreq, o), pinnedVariations(res.Build, res.Strict)...)
+	res.Variations = variations(res.Build, d, req, rreq, o)
+	if res.Strict != nil {
+		res.Variations = append(res.Variations, pinnedVariations(res.Build, res.Strict)...)
+	}
 	if d.Digest != res.Build.Digest {
 		return res, diffError(ctx, res.Build, d, Deciding, req, rreq)
+	}
+	if strictErr != nil {
+		res.Variations = append(res.Variations, Variation{Name: "umask", Class: Pinned, Build: BuildKitUmask, Rebuild: StrictUmask},
+			Variation{Name: "tz", Class: Pinned, Build: BuildKitTZ, Rebuild: StrictTZ})
+		res.Warnings = []Warning{{Variation: "umask or tz", Message: fmt.Sprintf(
+			"a step failed in the strict rebuild (%v) but not in the rebuild: it %s", strictErr, dependsOn("umask or tz"))}}
+		if o.strict == StrictFail {
+			return res, &StrictFailure{Build: res.Build, Err: strictErr}
+		}
+		return res, nil
 	}
 	report, cerr := compareLayouts(ctx, res.Build, res.Strict, hints(res.Build, res.Strict, req, sreq))
 	res.StrictReport = report
@@ -359,15 +398,16 @@ func (o *options) rebuildRequest(req builder.Request, suffix, layout string) bui
 }
 
 // pair builds a on build and b on second, second after delay. The first to
-// fail stops the other; its error is the one returned.
-func pair(ctx context.Context, build builder.Builder, a builder.Request, second builder.Builder, b builder.Request, name string, delay time.Duration) ([2]*builder.Result, error) {
+// fail stops the other; its error is the one returned. With tolerate, a
+// step failing on second (not its daemon) stops nothing: it is returned as
+// secondErr, and the build goes on.
+func pair(ctx context.Context, build builder.Builder, a builder.Request, second builder.Builder, b builder.Request, name string, delay time.Duration, tolerate bool) (results [2]*builder.Result, secondErr, err error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
 		firstErr error
-		results  [2]*builder.Result
 	)
 	fail := func(name string, err error) {
 		mu.Lock()
@@ -389,7 +429,11 @@ func pair(ctx context.Context, build builder.Builder, a builder.Request, second 
 		}
 		res, err := b.Build(ctx, r)
 		if err != nil {
-			if !errors.Is(context.Cause(ctx), errOther) {
+			switch {
+			case errors.Is(context.Cause(ctx), errOther):
+			case i == 1 && tolerate && errors.Is(err, builder.ErrBuildFailed) && !errors.Is(err, isolation.ErrDaemonFailed) && ctx.Err() == nil:
+				secondErr = err
+			default:
 				fail(name, err)
 			}
 			return
@@ -401,12 +445,12 @@ func pair(ctx context.Context, build builder.Builder, a builder.Request, second 
 	go run(1, second, b, name, delay)
 	wg.Wait()
 	if firstErr != nil {
-		return results, firstErr
+		return results, nil, firstErr
 	}
-	if err := ctx.Err(); err != nil || results[0] == nil || results[1] == nil {
-		return results, fmt.Errorf("verified build interrupted: %w", context.Cause(ctx))
+	if err := ctx.Err(); err != nil || results[0] == nil || (results[1] == nil && secondErr == nil) {
+		return results, nil, fmt.Errorf("verified build interrupted: %w", context.Cause(ctx))
 	}
-	return results, nil
+	return results, secondErr, nil
 }
 
 // errOther marks the build that was stopped because the other one failed.

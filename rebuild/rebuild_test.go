@@ -215,6 +215,25 @@ func TestPinnedVariationsOnlyWarn(t *testing.T) {
 			}
 		})
 	}
+	// A step that fails only under the pinned variations is one more thing
+	// they change: a warning, or a failure with StrictFail.
+	t.Run("step fails only under them", func(t *testing.T) {
+		req := func(t *testing.T) builder.Request {
+			return builder.Request{ContextDir: filepath.Join("testdata", "umask-check"), BaseImages: bases, OCILayout: filepath.Join(t.TempDir(), "out")}
+		}
+		res, err := rebuild.Verify(context.Background(), a, b, req(t), rebuild.WithStrictVariations(rebuild.StrictWarn, s))
+		if err != nil {
+			t.Fatalf("warn: %v", err)
+		}
+		if len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0].Message, "failed in the strict rebuild") || res.Rebuild.Digest != res.Build.Digest {
+			t.Errorf("warn: %+v", res.Warnings)
+		}
+		_, err = rebuild.Verify(context.Background(), a, b, req(t), rebuild.WithStrictVariations(rebuild.StrictFail, s))
+		var sf *rebuild.StrictFailure
+		if !errors.Is(err, rebuild.ErrNotReproducible) || !errors.As(err, &sf) {
+			t.Errorf("fail: err = %v, want a StrictFailure", err)
+		}
+	})
 	// An image the pinned variations do not change reproduces under them
 	// without a third build.
 	t.Run("unaffected", func(t *testing.T) {

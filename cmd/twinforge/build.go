@@ -253,6 +253,14 @@ func buildAndRebuild(c *cli.Context, o *buildOptions, req builder.Request) (buil
 		}
 		return buildOutput{}, &codedError{code: exitNotReproducible, err: fmt.Errorf("%s: %w; nothing was signed or pushed; both layouts are kept: %s and %s", why, err, diff.Build.OCILayout, diff.Rebuild.OCILayout)}
 	}
+	if errors.As(err, new(*rebuild.StrictFailure)) {
+		out := newBuildOutput(res.Build, res, nil)
+		out.Reproducible, out.Reproduction = false, "not reproducible"
+		if werr := writeBuildResult(c.App.Writer, o.output, out); werr != nil {
+			return buildOutput{}, werr
+		}
+		return buildOutput{}, &codedError{code: exitNotReproducible, err: fmt.Errorf("not reproducible under the pinned variations (--strict-variations=fail): %w; nothing was signed or pushed", err)}
+	}
 	if err != nil {
 		return buildOutput{}, err
 	}

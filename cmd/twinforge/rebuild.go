@@ -346,6 +346,14 @@ func runRebuild(c *cli.Context) error {
 			why = "not reproducible under the pinned variations (--strict-variations=fail)"
 		}
 		return &codedError{code: exitNotReproducible, err: fmt.Errorf("%s: %w; no verdict was signed; the rebuilt image is in %s", why, err, mm.Rebuilt.OCILayout)}
+	case errors.As(err, new(*rebuild.StrictFailure)):
+		out.fill(res, req, nil, started)
+		out.Reproducible, out.Reproduction = false, "not reproducible"
+		if werr := writeAuditResult(c.App.Writer, o.output, out); werr != nil {
+			return werr
+		}
+		writeWarnings(c.App.ErrWriter, out.Warnings)
+		return &codedError{code: exitNotReproducible, err: fmt.Errorf("not reproducible under the pinned variations (--strict-variations=fail): %w; no verdict was signed", err)}
 	case err != nil:
 		return err
 	}

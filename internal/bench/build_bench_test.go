@@ -60,6 +60,18 @@ func plainBuild(b *testing.B, example string, bases []builder.BaseImage) {
 	}
 }
 
+// concurrentPlain runs n plain builds at once, each on its own fresh daemon.
+func concurrentPlain(b *testing.B, n int, example string, bases []builder.BaseImage) func() {
+	return func() {
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() { defer wg.Done(); plainBuild(b, example, bases) }()
+		}
+		wg.Wait()
+	}
+}
+
 // twinforgeBuild runs the twinforge CLI on the example with its lock.
 func twinforgeBuild(b *testing.B, example string, extra ...string) {
 	b.Helper()
@@ -109,14 +121,7 @@ func BenchmarkBuildHello(b *testing.B) {
 func BenchmarkVerifiedBuildHello(b *testing.B) {
 	bases := testenv.BaseImages(b)
 	ex := example(b, "hello")
-	compare(b, func() { twinforgeBuild(b, ex) }, func() {
-		var wg sync.WaitGroup
-		for range 2 {
-			wg.Add(1)
-			go func() { defer wg.Done(); plainBuild(b, ex, bases) }()
-		}
-		wg.Wait()
-	})
+	compare(b, func() { twinforgeBuild(b, ex) }, concurrentPlain(b, 2, ex, bases))
 }
 
 // BenchmarkVerifiedBuildHelloOverlay is the verified build with the rebuild
@@ -125,14 +130,7 @@ func BenchmarkVerifiedBuildHello(b *testing.B) {
 func BenchmarkVerifiedBuildHelloOverlay(b *testing.B) {
 	bases := testenv.BaseImages(b)
 	ex := example(b, "hello")
-	compare(b, func() { twinforgeBuild(b, ex, "--rebuild-snapshotter", "overlayfs") }, func() {
-		var wg sync.WaitGroup
-		for range 2 {
-			wg.Add(1)
-			go func() { defer wg.Done(); plainBuild(b, ex, bases) }()
-		}
-		wg.Wait()
-	})
+	compare(b, func() { twinforgeBuild(b, ex, "--rebuild-snapshotter", "overlayfs") }, concurrentPlain(b, 2, ex, bases))
 }
 
 // BenchmarkVerifiedBuildHelloStrict: `twinforge build --strict-variations`
@@ -142,14 +140,7 @@ func BenchmarkVerifiedBuildHelloOverlay(b *testing.B) {
 func BenchmarkVerifiedBuildHelloStrict(b *testing.B) {
 	bases := testenv.BaseImages(b)
 	ex := example(b, "hello")
-	compare(b, func() { twinforgeBuild(b, ex, "--strict-variations") }, func() {
-		var wg sync.WaitGroup
-		for range 2 {
-			wg.Add(1)
-			go func() { defer wg.Done(); plainBuild(b, ex, bases) }()
-		}
-		wg.Wait()
-	})
+	compare(b, func() { twinforgeBuild(b, ex, "--strict-variations") }, concurrentPlain(b, 2, ex, bases))
 }
 
 // BenchmarkThirdConcurrentBuild prices the design not chosen for strict
@@ -160,15 +151,5 @@ func BenchmarkVerifiedBuildHelloStrict(b *testing.B) {
 func BenchmarkThirdConcurrentBuild(b *testing.B) {
 	bases := testenv.BaseImages(b)
 	ex := example(b, "hello")
-	concurrent := func(n int) func() {
-		return func() {
-			var wg sync.WaitGroup
-			for range n {
-				wg.Add(1)
-				go func() { defer wg.Done(); plainBuild(b, ex, bases) }()
-			}
-			wg.Wait()
-		}
-	}
-	compare(b, concurrent(3), concurrent(2))
+	compare(b, concurrentPlain(b, 3, ex, bases), concurrentPlain(b, 2, ex, bases))
 }

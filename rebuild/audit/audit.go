@@ -72,14 +72,8 @@ type options struct {
 // which then decides. The default is rebuild.StrictOff.
 func WithStrictVariations(mode rebuild.Strictness, strict builder.Builder) Option {
 	return func(o *options) error {
-		switch mode {
-		case rebuild.StrictOff:
-		case rebuild.StrictWarn, rebuild.StrictFail:
-			if strict == nil {
-				return fmt.Errorf("WithStrictVariations %s: no strict builder", mode)
-			}
-		default:
-			return fmt.Errorf("WithStrictVariations %q: use off, warn or fail", mode)
+		if err := rebuild.CheckStrictVariations(mode, strict); err != nil {
+			return err
 		}
 		o.strict, o.strictB = mode, strict
 		return nil
@@ -138,6 +132,7 @@ func Rebuild(ctx context.Context, b builder.Builder, req builder.Request, want s
 		}
 	}
 	out := &Result{Strictness: o.strict}
+	var strictErr error
 	if o.strict != rebuild.StrictOff {
 		// One progress channel serves both rebuilds: the strict one gets a
 		// copy that does not close it.
@@ -149,14 +144,19 @@ func Rebuild(ctx context.Context, b builder.Builder, req builder.Request, want s
 		sreq.Progress, wait = rebuild.Forward(req.Progress, "[strict] ")
 		res, err := o.strictB.Build(ctx, sreq)
 		wait()
-		if err != nil {
+		switch {
+		case err != nil && errors.Is(err, builder.ErrBuildFailed) && !errors.Is(err, isolation.ErrDaemonFailed) && ctx.Err() == nil:
+			// A step failed under the pinned variations: the rebuild
+			// without them tells whether that is all.
+			strictErr = err
+		case err != nil:
 			if req.Progress != nil {
 				close(req.Progress)
 			}
 			return nil, fmt.Errorf("strict rebuild: %w", err)
 		}
 		out.Strict = res
-		if res.Digest == want {
+		if res != nil && res.Digest == want {
 			if req.Progress != nil {
 				close(req.Progress)
 			}
@@ -175,6 +175,15 @@ func Rebuild(ctx context.Context, b builder.Builder, req builder.Request, want s
 			mm.Report, mm.ReportErr = compare(ctx, o.published, res)
 		}
 		return out, mm
+	}
+	if strictErr != nil {
+		out.Warnings = []rebuild.Warning{{Variation: "umask or tz", Message: fmt.Sprintf(
+			"a step failed in the strict rebuild (%v) but not in the rebuild; BuildKit pins umask %s and %s, so it reproduces on BuildKit builders",
+			strictErr, rebuild.BuildKitUmask, rebuild.BuildKitTZ)}}
+		if o.strict == rebuild.StrictFail {
+			return out, &rebuild.StrictFailure{Build: res, Err: strictErr}
+		}
+		return out, nil
 	}
 	if out.Strict == nil {
 		return out, nil
