@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/distribute/release"
 )
 
@@ -109,5 +111,59 @@ func TestReleaseIndex(t *testing.T) {
 	wh3 := newTestWebhook(t, Source{PolicyFile: keyPolicy(t, t.TempDir(), key)}, WithReleaseIndex(stale.client, time.Hour))
 	if r := decide(t, wh3, "default", app.pinned); r.Allowed || !strings.Contains(message(r), "no release index has verified") || !strings.Contains(message(r), "expired") {
 		t.Fatalf("a stale index: %v %s", r.Allowed, message(r))
+	}
+}
+
+// TestReleaseIndexCompromisedRegion: the cluster reads its region's index
+// from the regional registry (an OCI artifact). When the region starts
+// serving an older, validly signed index that releases a vulnerable digest
+// as the tag, the webhook refuses the rollback, keeps the index it trusted,
+// and goes on denying the old digest.
+func TestReleaseIndexCompromisedRegion(t *testing.T) {
+	reg := newMemRegistry(t)
+	key := newTestKey(t)
+	s := key.signer(t)
+	f := newReleaseFixture(t)
+	vulnerable := signedImage(t, reg.host, "payments/app", "1.2", s)
+	f.release(t, vulnerable, nil)
+	oldFiles, err := f.repo.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := signedImage(t, reg.host, "payments/app", "1.2", s)
+	f.release(t, fixed, nil)
+	newFiles, err := f.repo.Files()
+	if err != nil {
+		t.Fatal(err)
+	}
+	region, err := name.NewRepository(reg.host + "/payments/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	regOpts := []distribute.Option{distribute.WithInsecureLoopbackUnsafe()}
+	if _, err := release.PushIndex(ctx, newFiles, region.Tag(release.IndexTag), regOpts...); err != nil {
+		t.Fatal(err)
+	}
+	c, err := release.NewClient(release.ClientConfig{URL: release.OCIURL(region), InitialRoot: f.root, StateDir: t.TempDir(), Registry: regOpts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wh := newTestWebhook(t, Source{PolicyFile: keyPolicy(t, t.TempDir(), key)}, WithReleaseIndex(c, time.Hour))
+	if r := decide(t, wh, "default", fixed.pinned); !r.Allowed {
+		t.Fatalf("the released digest: %s", message(r))
+	}
+	if _, err := release.PushIndex(ctx, oldFiles, region.Tag(release.IndexTag), regOpts...); err != nil {
+		t.Fatal(err)
+	}
+	wh.readRelease()
+	if last, _ := wh.releaseErr.Load().(string); !strings.Contains(last, release.CheckRollback) {
+		t.Fatalf("the older index was not refused as a rollback: %q", last)
+	}
+	if r := decide(t, wh, "default", vulnerable.pinned); r.Allowed || !strings.Contains(message(r), "release.notListed") {
+		t.Fatalf("the rolled-back digest: %v %s", r.Allowed, message(r))
+	}
+	if r := decide(t, wh, "default", fixed.pinned); !r.Allowed {
+		t.Fatalf("the released digest after the refused rollback: %s", message(r))
 	}
 }
