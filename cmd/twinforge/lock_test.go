@@ -236,3 +236,32 @@ func TestBuildKitBuildArgsRefused(t *testing.T) {
 	}
 	c.assertClean()
 }
+
+// TestLockVerifyModulesGoService: the vendored example service's module
+// is proven in the Go checksum database; with one vendored file edited the
+// lock is refused, naming the module and the file.
+func TestLockVerifyModulesGoService(t *testing.T) {
+	if testing.Short() {
+		t.Skip("reaches the Go module proxy; skipped with -short")
+	}
+	c := newCLI(t)
+	dir := filepath.Join(t.TempDir(), "goservice")
+	if err := os.CopyFS(dir, os.DirFS(filepath.Join("..", "..", "examples", "goservice"))); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, "twinforge.lock"))
+	r := c.lock(dir, "--verify-modules")
+	assertContains(t, "lock", r.stdout, "proven in sum.golang.org")
+	router := filepath.Join(dir, "vendor", "github.com", "julienschmidt", "httprouter", "router.go")
+	os.Chmod(router, 0o644)
+	write(t, router, strings.Replace(readFile(t, router), "package httprouter", "package httprouter // patched", 1))
+	args := []string{"lock", "--verify-modules"}
+	for _, b := range testenv.BaseImages(t) {
+		args = append(args, "--image", b.Name+"=oci-layout:"+b.Layout)
+	}
+	r = c.run(append(args, dir)...)
+	if r.code != exitRefused {
+		t.Fatalf("edited vendored file: exit %d, want 4\n%s", r.code, r.stderr)
+	}
+	assertContains(t, "stderr", r.stderr, "github.com/julienschmidt/httprouter@v1.3.0", "router.go", "edited")
+}
