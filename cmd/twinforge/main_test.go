@@ -67,7 +67,9 @@ func (c *cliRunner) command(ctx context.Context, args ...string) *exec.Cmd {
 
 func (c *cliRunner) run(args ...string) result {
 	c.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	// Generous: a cold Go build of examples/goservice on a loaded machine,
+	// three builds at once, one of them on a single CPU, takes minutes.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
 	cmd := c.command(ctx, args...)
 	var stdout, stderr bytes.Buffer
