@@ -22,7 +22,7 @@ BENCH_RESULTS ?= bench/results.txt
 
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all deps apt-deps buildkit build examples test test-short lint bench demo clean
+.PHONY: all deps apt-deps buildkit build examples test test-short lint bench fuzz demo clean
 
 all: build
 
@@ -92,6 +92,13 @@ test: deps examples build lint
 ## test-short: unit tests only, no daemons
 test-short:
 	$(GO) test -short -count=1 ./...
+
+## fuzz: run every Go fuzz target for FUZZTIME each (their seed corpora run in make test)
+# FUZZ=REGEXP picks targets by name; FUZZMINIMIZETIME bounds the
+# minimizing of each new input (see scripts/fuzz.sh).
+FUZZTIME ?= 30s
+fuzz:
+	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 ## bench: benchmarks against buildctl, cosign and crane in the same run; results in bench/results.txt
 # Whole-command comparisons (builds, replication) run a fixed number of
