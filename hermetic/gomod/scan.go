@@ -1,8 +1,6 @@
 package gomod
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -86,36 +84,9 @@ func scanModule(modDir, goSumRel string) ([]Module, error) {
 	if err != nil {
 		return nil, err
 	}
-	byKey := map[string]*Module{}
-	var keys []string
-	for i, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		f := strings.Fields(line)
-		if len(f) != 3 || !strings.HasPrefix(f[2], "h1:") {
-			return nil, fmt.Errorf("%w: %s line %d: want MODULE VERSION[/go.mod] h1:HASH", ErrInvalid, goSumRel, i+1)
-		}
-		vers, goMod := strings.CutSuffix(f[1], "/go.mod")
-		if err := module.Check(f[0], vers); err != nil {
-			return nil, fmt.Errorf("%w: %s line %d: %v", ErrInvalid, goSumRel, i+1, err)
-		}
-		key := f[0] + "@" + vers
-		m := byKey[key]
-		if m == nil {
-			m = &Module{Path: f[0], Version: vers, GoSum: goSumRel}
-			byKey[key] = m
-			keys = append(keys, key)
-		}
-		dst := &m.Sum
-		if goMod {
-			dst = &m.GoModSum
-		}
-		if *dst != "" && *dst != f[2] {
-			return nil, fmt.Errorf("%w: %s line %d: %s is listed twice with different hashes", ErrInvalid, goSumRel, i+1, f[1])
-		}
-		*dst = f[2]
+	byKey, keys, err := parseGoSum(data, goSumRel)
+	if err != nil {
+		return nil, err
 	}
 	vendored, err := readModulesTxt(modDir)
 	if err != nil {
@@ -148,6 +119,44 @@ func scanModule(modDir, goSumRel string) ([]Module, error) {
 	return out, nil
 }
 
+// parseGoSum reads a go.sum as the go command writes it: the modules it
+// lists by path@version, each with its zip and go.mod hashes, and their
+// keys in file order.
+func parseGoSum(data []byte, goSumRel string) (map[string]*Module, []string, error) {
+	byKey := map[string]*Module{}
+	var keys []string
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 3 || !strings.HasPrefix(f[2], "h1:") {
+			return nil, nil, fmt.Errorf("%w: %s line %d: want MODULE VERSION[/go.mod] h1:HASH", ErrInvalid, goSumRel, i+1)
+		}
+		vers, goMod := strings.CutSuffix(f[1], "/go.mod")
+		if err := module.Check(f[0], vers); err != nil {
+			return nil, nil, fmt.Errorf("%w: %s line %d: %v", ErrInvalid, goSumRel, i+1, err)
+		}
+		key := f[0] + "@" + vers
+		m := byKey[key]
+		if m == nil {
+			m = &Module{Path: f[0], Version: vers, GoSum: goSumRel}
+			byKey[key] = m
+			keys = append(keys, key)
+		}
+		dst := &m.Sum
+		if goMod {
+			dst = &m.GoModSum
+		}
+		if *dst != "" && *dst != f[2] {
+			return nil, nil, fmt.Errorf("%w: %s line %d: %s is listed twice with different hashes", ErrInvalid, goSumRel, i+1, f[1])
+		}
+		*dst = f[2]
+	}
+	return byKey, keys, nil
+}
+
 // readModulesTxt returns the modules vendor/modules.txt vendors ("# path
 // version" lines that have packages or are explicit), replacements aside.
 func readModulesTxt(modDir string) ([]module.Version, error) {
@@ -158,6 +167,11 @@ func readModulesTxt(modDir string) ([]module.Version, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseModulesTxt(data)
+}
+
+// parseModulesTxt reads a vendor/modules.txt: the modules it vendors.
+func parseModulesTxt(data []byte) ([]module.Version, error) {
 	var out []module.Version
 	var cur *module.Version
 	hasPackages := false
@@ -167,9 +181,10 @@ func readModulesTxt(modDir string) ([]module.Version, error) {
 		}
 		cur, hasPackages = nil, false
 	}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
+	// Lines of any length: the go command writes package paths as long
+	// as they are.
+	for i, line := range strings.Split(string(data), "\n") {
+		n, line := i+1, strings.TrimSuffix(line, "\r")
 		switch {
 		case strings.HasPrefix(line, "# "):
 			flush()
@@ -192,7 +207,7 @@ func readModulesTxt(modDir string) ([]module.Version, error) {
 		}
 	}
 	flush()
-	return out, sc.Err()
+	return out, nil
 }
 
 // VendoredFiles lists the files under vendor/<modPath> that belong to the
