@@ -123,6 +123,17 @@ func targetFrom(path, role string, tf *metadata.TargetFiles) (*Target, error) {
 		return nil, fmt.Errorf("target %s: custom names %s:%s", path, t.Repository, t.Tag)
 	}
 	t.Repository, t.Tag = repo, tag
+	// Only what twinforge would write is read: a signed but malformed
+	// target is refused, not listed.
+	if err := validateRepositoryTag(repo, tag); err != nil {
+		return nil, fmt.Errorf("target %s: %v", path, err)
+	}
+	if t.Size <= 0 {
+		return nil, fmt.Errorf("target %s: manifest size %d: must be positive", path, t.Size)
+	}
+	if t.Provenance != "" && !sha256Digest.MatchString(t.Provenance) {
+		return nil, fmt.Errorf("target %s: provenance digest %q: want sha256:<64 hex digits>", path, t.Provenance)
+	}
 	return t, nil
 }
 
