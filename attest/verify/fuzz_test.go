@@ -396,6 +396,9 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Add([]byte(head + "identities:\n  - issuerRegExp: 'https://i\\.test'\n    subjectRegExp: '.*@x\\.test'\nsourceRepositories: ['regexp:https://g/o/.*', 'https://g/o/*']\n"))
 	f.Add([]byte(head + "identities:\n  - publicKey: key.pub\nrequireRebuildVerdicts:\n  count: 2\n  identities: [{publicKey: key.pub}, {issuer: a, subject: b}]\n"))
 	f.Add([]byte(`{"apiVersion":"twinforge.dev/v1","kind":"Policy","identities":[{"issuer":"a","subject":"b"}],"builderIDs":["x/**"]}`))
+	// Regression: regular expressions that closed the anchoring group.
+	f.Add([]byte(head + "identities:\n  - issuer: https://i.test\n    subjectRegExp: 'me@x\\.test)|(.*'\n"))
+	f.Add([]byte(head + "identities: [{issuer: a, subject: b}]\nsourceRepositories: ['regexp:https://g/o)|(.*']\n"))
 	key, err := os.ReadFile(filepath.Join("testdata", "keys", "builder.pub"))
 	if err != nil {
 		f.Fatal(err)

@@ -463,7 +463,14 @@ func (f identityFile) compile(baseDir string, readFile func(string) ([]byte, err
 	case f.Subject == "" && f.SubjectRegExp == "":
 		return id, errors.New("no subject: give subject (or subjectRegExp) with issuer (or issuerRegExp)")
 	}
-	issuerRE, subjectRE := anchor(f.IssuerRegExp), anchor(f.SubjectRegExp)
+	issuerRE, err := anchor(f.IssuerRegExp)
+	if err != nil {
+		return id, fmt.Errorf("issuerRegExp: %v", err)
+	}
+	subjectRE, err := anchor(f.SubjectRegExp)
+	if err != nil {
+		return id, fmt.Errorf("subjectRegExp: %v", err)
+	}
 	ci, err := sgverify.NewShortCertificateIdentity(f.Issuer, issuerRE, f.Subject, subjectRE)
 	if err != nil {
 		return id, err
@@ -473,12 +480,18 @@ func (f identityFile) compile(baseDir string, readFile func(string) ([]byte, err
 	return id, nil
 }
 
-// anchor makes a regular expression match whole values only.
-func anchor(re string) string {
+// anchor makes a regular expression match whole values only. The
+// expression must be one on its own: "a)|(b" would otherwise close the
+// group anchor puts around it, and "^(?:a)|(b)$" matches anything that
+// starts with a or ends with b.
+func anchor(re string) (string, error) {
 	if re == "" {
-		return ""
+		return "", nil
 	}
-	return "^(?:" + re + ")$"
+	if _, err := regexp.Compile(re); err != nil {
+		return "", err
+	}
+	return "^(?:" + re + ")$", nil
 }
 
 // pattern matches a source repository or builder id: exactly, as a glob
@@ -510,7 +523,11 @@ func compilePattern(s string, repo bool) (pattern, error) {
 	case s == "":
 		return p, errors.New("empty pattern")
 	case strings.HasPrefix(s, "regexp:"):
-		re, err := regexp.Compile(anchor(strings.TrimPrefix(s, "regexp:")))
+		anchored, err := anchor(strings.TrimPrefix(s, "regexp:"))
+		if err != nil {
+			return p, err
+		}
+		re, err := regexp.Compile(anchored)
 		if err != nil {
 			return p, err
 		}

@@ -160,3 +160,25 @@ func TestPolicyDocExample(t *testing.T) {
 		t.Fatalf("policy.md example: %v", err)
 	}
 }
+
+// TestPolicyAnchorsCannotBeUndone: a policy regular expression is anchored
+// to match whole values; one that does not parse on its own, and so could
+// close the anchoring group from inside ("a)|(.*"), is refused when the
+// policy is read.
+func TestPolicyAnchorsCannotBeUndone(t *testing.T) {
+	for _, field := range []string{
+		"    issuer: https://i.test\n    subjectRegExp: 'builder@example\\.test)|(.*'",
+		"    issuerRegExp: 'x)|(.*'\n    subject: builder@example.test",
+	} {
+		doc := "apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  -" + strings.TrimPrefix(field, "   ") + "\n"
+		if _, err := ParsePolicy([]byte(doc)); !errors.Is(err, ErrInvalidPolicy) {
+			t.Errorf("policy accepted (%v):\n%s", err, doc)
+		}
+	}
+	for _, pattern := range []string{"regexp:https://git\\.example\\.test/team/app)|(.*", "regexp:a)|(b"} {
+		doc := "apiVersion: twinforge.dev/v1\nkind: Policy\nidentities: [{issuer: i, subject: s}]\nsourceRepositories: ['" + pattern + "']\n"
+		if _, err := ParsePolicy([]byte(doc)); !errors.Is(err, ErrInvalidPolicy) {
+			t.Errorf("pattern %q accepted (%v)", pattern, err)
+		}
+	}
+}
