@@ -133,7 +133,17 @@ func TrustedRootOf(fulcio, tsa, rekor *Authority) (*root.TrustedRoot, error) {
 	}
 	logs := map[string]*root.TransparencyLog{}
 	if rekor != nil {
-		logs = rekor.vs.RekorLogs()
+		for id, l := range rekor.vs.RekorLogs() {
+			// The VirtualSigstore's log ID is the hex text's bytes, which
+			// only works in memory: a trusted_root.json holds the raw ID.
+			raw, err := hex.DecodeString(id)
+			if err != nil {
+				return nil, fmt.Errorf("rekor log id %q: %w", id, err)
+			}
+			cp := *l
+			cp.ID = raw
+			logs[id] = &cp
+		}
 	}
 	return root.NewTrustedRoot(root.TrustedRootMediaType01, cas, nil, tsas, logs)
 }
