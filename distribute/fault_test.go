@@ -32,20 +32,19 @@ func TestPushSurvivesFaults(t *testing.T) {
 		{"502 on the referrers probe", []regtest.Fault{regtest.FailFirst(regtest.ReferrersGet(), 1, 502)}},
 		{"slow manifest PUTs", []regtest.Fault{regtest.Delay(regtest.ManifestPut(), 20*time.Millisecond)}},
 	}
+	tally := regtest.NewFaultTally(t)
 	for _, kind := range registryKinds {
 		reg := kind.start(t)
 		for _, tt := range tests {
 			t.Run(kind.name+"/"+tt.name, func(t *testing.T) {
 				proxy := regtest.NewFaultProxy(t, reg.Host, tt.faults...)
+				defer func() { tally.Record(t, proxy.Injected()) }()
 				_, img := newLayout(t)
 				repo := "faults/" + strings.ToLower(strings.ReplaceAll(tt.name, " ", "-"))
 				res, err := distribute.Push(context.Background(), img, mustRef(t, proxy.Host+"/"+repo+":v1"), testArtifacts(),
 					distribute.WithInsecureLoopbackUnsafe(), fastRetries, distribute.WithBlobReadBack())
 				if err != nil {
 					t.Fatalf("Push: %v", err)
-				}
-				if proxy.Injected() == 0 {
-					t.Fatal("no fault was injected")
 				}
 				if got := crane(t, "digest", reg.Host+"/"+repo+":v1"); got != res.Digest || got != digestOf(t, img) {
 					t.Errorf("crane digest = %s, want %s", got, res.Digest)
@@ -80,11 +79,18 @@ func TestPushFailsClosed(t *testing.T) {
 		{"registry keeps failing uploads", func(string) []regtest.Fault {
 			return []regtest.Fault{regtest.FailFirst(regtest.BlobUpload(), 1000, 500)}
 		}, false, "500"},
+		{"blob corrupted mid-upload", func(string) []regtest.Fault {
+			return []regtest.Fault{regtest.CorruptUpload(regtest.BlobPatch())}
+		}, false, "digest"},
+		{"blob corrupted mid-upload then the connection dropped", func(string) []regtest.Fault {
+			return []regtest.Fault{regtest.CorruptUpload(regtest.BlobPatch()).Times(1), regtest.DropAfter(regtest.BlobPatch(), 1000)}
+		}, false, "digest"},
 		{"registry keeps failing tag writes", func(string) []regtest.Fault {
 			// the referrers tag schema index, or else the tag move itself
 			return []regtest.Fault{regtest.FailFirst(regtest.All(regtest.ManifestPut(), notPath("/manifests/sha256:")), 1000, 503)}
 		}, false, "503"},
 	}
+	tally := regtest.NewFaultTally(t)
 	for _, kind := range registryKinds {
 		reg := kind.start(t)
 		for _, tt := range tests {
@@ -92,6 +98,7 @@ func TestPushFailsClosed(t *testing.T) {
 				_, img := newLayout(t)
 				digest := digestOf(t, img)
 				proxy := regtest.NewFaultProxy(t, reg.Host, tt.faults(digest)...)
+				defer func() { tally.Record(t, proxy.Injected()) }()
 				repo := "closed/" + strings.ToLower(strings.ReplaceAll(tt.name, " ", "-"))
 				_, err := distribute.Push(context.Background(), img, mustRef(t, proxy.Host+"/"+repo+":v1"), testArtifacts(),
 					distribute.WithInsecureLoopbackUnsafe(), fastRetries, distribute.WithBlobReadBack())
@@ -108,6 +115,16 @@ func TestPushFailsClosed(t *testing.T) {
 					}
 				}
 				assertNoDanglingTags(t, reg, repo)
+				// Nothing the failed push left behind stands in the way of
+				// the next one.
+				res, err := distribute.Push(context.Background(), img, mustRef(t, reg.Host+"/"+repo+":v1"), testArtifacts(),
+					distribute.WithInsecureLoopbackUnsafe(), fastRetries, distribute.WithBlobReadBack())
+				if err != nil {
+					t.Fatalf("the push after the failed one: %v", err)
+				}
+				if got := crane(t, "digest", reg.Host+"/"+repo+":v1"); got != res.Digest || got != digest {
+					t.Errorf("after the failed push, crane digest = %s, want %s", got, digest)
+				}
 			})
 		}
 	}
@@ -143,10 +160,9 @@ func TestReplicateSurvivesFaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Replicate: %v", err)
 	}
+	tally := regtest.NewFaultTally(t)
 	for _, p := range []*regtest.FaultProxy{srcProxy, distProxy, refsProxy} {
-		if p.Injected() == 0 {
-			t.Errorf("proxy %s injected no fault", p.Host)
-		}
+		tally.Record(t, p.Injected())
 	}
 	for i, r := range results {
 		if r.Err != nil || r.Digest != src.digest || len(r.Referrers) != 2 {
@@ -215,6 +231,53 @@ func TestReplicateIsolatesFailures(t *testing.T) {
 	assertNoDanglingTags(t, corrupt, "b/app")
 	assertNoDanglingTags(t, rewrite, "c/app")
 	assertNoDanglingTags(t, down, "e/app")
+}
+
+// Corruption on the way, from the source or to the destination: the
+// copy fails with an error naming the bad digest, the destination has
+// nothing that points at a missing or corrupt blob, and the next
+// replication copies the image whole.
+func TestReplicateFailsClosed(t *testing.T) {
+	regtest.NeedRegistry(t)
+	tally := regtest.NewFaultTally(t)
+	for _, tt := range []struct {
+		name     string
+		src, dst []regtest.Fault
+	}{
+		{"source blob corrupted in transit", []regtest.Fault{regtest.Corrupt(regtest.BlobGet())}, nil},
+		{"destination upload corrupted", nil, []regtest.Fault{regtest.CorruptUpload(regtest.BlobPatch())}},
+		{"source connection dropped mid-blob, every time", []regtest.Fault{regtest.DropAfter(regtest.BlobGet(), 200<<10).Times(1000)}, nil},
+	} {
+		for _, kind := range registryKinds {
+			t.Run(kind.name+"/"+tt.name, func(t *testing.T) {
+				srcReg := regtest.StartDistribution(t)
+				src := pushSource(t, srcReg, "src/app")
+				dst := kind.start(t)
+				srcProxy := regtest.NewFaultProxy(t, srcReg.Host, tt.src...)
+				dstProxy := regtest.NewFaultProxy(t, dst.Host, tt.dst...)
+				defer func() { tally.Record(t, srcProxy.Injected()+dstProxy.Injected()) }()
+				results, err := distribute.Replicate(context.Background(), mustDigest(t, srcProxy.Host+"/src/app@"+src.digest),
+					[]name.Repository{mustRepo(t, dstProxy.Host+"/eu/app")}, distribute.WithInsecureLoopbackUnsafe(), fastRetries, distribute.WithBlobReadBack())
+				if err == nil {
+					t.Fatal("Replicate succeeded through corruption")
+				}
+				t.Logf("error: %v", err)
+				if r := results[0]; r.Err == nil || r.Digest != "" {
+					t.Errorf("result %+v: want an error and no digest", r)
+				}
+				if dst.Exists(t, "eu/app", "manifests", src.digest) {
+					t.Error("the image manifest arrived although a blob of it did not")
+				}
+				assertNoDanglingTags(t, dst, "eu/app")
+
+				if _, err := distribute.Replicate(context.Background(), src.ref(t), []name.Repository{mustRepo(t, dst.Host+"/eu/app")},
+					distribute.WithInsecureLoopbackUnsafe(), fastRetries, distribute.WithBlobReadBack()); err != nil {
+					t.Fatalf("the replication after the failed one: %v", err)
+				}
+				assertCopy(t, src, dst, "eu/app")
+			})
+		}
+	}
 }
 
 // A run interrupted mid-copy leaves blobs behind; the next run sends only

@@ -101,6 +101,7 @@ const (
 	kindCorrupt
 	kindRewrite
 	kindStall
+	kindCorruptUpload
 )
 
 // Times limits a fault to the first n matching requests.
@@ -132,6 +133,15 @@ func Delay(m Matcher, d time.Duration) Fault {
 // response with status 200, keeping its length and headers.
 func Corrupt(m Matcher) Fault {
 	return Fault{name: "corrupt", match: m, kind: kindCorrupt}
+}
+
+// CorruptUpload flips a byte in the middle of the body of every matching
+// request that has one (a blob upload's PATCH or PUT; a request without a
+// body does not count as a use), keeping its length,
+// before passing it on: the registry gets other bytes than the client
+// sent, as through a faulty link or proxy.
+func CorruptUpload(m Matcher) Fault {
+	return Fault{name: "corrupt upload", match: m, kind: kindCorruptUpload}
 }
 
 // Rewrite replaces the body of every matching response with status 200 by
@@ -266,6 +276,9 @@ func (p *FaultProxy) pick(r *http.Request) *Fault {
 		if f.times > 0 && p.used[i] >= f.times {
 			continue
 		}
+		if f.kind == kindCorruptUpload && r.ContentLength == 0 && len(r.TransferEncoding) == 0 {
+			continue // no body to corrupt: not a use
+		}
 		if f.match(r) {
 			p.used[i]++
 			return f
@@ -329,6 +342,19 @@ func (p *FaultProxy) serve(w http.ResponseWriter, r *http.Request) {
 		p.record(r, 0, f.name)
 	case kindDrop:
 		p.drop(w, r, f)
+	case kindCorruptUpload:
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(http.StatusBadGateway)
+			p.record(r, http.StatusBadGateway, f.name)
+			return
+		}
+		if len(body) > 0 {
+			body[len(body)/2] ^= 0xff
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		p.forward(w, r, f)
 	default:
 		p.forward(w, r, f)
 	}
@@ -349,7 +375,7 @@ func (p *FaultProxy) forward(w http.ResponseWriter, r *http.Request, f *Fault) {
 
 func (p *FaultProxy) modifyResponse(resp *http.Response) error {
 	f, _ := resp.Request.Context().Value(ctxKey{}).(*Fault)
-	if f == nil || resp.StatusCode != http.StatusOK || resp.Request.Method == http.MethodHead {
+	if f == nil || (f.kind != kindCorrupt && f.kind != kindRewrite) || resp.StatusCode != http.StatusOK || resp.Request.Method == http.MethodHead {
 		return nil
 	}
 	body, err := io.ReadAll(resp.Body)

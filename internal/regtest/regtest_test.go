@@ -121,3 +121,47 @@ func TestFaultProxy(t *testing.T) {
 		t.Errorf("%d blob GETs seen, want 3", n)
 	}
 }
+
+// TestCorruptUpload: the registry gets other bytes than were sent, and
+// refuses them by their digest.
+func TestCorruptUpload(t *testing.T) {
+	r := regtest.StartReferrers(t)
+	blob := strings.Repeat("twinforge", 1000)
+	p := regtest.NewFaultProxy(t, r.Host, regtest.CorruptUpload(regtest.BlobUpload()).Times(1))
+	c := &http.Client{}
+	base := "http://" + p.Host
+	upload := func() int {
+		resp, err := c.Post(base+"/v2/x/blobs/uploads/", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		loc := resp.Header.Get("Location")
+		if !strings.HasPrefix(loc, "http") {
+			loc = base + loc
+		}
+		sep := "?"
+		if strings.Contains(loc, "?") {
+			sep = "&"
+		}
+		put, _ := http.NewRequest(http.MethodPut, loc+sep+"digest=sha256:"+sha256hex(blob), strings.NewReader(blob))
+		resp, err = c.Do(put)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := upload(); code != http.StatusBadRequest {
+		t.Fatalf("corrupted upload: status %d, want 400", code)
+	}
+	if r.Exists(t, "x", "blobs", "sha256:"+sha256hex(blob)) {
+		t.Fatal("the registry kept a corrupted blob")
+	}
+	if code := upload(); code != http.StatusCreated {
+		t.Fatalf("second upload: status %d", code)
+	}
+	if n := p.Injected(); n != 1 {
+		t.Errorf("%d faults injected, want 1 (the POST has no body to corrupt)", n)
+	}
+}
