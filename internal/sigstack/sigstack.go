@@ -52,6 +52,7 @@ type Stack struct {
 	signingConfig     *root.SigningConfig
 	signingConfigJSON []byte
 
+	mu        sync.Mutex // guards procs
 	procs     []*process // in start order
 	closeOnce sync.Once
 	closeErr  error
@@ -221,7 +222,9 @@ func (s *Stack) start(dir, name, bin string, args ...string) (*process, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.mu.Lock()
 	s.procs = append(s.procs, p)
+	s.mu.Unlock()
 	s.logger.Info("started", "server", name, "pid", p.cmd.Process.Pid, "log", p.logPath)
 	return p, nil
 }
@@ -318,14 +321,85 @@ func (s *Stack) IDToken(ctx context.Context, c Claims) (string, error) {
 	return strings.TrimSpace(string(body)), nil
 }
 
+// Stop stops one server of the stack (NameOIDC, NameFulcio, NameTSA or
+// NameRekor) as Close would, to see what its clients do when it is down.
+// Close does not report it as having exited on its own.
+func (s *Stack) Stop(name string) error {
+	p, err := s.proc(name)
+	if err != nil {
+		return err
+	}
+	if err := p.stop(); err != nil {
+		return err
+	}
+	s.logger.Info("stopped", "server", name)
+	return nil
+}
+
+// Restart starts a server Stop stopped again, with the same flags, keys and
+// storage, and returns once it answers. Only the OIDC issuer and Rekor keep
+// their identity across a restart (Rekor's key and log live in Dir); a new
+// Fulcio or timestamp authority would have a new CA, which the trusted root
+// does not hold, so those are refused.
+func (s *Stack) Restart(ctx context.Context, name string) error {
+	p, err := s.proc(name)
+	if err != nil {
+		return err
+	}
+	var health string
+	switch name {
+	case NameRekor:
+		health = s.rekorURL + "/healthz"
+	case NameOIDC:
+		health = s.OIDCIssuer() + "/.well-known/openid-configuration"
+	default:
+		return fmt.Errorf("restarting %s: a new instance would have a key the trusted root does not hold; start a new stack", name)
+	}
+	if !p.exited() {
+		return fmt.Errorf("restarting %s: it is running", name)
+	}
+	np, err := startProcess(s.dir, name, p.bin, p.args...)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	for i, q := range s.procs {
+		if q == p {
+			s.procs[i] = np
+		}
+	}
+	s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if _, err := np.waitHTTP(ctx, health); err != nil {
+		return err
+	}
+	s.logger.Info("restarted", "server", name, "pid", np.cmd.Process.Pid)
+	return nil
+}
+
+func (s *Stack) proc(name string) (*process, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.procs {
+		if p.name == name {
+			return p, nil
+		}
+	}
+	return nil, fmt.Errorf("the stack has no server %q", name)
+}
+
 // Close stops every server (SIGTERM, then SIGKILL after 10s), newest first.
 // It reports a server that had exited on its own before, with its log, or
 // that had to be killed. Calling it again returns the same result.
 func (s *Stack) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
-		for i := len(s.procs) - 1; i >= 0; i-- {
-			if err := s.procs[i].stop(); err != nil {
+		s.mu.Lock()
+		procs := append([]*process(nil), s.procs...)
+		s.mu.Unlock()
+		for i := len(procs) - 1; i >= 0; i-- {
+			if err := procs[i].stop(); err != nil {
 				errs = append(errs, err)
 			}
 		}

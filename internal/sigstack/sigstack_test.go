@@ -484,3 +484,41 @@ func TestSigningConfigNamesTheStack(t *testing.T) {
 		})
 	}
 }
+
+// TestStopAndRestart: a stopped server is down for its clients (signing
+// through the stack fails), Close does not count it as a crash, and Rekor
+// comes back with its key and log, so what it logs then still verifies
+// against the trusted root. Fulcio and the TSA cannot come back as
+// themselves and are refused.
+func TestStopAndRestart(t *testing.T) {
+	st := startStack(t)
+	payload, digest := statement(t)
+	id := sigstack.Claims{Subject: "ci@twinforge.test", Email: "ci@twinforge.test"}
+	if err := st.Stop(sigstack.NameRekor); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := signStatement(t, st, mustToken(t, st, id), payload); err == nil || !strings.Contains(err.Error(), st.RekorURL()) {
+		t.Fatalf("signing with Rekor down: %v, want an error naming %s", err, st.RekorURL())
+	}
+	if err := st.Restart(context.Background(), sigstack.NameRekor); err != nil {
+		t.Fatal(err)
+	}
+	b, err := signStatement(t, st, mustToken(t, st, id), payload)
+	if err != nil {
+		t.Fatalf("signing after Rekor restarted: %v", err)
+	}
+	if err := verifyBundle(st.TrustedRoot(), b, st.OIDCIssuer(), id.Email, digest); err != nil {
+		t.Fatalf("a bundle logged after the restart: %v", err)
+	}
+	for _, name := range []string{sigstack.NameFulcio, sigstack.NameTSA} {
+		if err := st.Stop(name); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Restart(context.Background(), name); err == nil {
+			t.Errorf("restarted %s", name)
+		}
+	}
+	if err := st.Restart(context.Background(), "nope"); err == nil {
+		t.Error("restarted a server the stack does not have")
+	}
+}
