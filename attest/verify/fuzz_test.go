@@ -1,6 +1,7 @@
 package verify
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
@@ -14,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -494,4 +496,71 @@ func TestFuzzSeedsVerify(t *testing.T) {
 	if err != nil || len(res.ReproducedBy) != 1 {
 		t.Fatalf("the verdict seed: %v", err)
 	}
+}
+
+// dpkgCompare asks dpkg itself how two versions order: -1, 0 or 1, and
+// false when dpkg refuses either version or is not installed.
+func dpkgCompare(a, b string) (int, bool) {
+	rel := func(op string) (bool, bool) {
+		cmd := exec.Command("dpkg", "--compare-versions", a, op, b)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if stderr.Len() > 0 {
+			return false, false // a warning: dpkg's own syntax check
+		}
+		var exit *exec.ExitError
+		switch {
+		case err == nil:
+			return true, true
+		case errors.As(err, &exit) && exit.ExitCode() == 1:
+			return false, true
+		}
+		return false, false
+	}
+	lt, ok := rel("lt")
+	if !ok {
+		return 0, false
+	}
+	if lt {
+		return -1, true
+	}
+	eq, ok := rel("eq")
+	if !ok {
+		return 0, false
+	}
+	if eq {
+		return 0, true
+	}
+	return 1, true
+}
+
+// FuzzDebianVersion: deniedPackages ranges compare Debian (and every
+// non-Go) version with a port of dpkg's ordering; a wrong answer lets a
+// denied version through. It orders every pair of versions as dpkg
+// itself does, and is antisymmetric.
+func FuzzDebianVersion(f *testing.F) {
+	if _, err := exec.LookPath("dpkg"); err != nil {
+		f.Skip("dpkg, the reference, is not installed")
+	}
+	for _, p := range [][2]string{
+		{"1.1.1n-0+deb11u1", "1.1.1k-1"}, {"1.0~rc1", "1.0"}, {"1:0.9", "2.0"}, {"2.30-1", "2.30-1ubuntu1"},
+		{"1.0", "1.0-0"}, {"0001.2", "1.2"}, {"1.2a", "1.2+"}, {"3.0.11-1~deb12u2", "3.0.11-1"}, {"7", "7.0"},
+		{"1.2.3-", "1.2.3"}, {"a:1", "1"}, {"1.0.", "1.0"},
+	} {
+		f.Add(p[0], p[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		got := debCompare(a, b)
+		if back := debCompare(b, a); back != -got {
+			t.Fatalf("debCompare(%q, %q) = %d but debCompare(%q, %q) = %d", a, b, got, b, a, back)
+		}
+		if len(a) > 40 || len(b) > 40 {
+			return
+		}
+		want, ok := dpkgCompare(a, b)
+		if ok && got != want {
+			t.Fatalf("%q vs %q: debCompare says %d, dpkg says %d", a, b, got, want)
+		}
+	})
 }

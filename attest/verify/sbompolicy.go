@@ -185,6 +185,17 @@ func compareVersions(typ, a, b string) int {
 }
 
 func debCompare(a, b string) int {
+	// dpkg ignores the white space around a version; no version at all
+	// sorts before every version ("0" and "" differ).
+	a, b = strings.Trim(a, dpkgSpace), strings.Trim(b, dpkgSpace)
+	switch {
+	case a == "" && b == "":
+		return 0
+	case a == "":
+		return -1
+	case b == "":
+		return 1
+	}
 	ea, ra := splitEpoch(a)
 	eb, rb := splitEpoch(b)
 	if ea != eb {
@@ -200,6 +211,9 @@ func debCompare(a, b string) int {
 	}
 	return debPart(va, vb)
 }
+
+// dpkgSpace is what C's isspace calls white space.
+const dpkgSpace = " \t\n\v\f\r"
 
 func splitEpoch(v string) (int, string) {
 	if i := strings.IndexByte(v, ':'); i > 0 {
