@@ -2,7 +2,6 @@ package sbom
 
 import (
 	"archive/tar"
-	"bufio"
 	"bytes"
 	"debug/buildinfo"
 	"errors"
@@ -70,13 +69,13 @@ func Catalog(img v1.Image) ([]Package, error) {
 		p := strings.TrimPrefix(path.Clean("/"+h.Name), "/")
 		switch {
 		case p == "var/lib/dpkg/status" || (strings.HasPrefix(p, "var/lib/dpkg/status.d/") && !strings.HasSuffix(p, ".md5sums")):
-			data, err := io.ReadAll(io.LimitReader(tr, 64<<20))
+			data, err := readDatabase(tr, h, p)
 			if err != nil {
 				return nil, err
 			}
 			dpkg, dpkgAt = append(dpkg, data), append(dpkgAt, p)
 		case p == "lib/apk/db/installed":
-			data, err := io.ReadAll(io.LimitReader(tr, 64<<20))
+			data, err := readDatabase(tr, h, p)
 			if err != nil {
 				return nil, err
 			}
@@ -110,6 +109,18 @@ func Catalog(img v1.Image) ([]Package, error) {
 		return out[i].Location < out[j].Location
 	})
 	return out, nil
+}
+
+// maxDatabaseBytes bounds a package database read whole.
+const maxDatabaseBytes = 64 << 20
+
+// readDatabase reads a package database whole: one too large to read is
+// an error, since cutting it short would leave packages out of the SBOM.
+func readDatabase(r io.Reader, h *tar.Header, p string) ([]byte, error) {
+	if h.Size > maxDatabaseBytes {
+		return nil, fmt.Errorf("package database %s is %d bytes, more than the %d read", p, h.Size, maxDatabaseBytes)
+	}
+	return io.ReadAll(r)
 }
 
 func distroOr(id, def string) string {
@@ -174,10 +185,10 @@ func parseDpkg(data []byte, at, distro string) []Package {
 func paragraphs(data []byte) []map[string]string {
 	var out []map[string]string
 	cur := map[string]string{}
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	// Lines of any length: a scanner's limit would end the file early
+	// and hide the packages after a long description.
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSuffix(line, "\r")
 		if strings.TrimSpace(line) == "" {
 			if len(cur) > 0 {
 				out = append(out, cur)
