@@ -51,6 +51,11 @@ type Attack struct {
 	// Check is the verify.Check* constant of the check that refuses, ""
 	// for evidence that verifies.
 	Check string
+	// IgnoredInRegistry says that in a registry, where anyone who can push
+	// may attach a referrer, the bad bundle is junk to skip rather than a
+	// reason to refuse (the webhook skips bundles no policy identity
+	// signed): the image verifies by its other evidence there.
+	IgnoredInRegistry bool
 	// GoodVerdict is, for an attack on rebuild verdicts, a good verdict of
 	// RebuilderB; VerdictsCounting how many of Verdicts may count beside it.
 	GoodVerdict      *bundle.Bundle
@@ -242,6 +247,7 @@ func Attacks(a *Authority) ([]Attack, error) {
 		rootAttack("another deployment's trusted root", verify.CheckCertificate, trust(other.TrustedRoot())),
 	)
 
+	ignoredInRegistry := func(at Attack) Attack { at.IgnoredInRegistry = true; return at }
 	imageAttack := func(name, check string, img *bundle.Bundle) Attack {
 		at := attack(name, check, goodProv, strictPolicy())
 		at.Image = img
@@ -249,7 +255,7 @@ func Attacks(a *Authority) ([]Attack, error) {
 	}
 	out = append(out,
 		imageAttack("image signature over another manifest", verify.CheckSubject, must(a.SignArtifact(otherManifest, Builder, Options{}))),
-		imageAttack("image signed by a stranger", verify.CheckIdentity, must(a.SignArtifact(manifest, stranger, Options{}))),
+		ignoredInRegistry(imageAttack("image signed by a stranger", verify.CheckIdentity, must(a.SignArtifact(manifest, stranger, Options{})))),
 		imageAttack("image signature without a log entry", verify.CheckTransparencyLog, must(a.SignArtifact(manifest, Builder, Options{NoLogEntry: true}))),
 	)
 
