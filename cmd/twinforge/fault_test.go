@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -258,7 +259,9 @@ func TestDaemonKilledMidBuild(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, func() bool { return strings.Count(stderr.String(), "sleeping") >= 2 }, "both builds' step to start")
+			// The step's own output line ("#5 0.104 sleeping"), not its
+			// name, from the build and from the rebuild.
+			waitFor(t, func() bool { return len(stepOutput.FindAllString(stderr.String(), -1)) >= 2 }, "both builds' step to run")
 			pid := daemonPID(t, c.state, which)
 			if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 				t.Fatal(err)
@@ -286,6 +289,8 @@ func TestDaemonKilledMidBuild(t *testing.T) {
 		})
 	}
 }
+
+var stepOutput = regexp.MustCompile(`(?m)#\d+ \d+\.\d+ sleeping$`)
 
 // daemonPID finds the buildkitd of a twinforge run by its state directory
 // and role ("build" or "rebuild": its daemon directory's name starts with
