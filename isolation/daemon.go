@@ -48,6 +48,24 @@ type Info struct {
 	Kernel string `json:"kernel,omitempty"`
 	// StateDir is where a private daemon's state lives.
 	StateDir string `json:"stateDir,omitempty"`
+	// WorkerID is the BuildKit worker's ID, made once per daemon state:
+	// two addresses that report one ID reach one daemon.
+	WorkerID string `json:"workerId,omitempty"`
+	// Hostname is the host name the daemon reports: its machine's, or its
+	// pod's on Kubernetes.
+	Hostname string `json:"hostname,omitempty"`
+	// Node is the machine the daemon runs on: the Kubernetes node its pod
+	// was placed on, else the host name it reports.
+	Node string `json:"node,omitempty"`
+	// Cluster is the API server of a worker on Kubernetes, Pod its pod
+	// (NAMESPACE/NAME).
+	Cluster string `json:"cluster,omitempty"`
+	Pod     string `json:"pod,omitempty"`
+	// Identity is the worker identity in a remote daemon's TLS
+	// certificate (package workercert), Certificate the certificate's
+	// sha256 fingerprint.
+	Identity    string `json:"identity,omitempty"`
+	Certificate string `json:"certificate,omitempty"`
 }
 
 // ErrMissingBinary is returned when buildkitd or runc cannot be found.

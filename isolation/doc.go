@@ -12,7 +12,12 @@
 // removes its state unless it was asked to keep it. State left behind by a
 // run that crashed is found and removed by the next Start.
 //
-// Remote connects to an existing buildkitd (a pool on Kubernetes, say) over
-// mutual TLS instead; it satisfies the same Daemon interface, and refuses a
-// daemon whose workers report the host's network.
+// Remote connects to an existing buildkitd (a worker on another machine,
+// or on Kubernetes, see package isolation/kube) over mutual TLS instead; it
+// satisfies the same Daemon interface. It pins the worker's certificate and
+// its identity (package isolation/workercert issues them), and refuses a
+// daemon whose workers report the host's network, grant insecure
+// entitlements or run steps without a process sandbox. CheckSeparate tells
+// whether two daemons are known to be on separate machines, which a build
+// and the rebuild that vouches for it must be.
 package isolation

@@ -181,6 +181,9 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 		return nil, err
 	}
 	d.info = Info{
+		WorkerID:        d.info.WorkerID,
+		Hostname:        d.info.Hostname,
+		Node:            d.info.Hostname,
 		Name:            o.name,
 		Address:         d.addr,
 		BuildKitVersion: version,
@@ -238,6 +241,8 @@ func (d *localDaemon) waitReady(ctx context.Context) (string, error) {
 			if err := checkWorkerNetwork(d.addr, workers); err != nil {
 				return "", fmt.Errorf("%w: %w%s", ErrDaemonFailed, err, d.logTail())
 			}
+			d.info.WorkerID = workers[0].ID
+			d.info.Hostname = workers[0].Labels[workerHostnameLabel]
 			return v, nil
 		}
 	}

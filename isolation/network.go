@@ -35,6 +35,13 @@ const (
 	// workerNetworkHost is that label on a worker whose containers share
 	// the host's network.
 	workerNetworkHost = "host"
+	// workerHostnameLabel and workerSnapshotterLabel say the host name
+	// of the daemon's machine (or pod) and its snapshotter.
+	workerHostnameLabel    = "org.mobyproject.buildkit.worker.hostname"
+	workerSnapshotterLabel = "org.mobyproject.buildkit.worker.snapshotter"
+	// workerProcessModeLabel is "sandbox" for an OCI worker that gives
+	// every step a PID namespace, "no-sandbox" for one that does not.
+	workerProcessModeLabel = "org.mobyproject.buildkit.worker.oci.process-mode"
 )
 
 // cniPluginDirs are where CNI plugins are installed: Debian's
@@ -64,31 +71,48 @@ func writeConfig(dir, cfg, cniPlugins string) error {
 		return fmt.Errorf("writing daemon configuration: %w", err)
 	}
 	netConf := filepath.Join(netDir, cniConfigFile)
-	network := `{"cniVersion": "1.0.0", "name": "` + cniNetworkName + `", "plugins": [{"type": "loopback"}]}` + "\n"
-	if err := os.WriteFile(netConf, []byte(network), 0o600); err != nil {
+	if err := os.WriteFile(netConf, []byte(LoopbackNetwork()), 0o600); err != nil {
 		return fmt.Errorf("writing daemon network configuration: %w", err)
 	}
-	for _, p := range []string{netConf, cniPlugins} {
+	config, err := DaemonConfig(netConf, cniPlugins)
+	if err != nil {
+		return fmt.Errorf("writing daemon configuration: %w", err)
+	}
+	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
+		return fmt.Errorf("writing daemon configuration: %w", err)
+	}
+	return nil
+}
+
+// LoopbackNetwork is the CNI network of the loopback plugin alone that
+// every container of a twinforge daemon gets (a .conflist file).
+func LoopbackNetwork() string {
+	return `{"cniVersion": "1.0.0", "name": "` + cniNetworkName + `", "plugins": [{"type": "loopback"}]}` + "\n"
+}
+
+// DaemonConfig is the buildkitd.toml of a daemon that builds for
+// twinforge: the OCI worker in cni mode on the network in cniConfigPath
+// (LoopbackNetwork), with the CNI plugins in cniBinaryPath, and the
+// gateway frontend off. twinforge's private daemons and the workers it
+// deploys run with it; Remote checks what a worker reports of it.
+func DaemonConfig(cniConfigPath, cniBinaryPath string) (string, error) {
+	for _, p := range []string{cniConfigPath, cniBinaryPath} {
 		if strings.ContainsAny(p, "\"\\\n\r\t") {
-			return fmt.Errorf("writing daemon configuration: path %q: quotes, backslashes and control characters are not supported", p)
+			return "", fmt.Errorf("path %q: quotes, backslashes and control characters are not supported", p)
 		}
 	}
 	// The gateway frontend runs an image as the frontend: twinforge never
 	// asks for it (builder pins the built-in Dockerfile frontend), and with
 	// it off no option can.
-	config := `# buildkitd configuration written by twinforge for this daemon alone.
+	return `# buildkitd configuration written by twinforge for this daemon alone.
 [worker.oci]
   networkMode = "cni"
-  cniConfigPath = "` + netConf + `"
-  cniBinaryPath = "` + cniPlugins + `"
+  cniConfigPath = "` + cniConfigPath + `"
+  cniBinaryPath = "` + cniBinaryPath + `"
 
 [frontend."gateway.v0"]
   enabled = false
-`
-	if err := os.WriteFile(cfg, []byte(config), 0o600); err != nil {
-		return fmt.Errorf("writing daemon configuration: %w", err)
-	}
-	return nil
+`, nil
 }
 
 // ErrHostNetwork is returned by Remote for a daemon whose workers run
@@ -109,6 +133,18 @@ func checkWorkerNetwork(addr string, workers []*client.WorkerInfo) error {
 			return fmt.Errorf("%w: builder %s worker %s reports network %q: a frontend or any container that is not a RUN step would reach the build host's network; run it with a CNI network (buildkitd.toml [worker.oci] networkMode = \"cni\" with a loopback-only network), as twinforge's own daemons are", ErrHostNetwork, addr, w.ID, mode)
 		case "":
 			return fmt.Errorf("%w: builder %s worker %s does not report its network (label %s): it may be the host's", ErrHostNetwork, addr, w.ID, workerNetworkLabel)
+		}
+	}
+	return nil
+}
+
+// checkProcessSandbox refuses OCI workers started with
+// --oci-worker-no-process-sandbox: their steps share the daemon's PID
+// namespace, see its processes and outlive the step.
+func checkProcessSandbox(addr string, workers []*client.WorkerInfo) error {
+	for _, w := range workers {
+		if w.Labels[workerProcessModeLabel] == "no-sandbox" {
+			return fmt.Errorf("%w: builder %s worker %s runs steps in its own PID namespace (--oci-worker-no-process-sandbox): a step sees and can signal the daemon's processes; run it with a process sandbox", ErrNoProcessSandbox, addr, w.ID)
 		}
 	}
 	return nil
