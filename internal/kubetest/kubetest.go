@@ -130,6 +130,8 @@ func Start(t testing.TB) *Cluster {
 			"--service-account-signing-key-file=" + saKey,
 			"--token-auth-file=" + tokens,
 			"--authorization-mode=RBAC",
+			// Build workers run privileged, as buildkitd with runc needs.
+			"--allow-privileged=true",
 			"--service-cluster-ip-range=10.0.0.0/24",
 			"--endpoint-reconciler-type=none",
 			"--disable-admission-plugins=ServiceAccount",
