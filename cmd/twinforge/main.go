@@ -61,6 +61,7 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 not reproducible,
 			rebuildCommand(),
 			admissionCommand(),
 			releaseCommand(),
+			workersCommand(),
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError(err) },
 		ExitErrHandler: func(*cli.Context, error) {

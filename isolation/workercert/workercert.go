@@ -325,3 +325,67 @@ func writeFile(path string, data []byte) error {
 	}
 	return os.Rename(f.Name(), path)
 }
+
+// Files are the files IssueFiles wrote, by certificate name.
+type Files struct {
+	// Dir holds them; CA is the CA certificate, NewCA says it was made now.
+	Dir   string `json:"dir"`
+	CA    string `json:"ca"`
+	NewCA bool   `json:"newCA"`
+	// Certs and Keys are the certificate and key of each name issued.
+	Certs map[string]string `json:"certs"`
+	Keys  map[string]string `json:"keys"`
+	// Identities are their identities.
+	Identities map[string]string `json:"identities"`
+}
+
+// IssueFiles issues certificates into dir with the CA kept there, making
+// the CA for pool first if dir has none: a worker certificate for each
+// worker (name to the host names clients reach it by) and a client
+// certificate for each client name.
+func IssueFiles(dir, pool string, workers map[string][]string, clients []string) (*Files, error) {
+	ca, err := LoadCA(dir)
+	f := &Files{Dir: dir, CA: filepath.Join(dir, CAFile), Certs: map[string]string{}, Keys: map[string]string{}, Identities: map[string]string{}}
+	switch {
+	case err == nil:
+		if ca.Pool != pool {
+			return nil, fmt.Errorf("the CA in %s is pool %q's, not %q's", dir, ca.Pool, pool)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		if ca, err = NewCA(pool); err != nil {
+			return nil, err
+		}
+		if err := ca.Write(dir); err != nil {
+			return nil, err
+		}
+		f.NewCA = true
+	default:
+		return nil, err
+	}
+	issue := func(name string, i *Issued, err error) error {
+		if err != nil {
+			return err
+		}
+		if f.Certs[name], f.Keys[name], err = i.Write(dir); err != nil {
+			return err
+		}
+		f.Identities[name] = i.Identity
+		return nil
+	}
+	for name, hosts := range workers {
+		i, err := ca.Worker(name, hosts...)
+		if err := issue(name, i, err); err != nil {
+			return nil, err
+		}
+	}
+	for _, name := range clients {
+		if _, dup := workers[name]; dup {
+			return nil, fmt.Errorf("%s is named as a worker and as a client", name)
+		}
+		i, err := ca.Client(name)
+		if err := issue(name, i, err); err != nil {
+			return nil, err
+		}
+	}
+	return f, nil
+}

@@ -1,0 +1,332 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/twinforge/twinforge/isolation/kube"
+	"github.com/twinforge/twinforge/isolation/workercert"
+)
+
+func workersCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "workers",
+		Usage: "run build workers on Kubernetes, or make certificates for workers elsewhere",
+		Description: `A build and the rebuild that proves it are independent only when they run on
+two machines. 'twinforge workers deploy' puts a pool of BuildKit workers on a
+Kubernetes cluster, one per node, each with a certificate of its own; then
+'twinforge build --workers k8s://NAMESPACE' builds on one node and rebuilds on
+another, waiting in the pool's queue for free workers.
+
+For workers that are not on Kubernetes, 'twinforge workers certs' makes the
+certificates to start them with (buildkitd --tlscert/--tlskey/--tlscacert),
+and 'twinforge build --builder tcp://... --rebuilder tcp://...' uses them.`,
+		Subcommands: []*cli.Command{
+			workersDeployCommand(),
+			workersListCommand(),
+			workersDeleteCommand(),
+			workersCertsCommand(),
+		},
+	}
+}
+
+// clusterFlags select a pool on a cluster, as kubectl selects a cluster.
+func clusterFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "the pool's namespace (required)"},
+		&cli.StringFlag{Name: "pool", Value: kube.DefaultPool, Usage: "the pool's name in the namespace"},
+		&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)", EnvVars: []string{"KUBECONFIG"}},
+		&cli.StringFlag{Name: "context", Usage: "kubeconfig context (default: its current context)"},
+	}
+}
+
+func clusterFrom(c *cli.Context) (kube.Cluster, error) {
+	if c.String("namespace") == "" {
+		return kube.Cluster{}, usageErrorf("--namespace is required: the namespace the pool lives in")
+	}
+	k, err := kube.ParseWorkers("k8s://" + c.String("namespace") + "/" + c.String("pool"))
+	if err != nil {
+		return kube.Cluster{}, usageError(err)
+	}
+	k.Kubeconfig, k.Context = c.String("kubeconfig"), c.String("context")
+	return k, nil
+}
+
+func workersDeployCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "deploy",
+		Usage: "deploy or update a pool of BuildKit workers on Kubernetes",
+		Description: `Applies, with server-side apply, one StatefulSet of one buildkitd pod per worker,
+each with a certificate of its own (mutual TLS only), a private state that no
+other worker shares, the resource requests given, and a required pod
+anti-affinity: Kubernetes puts no two workers of a pool on one node, and a
+worker it cannot place stays Pending. Workers run privileged, as buildkitd
+with runc needs, without a service account token and behind a NetworkPolicy
+that lets nothing out.
+
+The pool's CA is kept in --certs-dir (made there on the first deploy); its
+key never goes to the cluster. Deploying again keeps the certificates that
+are still good and removes workers beyond --replicas, unless one is building.
+
+The twinforge processes that build on the pool need the Role
+POOL-client in the namespace (pods, port forwarding, leases, the client
+certificate); bind it to them, e.g.:
+  kubectl -n builds create rolebinding ci-builds --role twinforge-workers-client --serviceaccount ci:builder
+
+Examples:
+  twinforge workers deploy --namespace builds --replicas 4
+  twinforge workers deploy -n builds --replicas 4 --image registry.example/buildkit@sha256:... --cpu 2 --memory 4Gi
+  twinforge workers deploy -n builds --replicas 2 --dry-run -o yaml`,
+		Flags: append(clusterFlags(),
+			&cli.IntFlag{Name: "replicas", Value: 2, Usage: "how many workers (at least 2: a build and its rebuild)"},
+			&cli.StringFlag{Name: "image", Value: kube.DefaultImage, Usage: "worker image (buildkitd, runc, CNI loopback plugin); pin it by digest"},
+			&cli.StringFlag{Name: "image-pull-policy", Value: string(corev1.PullIfNotPresent), Usage: "Always, IfNotPresent or Never"},
+			&cli.StringFlag{Name: "cpu", Value: "1", Usage: "CPU request of each worker"},
+			&cli.StringFlag{Name: "memory", Value: "2Gi", Usage: "memory request of each worker"},
+			&cli.StringFlag{Name: "cpu-limit", Usage: "CPU limit of each worker (default: none)"},
+			&cli.StringFlag{Name: "memory-limit", Usage: "memory limit of each worker (default: none)"},
+			&cli.StringFlag{Name: "snapshotter", Value: "overlayfs", Usage: "workers' snapshotter: overlayfs or native"},
+			&cli.StringSliceFlag{Name: "node-selector", Usage: "KEY=VALUE a node must carry to run workers (repeatable)"},
+			&cli.BoolFlag{Name: "preferred-anti-affinity", Usage: "spread workers over nodes where possible instead of requiring it"},
+			&cli.StringFlag{Name: "certs-dir", Usage: "where the pool's CA is kept (default: ~/.config/twinforge/workers/NAMESPACE/POOL)"},
+			&cli.BoolFlag{Name: "dry-run", Usage: "change nothing; print what would be applied (with -o yaml)"},
+			&cli.DurationFlag{Name: "wait", Value: 0, Usage: "wait this long for the workers to be ready (0: do not wait)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text, json or yaml (yaml prints the objects, Secrets included)"},
+		),
+		Action: runWorkersDeploy,
+	}
+}
+
+func runWorkersDeploy(c *cli.Context) error {
+	k, err := clusterFrom(c)
+	if err != nil {
+		return err
+	}
+	if err := oneOf("output", c.String("output"), "text", "json", "yaml"); err != nil {
+		return usageError(err)
+	}
+	selector, err := parseKeyValues("node-selector", c.StringSlice("node-selector"))
+	if err != nil {
+		return usageError(err)
+	}
+	if c.Int("replicas") < 2 {
+		return usageErrorf("--replicas %d: a pool needs at least 2 workers, a build and its rebuild on two nodes", c.Int("replicas"))
+	}
+	o := kube.Options{
+		Replicas:              c.Int("replicas"),
+		Image:                 c.String("image"),
+		ImagePullPolicy:       corev1.PullPolicy(c.String("image-pull-policy")),
+		CPU:                   c.String("cpu"),
+		Memory:                c.String("memory"),
+		CPULimit:              c.String("cpu-limit"),
+		MemoryLimit:           c.String("memory-limit"),
+		Snapshotter:           c.String("snapshotter"),
+		NodeSelector:          selector,
+		PreferredAntiAffinity: c.Bool("preferred-anti-affinity"),
+	}
+	dep, err := kube.Deploy(c.Context, k, o, c.String("certs-dir"), c.Bool("dry-run"))
+	if err != nil {
+		return err
+	}
+	if wait := c.Duration("wait"); wait > 0 && !c.Bool("dry-run") {
+		err := kube.WaitReady(c.Context, k, o.Replicas, wait, func(ready, want int) {
+			fmt.Fprintf(c.App.ErrWriter, "%d of %d workers ready\n", ready, want)
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return writeDeployment(c.App.Writer, c.String("output"), k, dep, c.Bool("dry-run"))
+}
+
+func writeDeployment(w io.Writer, format string, k kube.Cluster, dep *kube.Deployment, dryRun bool) error {
+	switch format {
+	case "yaml":
+		for _, obj := range dep.Objects {
+			b, err := yaml.Marshal(obj)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(w, "---\n%s", b)
+		}
+		return nil
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Pool     string   `json:"pool"`
+			Workers  []string `json:"workers"`
+			Removed  []string `json:"removed"`
+			CertsDir string   `json:"certsDir"`
+			NewCA    bool     `json:"newCA"`
+			DryRun   bool     `json:"dryRun"`
+		}{k.String(), dep.Workers, orEmpty(dep.Removed), dep.CertsDir, dep.NewCA, dryRun})
+	}
+	verb := "deployed"
+	if dryRun {
+		verb = "would deploy"
+	}
+	fmt.Fprintf(w, "%s %d workers of %s: %s\n", verb, len(dep.Workers), k, strings.Join(dep.Workers, ", "))
+	if len(dep.Removed) > 0 {
+		fmt.Fprintf(w, "removed: %s\n", strings.Join(dep.Removed, ", "))
+	}
+	ca := "CA kept in"
+	if dep.NewCA {
+		ca = "new CA in"
+	}
+	fmt.Fprintf(w, "%s %s\n", ca, dep.CertsDir)
+	return nil
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func workersListCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "list",
+		Usage: "show a pool's workers, which node each runs on, who is building on it, and who waits",
+		Flags: append(clusterFlags(),
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
+		),
+		Action: func(c *cli.Context) error {
+			k, err := clusterFrom(c)
+			if err != nil {
+				return err
+			}
+			if err := oneOf("output", c.String("output"), "text", "json"); err != nil {
+				return usageError(err)
+			}
+			st, err := kube.List(c.Context, k)
+			if err != nil {
+				return err
+			}
+			if c.String("output") == "json" {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "WORKER\tNODE\tREADY\tBUILDING")
+			for _, w := range st.Workers {
+				ready := "yes"
+				if !w.Ready {
+					ready = "no: " + w.Reason
+				}
+				building := "-"
+				if w.Holder != "" {
+					building = w.Purpose + " (" + w.Holder + ")"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", w.Name, or(w.Node, "-"), ready, building)
+			}
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for i, p := range st.Waiting {
+				fmt.Fprintf(c.App.Writer, "waiting %d: %s\n", i+1, p)
+			}
+			return nil
+		},
+	}
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func workersDeleteCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "delete",
+		Usage: "remove a pool's workers and everything deployed with them (refused while one builds)",
+		Flags: clusterFlags(),
+		Action: func(c *cli.Context) error {
+			k, err := clusterFrom(c)
+			if err != nil {
+				return err
+			}
+			if err := kube.Remove(c.Context, k); err != nil {
+				return err
+			}
+			fmt.Fprintf(c.App.Writer, "removed %s (its CA stays in %s)\n", k, kube.DefaultCertsDir(k))
+			return nil
+		},
+	}
+}
+
+func workersCertsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "certs",
+		Usage: "make certificates for workers that are not on Kubernetes",
+		Description: `Makes (or reuses) a pool's CA in --dir and issues a worker certificate for each
+--worker, valid for the host names and addresses given, and a client
+certificate for each --client. Start each worker with its own certificate:
+  buildkitd --addr tcp://0.0.0.0:1234 --tlscacert DIR/ca.pem \
+      --tlscert DIR/NAME.pem --tlskey DIR/NAME-key.pem ...
+and give twinforge the client's, with the worker's identity to expect:
+  twinforge build --builder tcp://a.example:1234 --builder-identity spiffe://twinforge/workers/POOL/a ...
+Keep DIR/ca-key.pem on this machine: whoever has it can make workers.
+
+Examples:
+  twinforge workers certs --dir certs --pool builds --worker a=a.example --worker b=b.example,10.0.0.2 --client ci`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "dir", Required: true, Usage: "directory of the CA and the certificates"},
+			&cli.StringFlag{Name: "pool", Required: true, Usage: "the pool's name, part of every identity"},
+			&cli.StringSliceFlag{Name: "worker", Usage: "NAME=HOST[,HOST...]: a worker and the names clients reach it by (repeatable)"},
+			&cli.StringSliceFlag{Name: "client", Usage: "NAME of a client certificate (repeatable)"},
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
+		},
+		Action: func(c *cli.Context) error {
+			if err := oneOf("output", c.String("output"), "text", "json"); err != nil {
+				return usageError(err)
+			}
+			workers := map[string][]string{}
+			for _, w := range c.StringSlice("worker") {
+				name, hosts, ok := strings.Cut(w, "=")
+				if !ok || name == "" || hosts == "" {
+					return usageErrorf("--worker %q: use NAME=HOST[,HOST...]", w)
+				}
+				workers[name] = strings.Split(hosts, ",")
+			}
+			if len(workers) == 0 && len(c.StringSlice("client")) == 0 {
+				return usageErrorf("give at least one --worker or --client")
+			}
+			f, err := workercert.IssueFiles(c.String("dir"), c.String("pool"), workers, c.StringSlice("client"))
+			if err != nil {
+				return err
+			}
+			if c.String("output") == "json" {
+				enc := json.NewEncoder(c.App.Writer)
+				enc.SetIndent("", "  ")
+				return enc.Encode(f)
+			}
+			if f.NewCA {
+				fmt.Fprintf(c.App.Writer, "new CA %s (keep %s on this machine)\n", f.CA, workercert.CAKeyFile)
+			}
+			names := make([]string, 0, len(f.Certs))
+			for n := range f.Certs {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
+			for _, n := range names {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n, f.Identities[n], f.Certs[n], f.Keys[n])
+			}
+			return tw.Flush()
+		},
+	}
+}
