@@ -16,8 +16,9 @@ import (
 	"github.com/moby/buildkit/client"
 )
 
-// unixSocketMax is the longest path a unix socket address may have on Linux.
-const unixSocketMax = 107
+// unixSocketMax is the longest unix socket path buildkitd accepts: it
+// refuses more than 104 bytes (the BSD limit), below Linux's 107.
+const unixSocketMax = 104
 
 // keepMarker marks a state directory the user asked to keep, so that stale
 // state reaping leaves it alone.

@@ -386,12 +386,24 @@ func (r *remoteDaemon) Close() error {
 func (r *remoteDaemon) Check(ctx context.Context) error {
 	rep, err := r.report(ctx)
 	if err != nil {
-		return fmt.Errorf("%w: builder %s does not answer: %w", ErrDaemonFailed, r.addr, r.identityError(err))
+		return fmt.Errorf("%w: builder %s%s does not answer: %w", ErrDaemonFailed, r.addr, r.who(), r.identityError(err))
 	}
 	if id := r.Info().WorkerID; len(rep.workers) > 0 && rep.workers[0].ID != id {
 		return fmt.Errorf("%w: builder %s is another daemon now (worker %s, was %s): it restarted, or another one took its address", ErrDaemonFailed, r.addr, rep.workers[0].ID, id)
 	}
 	return nil
+}
+
+// who names the worker for errors: " (IDENTITY on NODE)".
+func (r *remoteDaemon) who() string {
+	i := r.Info()
+	switch {
+	case i.Identity != "" && i.Node != "":
+		return " (" + i.Identity + " on " + i.Node + ")"
+	case i.Identity != "":
+		return " (" + i.Identity + ")"
+	}
+	return ""
 }
 
 func (r *remoteDaemon) Client(ctx context.Context) (*client.Client, error) {

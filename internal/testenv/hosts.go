@@ -43,7 +43,7 @@ type Host struct {
 func NewHost(t testing.TB, name string) *Host {
 	t.Helper()
 	NeedDaemon(t)
-	for _, p := range []string{"ip", "unshare"} {
+	for _, p := range []string{"ip", "nsenter", "unshare"} {
 		if _, err := exec.LookPath(p); err != nil {
 			t.Fatalf("%s not found: install iproute2 and util-linux", p)
 		}
@@ -72,10 +72,16 @@ func NewHost(t testing.TB, name string) *Host {
 }
 
 // Command is a command that runs on the host: in its network namespace,
-// under its host name.
+// under its host name, as the first process of a PID namespace with a
+// mount namespace of its own, so that everything it starts (mounts, build
+// steps) ends when it does, as on a machine that stops. It joins the
+// network namespace with nsenter, not `ip netns exec`, which would mount a
+// sysfs of its own over /sys and hide the cgroup file systems runc needs.
 func (h *Host) Command(name string, args ...string) *exec.Cmd {
 	script := `hostname "$0" && exec "$@"`
-	return exec.Command("ip", append([]string{"netns", "exec", h.NetNS, "unshare", "--uts", "sh", "-c", script, h.Name, name}, args...)...)
+	return exec.Command("nsenter", append([]string{"--net=/run/netns/" + h.NetNS,
+		"unshare", "--uts", "--mount", "--propagation", "private", "--pid", "--fork", "--kill-child", "--mount-proc",
+		"sh", "-c", script, h.Name, name}, args...)...)
 }
 
 func randomID(t testing.TB) string {
@@ -288,7 +294,9 @@ func (w *Worker) stop(t testing.TB) {
 	select {
 	case <-w.done:
 	default:
-		_ = syscall.Kill(w.cmd.Process.Pid, syscall.SIGTERM)
+		// The process group holds unshare and buildkitd, the first process
+		// of its PID namespace: when it exits, so does everything it ran.
+		_ = syscall.Kill(-w.cmd.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-w.done:
 		case <-time.After(15 * time.Second):
@@ -296,29 +304,4 @@ func (w *Worker) stop(t testing.TB) {
 			<-w.done
 		}
 	}
-	// Build steps the daemon ran outlive a killed daemon; they are its
-	// children's children, in its process group or below its root.
-	for _, pid := range pidsUnder(w.Dir) {
-		_ = syscall.Kill(pid, syscall.SIGKILL)
-	}
-}
-
-// pidsUnder lists processes whose working directory or root is under dir:
-// runc and the containers of a daemon rooted there.
-func pidsUnder(dir string) []int {
-	entries, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		for _, link := range []string{"cwd", "root"} {
-			if p, err := os.Readlink(filepath.Join("/proc", e.Name(), link)); err == nil && strings.HasPrefix(p, dir) {
-				out = append(out, pid)
-				break
-			}
-		}
-	}
-	return out
 }

@@ -29,9 +29,12 @@ type Request struct {
 	// Purpose says what they are for, to everyone who lists the pool
 	// ("build of examples/hello").
 	Purpose string
-	// ExcludeNodes are nodes of this cluster no worker lent may run on:
-	// the build's, when the rebuild's worker is asked for separately.
-	ExcludeNodes []string
+	// ExcludeNodes are nodes no worker lent may run on: the build's, when
+	// the rebuild's worker is asked for separately. They are nodes of the
+	// cluster whose API server is ExcludeCluster, and ignored for a pool of
+	// another; empty means this pool's cluster.
+	ExcludeNodes   []string
+	ExcludeCluster string
 	// ExcludeWorkers are workers not to lend: ones that just failed.
 	ExcludeWorkers []string
 	// Wait bounds the wait for free workers. The default is DefaultWait.
@@ -93,6 +96,9 @@ func Acquire(ctx context.Context, c Cluster, n int, req Request) ([]*Lent, error
 }
 
 func (c *client) acquire(ctx context.Context, n int, req Request) (_ []*Lent, retErr error) {
+	if req.ExcludeCluster != "" && req.ExcludeCluster != c.server {
+		req.ExcludeNodes = nil
+	}
 	wait := req.Wait
 	if wait <= 0 {
 		wait = DefaultWait

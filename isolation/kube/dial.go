@@ -33,6 +33,9 @@ type DialOptions struct {
 	// and Key); ServerName and Identity are set by Dial. The default reads
 	// the pool's client Secret, which the pool's client Role may get.
 	TLS *isolation.TLS
+	// OnFailure, when set, is told the name of a lent worker whose Check
+	// failed: it died, or its Lease was lost.
+	OnFailure func(worker string)
 }
 
 // Dial reaches worker of pool c through the API server: a port forward
@@ -227,7 +230,7 @@ func AcquireDaemons(ctx context.Context, c Cluster, names []string, req Request,
 				}
 				break
 			}
-			daemons = append(daemons, &lentDaemon{Daemon: d, lent: l})
+			daemons = append(daemons, &lentDaemon{Daemon: d, lent: l, onFailure: o.OnFailure})
 		}
 		if failed == nil {
 			return daemons, nil
@@ -246,14 +249,21 @@ func AcquireDaemons(ctx context.Context, c Cluster, names []string, req Request,
 // lost to another holder.
 type lentDaemon struct {
 	isolation.Daemon
-	lent *Lent
+	lent      *Lent
+	onFailure func(string)
 }
 
 func (d *lentDaemon) Check(ctx context.Context) error {
-	if err := d.lent.Lost(); err != nil {
-		return fmt.Errorf("%w: %w", isolation.ErrDaemonFailed, err)
+	err := d.lent.Lost()
+	if err != nil {
+		err = fmt.Errorf("%w: %w", isolation.ErrDaemonFailed, err)
+	} else {
+		err = d.Daemon.Check(ctx)
 	}
-	return d.Daemon.Check(ctx)
+	if err != nil && d.onFailure != nil {
+		d.onFailure(d.lent.Worker)
+	}
+	return err
 }
 
 func (d *lentDaemon) Client(ctx context.Context) (*bkclient.Client, error) {
@@ -261,4 +271,19 @@ func (d *lentDaemon) Client(ctx context.Context) (*bkclient.Client, error) {
 		return nil, fmt.Errorf("%w: %w", isolation.ErrDaemonFailed, err)
 	}
 	return d.Daemon.Client(ctx)
+}
+
+// DialLent dials a worker Acquire lent (Dial); closing the daemon gives
+// the worker back, and its Check fails once the Lease was lost.
+func DialLent(ctx context.Context, l *Lent, o DialOptions) (isolation.Daemon, error) {
+	cl, err := l.Cluster.connect()
+	if err != nil {
+		_ = l.Release()
+		return nil, err
+	}
+	d, err := cl.dial(ctx, l.Worker, o, l.Release)
+	if err != nil {
+		return nil, err
+	}
+	return &lentDaemon{Daemon: d, lent: l, onFailure: o.OnFailure}, nil
 }
