@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/twinforge/twinforge/internal/fsatomic"
 )
 
 // destination writes a layout to a temporary sibling of its final path and
@@ -72,23 +74,8 @@ func (d *destination) commit() error {
 	if d.temporary {
 		return nil
 	}
-	old := ""
-	if _, err := os.Lstat(d.final); err == nil {
-		old = d.tmp + ".old"
-		if err := os.Rename(d.final, old); err != nil {
-			return fmt.Errorf("moving the earlier layout at %s aside: %w", d.final, err)
-		}
-	}
-	if err := os.Rename(d.tmp, d.final); err != nil {
-		if old != "" {
-			_ = os.Rename(old, d.final)
-		}
-		return fmt.Errorf("moving the layout into %s: %w", d.final, err)
-	}
-	if old != "" {
-		if err := os.RemoveAll(old); err != nil {
-			return fmt.Errorf("removing the earlier layout: %w", err)
-		}
+	if err := fsatomic.ReplaceDir(d.tmp, d.final); err != nil {
+		return fmt.Errorf("moving the layout into place: %w", err)
 	}
 	return nil
 }

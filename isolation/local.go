@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/moby/buildkit/client"
+
+	"github.com/twinforge/twinforge/internal/fsatomic"
 )
 
 // unixSocketMax is the longest unix socket path buildkitd accepts: it
@@ -167,7 +169,7 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 		d.waitErr = cmd.Wait()
 		close(d.exited)
 	}()
-	if err := writeFileAtomic(filepath.Join(dir, "pid"), []byte(strconv.Itoa(cmd.Process.Pid))); err != nil {
+	if err := fsatomic.WriteFile(filepath.Join(dir, "pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
 		return nil, fmt.Errorf("writing daemon pid: %w", err)
 	}
 	if o.keepState {

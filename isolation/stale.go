@@ -192,13 +192,3 @@ func tailLines(path string, n int) []string {
 func timeSince(fi os.FileInfo) float64 {
 	return time.Since(fi.ModTime()).Seconds()
 }
-
-// writeFileAtomic writes through a temporary file and a rename, so that a
-// concurrent reader sees all of the file or none of it.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
-}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/twinforge/twinforge/internal/fsatomic"
 )
 
 // Files beside an OCI layout.
@@ -70,7 +72,7 @@ func WriteBundles(layoutDir string, b Bundles) error {
 		if err != nil {
 			return fmt.Errorf("writing bundles: encoding %s: %w", name, err)
 		}
-		if err := writeSynced(filepath.Join(tmp, name), data); err != nil {
+		if err := fsatomic.WriteFile(filepath.Join(tmp, name), data, 0o644); err != nil {
 			return fmt.Errorf("writing bundles: %w", err)
 		}
 	}
@@ -87,54 +89,13 @@ func WriteBundles(layoutDir string, b Bundles) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("writing bundles: %w", err)
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := fsatomic.SyncDir(tmp); err != nil {
 		return fmt.Errorf("writing bundles: %w", err)
 	}
-	old := ""
-	if _, err := os.Lstat(final); err == nil {
-		old = tmp + ".old"
-		if err := os.Rename(final, old); err != nil {
-			return fmt.Errorf("writing bundles: moving the earlier bundles aside: %w", err)
-		}
-	}
-	if err := os.Rename(tmp, final); err != nil {
-		if old != "" {
-			_ = os.Rename(old, final)
-		}
+	if err := fsatomic.ReplaceDir(tmp, final); err != nil {
 		return fmt.Errorf("writing bundles: %w", err)
 	}
 	committed = true
-	if old != "" {
-		os.RemoveAll(old)
-	}
-	return syncDir(layoutDir)
-}
-
-func writeSynced(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
 	return nil
 }
 

@@ -13,6 +13,8 @@ import (
 
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/twinforge/twinforge/internal/fsatomic"
 )
 
 // verdictSuffix ends the name of every verdict bundle file.
@@ -40,29 +42,7 @@ func WriteVerdict(layoutDir string, b *bundle.Bundle) (string, error) {
 	}
 	sum := sha256.Sum256(data)
 	final := filepath.Join(dir, "verdict-"+hex.EncodeToString(sum[:8])+verdictSuffix)
-	tmp, err := os.CreateTemp(dir, ".verdict-*.tmp")
-	if err != nil {
-		return "", fmt.Errorf("writing verdict: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("writing verdict: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return "", fmt.Errorf("writing verdict: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return "", fmt.Errorf("writing verdict: %w", err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return "", fmt.Errorf("writing verdict: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), final); err != nil {
-		return "", fmt.Errorf("writing verdict: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
+	if err := fsatomic.WriteFile(final, data, 0o644); err != nil {
 		return "", fmt.Errorf("writing verdict: %w", err)
 	}
 	return final, nil

@@ -15,6 +15,7 @@ import (
 
 	"github.com/twinforge/twinforge/hermetic"
 	"github.com/twinforge/twinforge/hermetic/gomod"
+	"github.com/twinforge/twinforge/internal/fsatomic"
 )
 
 func lockCommand() *cli.Command {
@@ -174,7 +175,7 @@ func runLock(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "%s is up to date\n", o.lockPath)
 		return nil
 	}
-	if err := writeFileAtomic(o.lockPath, data); err != nil {
+	if err := fsatomic.WriteFile(o.lockPath, data, 0o644); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.App.Writer, "wrote %s (%d images, %d URLs, %d git sources, %d Go modules, SOURCE_DATE_EPOCH=%d)\n",
@@ -272,29 +273,4 @@ func buildkitVersion() string {
 		}
 	}
 	return "unknown"
-}
-
-// writeFileAtomic writes a file through a temporary sibling and a rename,
-// so a reader never sees half of it.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
 }

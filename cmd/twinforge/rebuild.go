@@ -24,6 +24,7 @@ import (
 	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/builder"
 	"github.com/twinforge/twinforge/distribute"
+	"github.com/twinforge/twinforge/internal/fsatomic"
 	"github.com/twinforge/twinforge/isolation"
 	"github.com/twinforge/twinforge/rebuild"
 	"github.com/twinforge/twinforge/rebuild/audit"
@@ -598,7 +599,7 @@ func (o *rebuildOptions) signVerdict(c *cli.Context, ev *imageEvidence, out *aud
 		return nil, fmt.Errorf("encoding the verdict: %w", err)
 	}
 	if o.verdict != "" {
-		if err := writeFileAtomic(o.verdict, data); err != nil {
+		if err := fsatomic.WriteFile(o.verdict, data, 0o644); err != nil {
 			return nil, err
 		}
 		v.Files = append(v.Files, o.verdict)
