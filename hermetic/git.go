@@ -1,55 +1,24 @@
 package hermetic
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
-	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/twinforge/twinforge/internal/gitexec"
 )
 
-// runGit runs the git binary in dir and returns its trimmed stdout.
+// runGit runs git in dir and returns its trimmed stdout.
 func runGit(ctx context.Context, dir string, args ...string) (string, error) {
-	out, err := runGitRaw(ctx, dir, args...)
-	return strings.TrimSpace(out), err
-}
-
-func runGitRaw(ctx context.Context, dir string, args ...string) (string, error) {
-	full := args
-	if dir != "" {
-		full = append([]string{"-C", dir}, args...)
-	}
-	cmd := exec.CommandContext(ctx, "git", full...)
-	// No prompts, no optional index writes (git status would otherwise
-	// refresh the index), stable messages.
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "GIT_TERMINAL_PROMPT=0", "GIT_OPTIONAL_LOCKS=0")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout = &stdout
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if msg != "" {
-			return stdout.String(), fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, msg)
-		}
-		return stdout.String(), fmt.Errorf("git %s: %w", strings.Join(args, " "), err)
-	}
-	return stdout.String(), nil
+	return gitexec.Run(ctx, dir, args...)
 }
 
 // exitCode returns the exit status of a failed git command, or -1.
-func exitCode(err error) int {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	return -1
-}
+func exitCode(err error) int { return gitexec.ExitCode(err) }
 
 type gitState struct {
 	commit string
@@ -64,7 +33,7 @@ type gitState struct {
 // if dir is not inside one (or git is not installed). ignore lists absolute
 // paths whose status does not count as dirty (the lock file).
 func inspectGit(ctx context.Context, dir string, ignore []string) (*gitState, error) {
-	if _, err := exec.LookPath("git"); err != nil {
+	if !gitexec.Available() {
 		return nil, nil
 	}
 	inside, err := runGit(ctx, dir, "rev-parse", "--is-inside-work-tree")
@@ -128,20 +97,11 @@ func inspectGit(ctx context.Context, dir string, ignore []string) (*gitState, er
 			ignored[filepath.ToSlash(rel)] = true
 		}
 	}
-	status, err := runGitRaw(ctx, dir, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", ".")
+	changed, err := gitexec.Changed(ctx, dir, ".")
 	if err != nil {
 		return nil, fmt.Errorf("checking whether %s is dirty: %w", dir, err)
 	}
-	entries := strings.Split(status, "\x00")
-	for i := 0; i < len(entries); i++ {
-		e := entries[i]
-		if len(e) < 4 {
-			continue
-		}
-		xy, p := e[:2], e[3:]
-		if xy[0] == 'R' || xy[0] == 'C' {
-			i++ // the next entry is the rename/copy source
-		}
+	for _, p := range changed {
 		if !ignored[p] {
 			st.dirty = append(st.dirty, p)
 		}
@@ -167,7 +127,7 @@ func lsRemote(ctx context.Context, remote, ref string) (string, error) {
 		ref = "HEAD"
 	}
 	// Ask for the peeled form too: "v1" does not match "refs/tags/v1^{}".
-	out, err := runGitRaw(ctx, "", "ls-remote", "--", remote, ref, ref+"^{}")
+	out, err := gitexec.Output(ctx, "", "ls-remote", "--", remote, ref, ref+"^{}")
 	if err != nil {
 		return "", err
 	}

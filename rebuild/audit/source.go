@@ -1,16 +1,16 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/twinforge/twinforge/hermetic"
+	"github.com/twinforge/twinforge/internal/gitexec"
 )
 
 // Checkout is the source tree a rebuild builds from, checked against the
@@ -31,10 +31,6 @@ type Checkout struct {
 	// checkout.
 	Repository string `json:"repository,omitempty"`
 }
-
-// gitProtocols are the transports CloneSource lets git use: never ext::
-// or fd::, which run commands.
-const gitProtocols = "file:git:http:https:ssh"
 
 // OpenSource checks a local source tree against the provenance. For a git
 // source, dir must be inside a git work tree whose HEAD is the recorded
@@ -161,60 +157,17 @@ func cleanContextPath(p string) (string, error) {
 // dirtyPaths lists what git status reports under dir (relative to the work
 // tree at top), ignored files aside, except the paths in ignore.
 func dirtyPaths(ctx context.Context, top, dir string, ignore ...string) ([]string, error) {
-	out, err := gitRaw(ctx, top, "status", "--porcelain=v1", "-z", "--untracked-files=all", "--", dir)
+	changed, err := gitexec.Changed(ctx, top, dir)
 	if err != nil {
 		return nil, fmt.Errorf("checking whether %s is clean: %w", top, err)
 	}
-	var dirty []string
-	entries := strings.Split(out, "\x00")
-	for i := 0; i < len(entries); i++ {
-		e := entries[i]
-		if len(e) < 4 {
-			continue
-		}
-		xy, p := e[:2], e[3:]
-		if xy[0] == 'R' || xy[0] == 'C' {
-			i++ // the next entry is the rename or copy source
-		}
-		skip := false
-		for _, ig := range ignore {
-			if p == ig {
-				skip = true
-			}
-		}
-		if !skip {
-			dirty = append(dirty, p)
-		}
-	}
-	return dirty, nil
+	return slices.DeleteFunc(changed, func(p string) bool { return slices.Contains(ignore, p) }), nil
 }
 
+// git runs git with only the transports gitexec allows: a cloned URL
+// comes from the provenance.
 func git(ctx context.Context, dir string, args ...string) (string, error) {
-	out, err := gitRaw(ctx, dir, args...)
-	return strings.TrimSpace(out), err
-}
-
-// gitRaw runs git without prompts, optional index writes or locale-
-// dependent messages, and with only the transports in gitProtocols.
-func gitRaw(ctx context.Context, dir string, args ...string) (string, error) {
-	if _, err := exec.LookPath("git"); err != nil {
-		return "", fmt.Errorf("git is needed to check the source: %w", err)
-	}
-	full := args
-	if dir != "" {
-		full = append([]string{"-C", dir}, args...)
-	}
-	cmd := exec.CommandContext(ctx, "git", full...)
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "GIT_TERMINAL_PROMPT=0", "GIT_OPTIONAL_LOCKS=0", "GIT_ALLOW_PROTOCOL="+gitProtocols)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		if msg := strings.TrimSpace(stderr.String()); msg != "" {
-			return stdout.String(), fmt.Errorf("git %s: %w: %s", strings.Join(args, " "), err, msg)
-		}
-		return stdout.String(), fmt.Errorf("git %s: %w", strings.Join(args, " "), err)
-	}
-	return stdout.String(), nil
+	return gitexec.Run(ctx, dir, args...)
 }
 
 func orNone(s string) string {
