@@ -1,16 +1,16 @@
 package admission
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"regexp"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	"go.yaml.in/yaml/v3"
+
+	"github.com/twinforge/twinforge/attest/verify"
+	"github.com/twinforge/twinforge/internal/strictyaml"
 )
 
 // Configuration file identity; config.md documents the format.
@@ -79,11 +79,9 @@ type tenantFile struct {
 // errors naming their line. Relative policy paths are resolved against
 // baseDir.
 func ParseConfig(data []byte, baseDir string) (*Config, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
 	var f configFile
-	if err := dec.Decode(&f); err != nil {
-		if errors.Is(err, io.EOF) {
+	if err := strictyaml.Decode(data, &f); err != nil {
+		if errors.Is(err, strictyaml.ErrEmpty) {
 			return nil, fmt.Errorf("%w: empty configuration", ErrInvalidConfig)
 		}
 		return nil, fmt.Errorf("%w: %v", ErrInvalidConfig, err)
@@ -125,7 +123,7 @@ func ParseConfig(data []byte, baseDir string) (*Config, error) {
 func (t *Tenant) compile() error {
 	t.namespaces, t.images = nil, nil
 	for _, p := range t.Namespaces {
-		re, err := globRegexp(p)
+		re, err := verify.Glob(p)
 		if err != nil {
 			return fmt.Errorf("namespace pattern %q: %w", p, err)
 		}
@@ -136,7 +134,7 @@ func (t *Tenant) compile() error {
 		if strings.Contains(p, "@") || strings.Contains(path, ":") {
 			return fmt.Errorf("image pattern %q: patterns match repositories, without tag or digest", p)
 		}
-		re, err := globRegexp(p)
+		re, err := verify.Glob(p)
 		if err != nil {
 			return fmt.Errorf("image pattern %q: %w", p, err)
 		}
@@ -158,47 +156,6 @@ func matchAny(res []*regexp.Regexp, s string) bool {
 		}
 	}
 	return false
-}
-
-// globRegexp compiles a glob: "*" and "?" do not cross "/", "**" does,
-// "[...]" is a class ("[!...]" negated). The whole value must match.
-func globRegexp(p string) (*regexp.Regexp, error) {
-	if p == "" {
-		return nil, errors.New("empty pattern")
-	}
-	var b strings.Builder
-	b.WriteString("^")
-	for i := 0; i < len(p); i++ {
-		switch c := p[i]; c {
-		case '*':
-			if i+1 < len(p) && p[i+1] == '*' {
-				b.WriteString(".*")
-				i++
-			} else {
-				b.WriteString("[^/]*")
-			}
-		case '?':
-			b.WriteString("[^/]")
-		case '[':
-			j := strings.IndexByte(p[i:], ']')
-			if j < 0 {
-				return nil, errors.New("unterminated [")
-			}
-			class := p[i+1 : i+j]
-			if strings.HasPrefix(class, "!") {
-				class = "^" + class[1:]
-			}
-			if class == "" || class == "^" {
-				return nil, errors.New("empty character class")
-			}
-			b.WriteString("[" + strings.ReplaceAll(class, `\`, `\\`) + "]")
-			i += j
-		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
-		}
-	}
-	b.WriteString("$")
-	return regexp.Compile(b.String())
 }
 
 // canonicalRepository is the name image patterns are matched against: the

@@ -84,32 +84,6 @@ func TestParseConfigErrors(t *testing.T) {
 	}
 }
 
-func TestGlob(t *testing.T) {
-	for _, tc := range []struct {
-		pattern, s string
-		match      bool
-	}{
-		{"a/*", "a/b", true},
-		{"a/*", "a/b/c", false},
-		{"a/**", "a/b/c", true},
-		{"a/?", "a/b", true},
-		{"a/?", "a/bc", false},
-		{"a/[bc]", "a/c", true},
-		{"a/[!bc]", "a/c", false},
-		{"a/[!bc]", "a/d", true},
-		{"a.b", "aXb", false},
-		{"**", "anything/at/all", true},
-	} {
-		re, err := globRegexp(tc.pattern)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := re.MatchString(tc.s); got != tc.match {
-			t.Errorf("%q matches %q = %v, want %v", tc.pattern, tc.s, got, tc.match)
-		}
-	}
-}
-
 func TestParseRevocations(t *testing.T) {
 	d := "sha256:" + strings.Repeat("ab", 32)
 	n, err := ParseRevocations([]byte("# comment\n\n" + d + "  # incident 7\n" + d + "\n"))

@@ -23,13 +23,19 @@ func TestDependencies(t *testing.T) {
 		"github.com/twinforge/twinforge/isolation",
 		"github.com/twinforge/twinforge/rebuild",
 	}
+	// The small helpers of internal/ that stand on the standard library
+	// (and go-yaml); the rest of internal/ is test harness.
+	allowedInternal := []string{
+		"github.com/twinforge/twinforge/internal/fsatomic",
+		"github.com/twinforge/twinforge/internal/strictyaml",
+	}
 	deps := strings.Fields(string(out))
 	if !slices.Contains(deps, "github.com/twinforge/twinforge/attest/verify") {
 		t.Fatal("admission no longer uses attest/verify: go list output looks wrong")
 	}
 	for _, dep := range deps {
 		if slices.Contains(forbidden, dep) || slices.ContainsFunc(forbiddenPrefixes, func(p string) bool { return strings.HasPrefix(dep, p) }) ||
-			strings.HasPrefix(dep, "github.com/twinforge/twinforge/internal/") {
+			strings.HasPrefix(dep, "github.com/twinforge/twinforge/internal/") && !slices.Contains(allowedInternal, dep) {
 			t.Errorf("admission depends on %s", dep)
 		}
 	}

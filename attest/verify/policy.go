@@ -1,11 +1,9 @@
 package verify
 
 import (
-	"bytes"
 	"crypto"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -16,6 +14,8 @@ import (
 
 	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/twinforge/twinforge/internal/strictyaml"
 )
 
 // Policy file identity.
@@ -341,18 +341,12 @@ func ParsePolicy(data []byte) (*Policy, error) {
 }
 
 func parsePolicy(data []byte, baseDir string, readFile func(string) ([]byte, error)) (*Policy, error) {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
 	var f policyFile
-	if err := dec.Decode(&f); err != nil {
-		if errors.Is(err, io.EOF) {
+	if err := strictyaml.Decode(data, &f); err != nil {
+		if errors.Is(err, strictyaml.ErrEmpty) {
 			return nil, fmt.Errorf("%w: empty policy", ErrInvalidPolicy)
 		}
-		return nil, fmt.Errorf("%w: %s", ErrInvalidPolicy, strings.TrimPrefix(err.Error(), "yaml: "))
-	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: line %d: a policy file holds one YAML document", ErrInvalidPolicy, extra.Line)
+		return nil, fmt.Errorf("%w: %v", ErrInvalidPolicy, err)
 	}
 	return f.compile(baseDir, readFile)
 }
@@ -495,7 +489,7 @@ func anchor(re string) (string, error) {
 }
 
 // pattern matches a source repository or builder id: exactly, as a glob
-// (* and ? do not cross "/", ** does) or as an RE2 regular expression
+// (see Glob) or as an RE2 regular expression
 // written "regexp:<re>" that must match the whole value. Repository
 // patterns ignore a trailing ".git" or "/" on both sides.
 type pattern struct {
@@ -533,7 +527,7 @@ func compilePattern(s string, repo bool) (pattern, error) {
 		}
 		p.re = re
 	case strings.ContainsAny(s, "*?["):
-		re, err := globRegexp(p.normalize(s))
+		re, err := Glob(p.normalize(s))
 		if err != nil {
 			return p, fmt.Errorf("bad glob: %v", err)
 		}
@@ -542,41 +536,6 @@ func compilePattern(s string, repo bool) (pattern, error) {
 		p.exact = p.normalize(s)
 	}
 	return p, nil
-}
-
-// globRegexp translates a glob: ** is any text, * and ? any text and any
-// character but "/", [...] a character class.
-func globRegexp(glob string) (*regexp.Regexp, error) {
-	var b strings.Builder
-	b.WriteString("^")
-	for i := 0; i < len(glob); i++ {
-		switch c := glob[i]; c {
-		case '*':
-			if i+1 < len(glob) && glob[i+1] == '*' {
-				b.WriteString(".*")
-				i++
-			} else {
-				b.WriteString("[^/]*")
-			}
-		case '?':
-			b.WriteString("[^/]")
-		case '[':
-			j := strings.IndexByte(glob[i:], ']')
-			if j < 0 {
-				return nil, errors.New("unterminated [")
-			}
-			class := glob[i : i+j+1]
-			if strings.HasPrefix(class, "[!") {
-				class = "[^" + class[2:]
-			}
-			b.WriteString(class)
-			i += j
-		default:
-			b.WriteString(regexp.QuoteMeta(string(c)))
-		}
-	}
-	b.WriteString("$")
-	return regexp.Compile(b.String())
 }
 
 // normalize makes https://host/org/repo, .../repo.git and .../repo/ the

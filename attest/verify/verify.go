@@ -594,7 +594,7 @@ func checkProvenancePolicy(res *Result, p *Policy, now time.Time) error {
 	// A certificate that names the repository it was issued for (GitHub
 	// Actions tokens do, whoever wrote the lock) must agree with the
 	// provenance: a provenance naming another repository is forged.
-	if cert := res.Identity.SourceRepository; cert != "" && res.SourceRepository != "" && !sameRepository(cert, res.SourceRepository) {
+	if cert := res.Identity.SourceRepository; cert != "" && res.SourceRepository != "" && !SameRepository(cert, res.SourceRepository) {
 		return refusef(CheckSourceRepositories, "the provenance names source repository %s but its signing certificate was issued for %s", res.SourceRepository, cert)
 	}
 	if len(p.sourceRepositories) > 0 {
@@ -706,13 +706,21 @@ func decodeBase64(s string) ([]byte, error) {
 	return base64.URLEncoding.DecodeString(s)
 }
 
-// sameRepository compares repository URLs as provenance and certificates
-// write them: case, a "git+" prefix, a ".git" suffix and a trailing slash
-// aside.
-func sameRepository(a, b string) bool {
-	norm := func(s string) string {
-		s = strings.ToLower(strings.TrimPrefix(s, "git+"))
-		return strings.TrimSuffix(strings.TrimSuffix(s, "/"), ".git")
+// SameRepository reports whether two repository URLs name the same
+// repository, as provenance, certificates, git remotes and GitHub write
+// them: case, a "git+" prefix, a ".git" suffix and a trailing slash aside,
+// and an scp-like SSH remote (git@github.com:org/app.git) the same as its
+// HTTPS URL (https://github.com/org/app).
+func SameRepository(a, b string) bool {
+	return normalizeRepository(a) == normalizeRepository(b)
+}
+
+func normalizeRepository(s string) string {
+	s = strings.ToLower(strings.TrimPrefix(strings.ToLower(s), "git+"))
+	s = strings.TrimSuffix(strings.TrimSuffix(s, "/"), ".git")
+	if userHost, path, ok := strings.Cut(s, ":"); ok && !strings.Contains(userHost, "/") && strings.Contains(userHost, "@") && !strings.HasPrefix(path, "//") {
+		_, host, _ := strings.Cut(userHost, "@")
+		s = "https://" + host + "/" + strings.TrimPrefix(path, "/")
 	}
-	return norm(a) == norm(b)
+	return s
 }

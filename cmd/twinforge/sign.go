@@ -330,20 +330,8 @@ func checkGitHubSource(src hermetic.Source, gh *github.Context) error {
 	if src.Dirty {
 		return fmt.Errorf("the checkout of %s has uncommitted changes: a build in GitHub Actions signs only committed source", gh.Repository)
 	}
-	if src.Repository != "" && !sameRepository(src.Repository, gh.RepositoryURL()) {
+	if src.Repository != "" && !verify.SameRepository(src.Repository, gh.RepositoryURL()) {
 		return fmt.Errorf("the checkout's origin %s is not the run's repository %s", src.Repository, gh.RepositoryURL())
 	}
 	return nil
-}
-
-func sameRepository(a, b string) bool {
-	norm := func(s string) string {
-		s = strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(s), "/"), ".git")
-		s = strings.TrimPrefix(s, "git+")
-		if rest, ok := strings.CutPrefix(s, "git@github.com:"); ok {
-			s = "https://github.com/" + rest
-		}
-		return s
-	}
-	return norm(a) == norm(b)
 }
