@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
-
+	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/distribute/release"
 )
 
@@ -47,10 +45,8 @@ type options struct {
 	mutation         bool
 	allowTags        bool
 	denialReasons    bool
-	transport        http.RoundTripper
-	keychain         authn.Keychain
+	registry         []distribute.Option
 	insecureLoopback bool
-	userAgent        string
 	now              func() time.Time
 
 	// Release index (release.go).
@@ -75,9 +71,7 @@ func makeOptions(opts ...Option) (*options, error) {
 		cacheSize:    DefaultCacheSize,
 		pollInterval: DefaultPollInterval,
 		maxBodyBytes: DefaultMaxBodyBytes,
-		keychain:     authn.DefaultKeychain,
 		mutation:     true,
-		userAgent:    "twinforge-admission",
 		now:          time.Now,
 
 		reverifyInterval: DefaultReverifyInterval,
@@ -230,27 +224,21 @@ func WithAllowTagsUnsafe() Option {
 	}
 }
 
-// WithTransport sets the HTTP transport registry requests go through (TLS
-// roots, proxies). The default is go-containerregistry's
-// remote.DefaultTransport. The plain-HTTP policy is layered on top of it.
-func WithTransport(t http.RoundTripper) Option {
+// WithRegistryOptions sets how registries are reached, with package
+// distribute's options: a CA (distribute.WithCACert), a transport, a
+// keychain, a user agent. By default registries are reached over HTTPS
+// with the system's roots and the Docker config's credentials, with the
+// user agent "twinforge-admission", one quick retry and the authentication
+// of each repository kept (bounded). Plain HTTP is governed by
+// WithInsecureLoopbackUnsafe, not by these options.
+func WithRegistryOptions(opts ...distribute.Option) Option {
 	return func(o *options) error {
-		if t == nil {
-			return errors.New("WithTransport: nil transport")
+		for _, opt := range opts {
+			if opt == nil {
+				return errors.New("WithRegistryOptions: nil option")
+			}
 		}
-		o.transport = t
-		return nil
-	}
-}
-
-// WithKeychain sets where registry credentials come from. The default is
-// authn.DefaultKeychain (the Docker config of the webhook's user).
-func WithKeychain(k authn.Keychain) Option {
-	return func(o *options) error {
-		if k == nil {
-			return errors.New("WithKeychain: nil keychain")
-		}
-		o.keychain = k
+		o.registry = append(o.registry, opts...)
 		return nil
 	}
 }
@@ -264,18 +252,6 @@ func WithKeychain(k authn.Keychain) Option {
 func WithInsecureLoopbackUnsafe() Option {
 	return func(o *options) error {
 		o.insecureLoopback = true
-		return nil
-	}
-}
-
-// WithUserAgent sets the User-Agent sent to registries. The default value
-// is "twinforge-admission".
-func WithUserAgent(ua string) Option {
-	return func(o *options) error {
-		if ua == "" {
-			return errors.New("WithUserAgent: empty user agent")
-		}
-		o.userAgent = ua
 		return nil
 	}
 }

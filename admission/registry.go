@@ -4,14 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 
@@ -65,14 +62,9 @@ type remoteClient struct {
 
 var _ registryClient = (*remoteClient)(nil)
 
-func newRemoteClient(rt http.RoundTripper, kc authn.Keychain, insecureLoopback bool, userAgent string) (*remoteClient, error) {
-	if rt == nil {
-		rt = remote.DefaultTransport
-	}
+func newRemoteClient(registry []distribute.Option, insecureLoopback bool) (*remoteClient, error) {
 	opts := []distribute.Option{
-		distribute.WithTransport(rt),
-		distribute.WithKeychain(kc),
-		distribute.WithUserAgent(userAgent),
+		distribute.WithUserAgent("twinforge-admission"),
 		// Each repository's authentication is kept, bounded: image names
 		// come from users, so the state they cause must stay bounded.
 		distribute.WithAuthCache(distribute.NewAuthCache(maxPullers)),
@@ -80,6 +72,7 @@ func newRemoteClient(rt http.RoundTripper, kc authn.Keychain, insecureLoopback b
 		// retried by the user.
 		distribute.WithRetryBackoff(distribute.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Steps: 2}),
 	}
+	opts = append(opts, registry...)
 	if insecureLoopback {
 		// Plain HTTP to loopback registries only; the others stay
 		// HTTPS-only and are still reached.

@@ -114,7 +114,7 @@ func New(src Source, opts ...Option) (Webhook, error) {
 		return nil, err
 	}
 	w := &webhook{src: src, o: o, log: o.logger, stop: make(chan struct{})}
-	if w.registry, err = newRemoteClient(o.transport, o.keychain, o.insecureLoopback, o.userAgent); err != nil {
+	if w.registry, err = newRemoteClient(o.registry, o.insecureLoopback); err != nil {
 		return nil, err
 	}
 	w.cache = newDecisionCache(o.cacheSize, o.cacheTTL, o.negativeTTL, o.deadline, cacheableRefusal)

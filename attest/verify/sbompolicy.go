@@ -84,7 +84,7 @@ func (d deniedFile) compile() (packageRule, error) {
 	if !strings.HasPrefix(d.purl, "pkg:") || strings.ContainsAny(d.purl, "@?#") {
 		return r, fmt.Errorf("purl %q: want a package URL pattern without version, such as pkg:golang/github.com/example/* or pkg:deb/debian/openssl", d.purl)
 	}
-	re, err := globRegexp(d.purl)
+	re, err := Glob(d.purl)
 	if err != nil {
 		return r, fmt.Errorf("purl %q: %v", d.purl, err)
 	}

@@ -1,22 +1,18 @@
 package main
 
 import (
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/urfave/cli/v2"
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -169,11 +165,7 @@ func admissionRegistryOptionsFrom(c *cli.Context) ([]admission.Option, error) {
 		if err := checkFiles(map[string]string{"registry-ca-cert": ca}); err != nil {
 			return nil, err
 		}
-		rt, err := transportWithCA(ca)
-		if err != nil {
-			return nil, usageError(err)
-		}
-		opts = append(opts, admission.WithTransport(rt))
+		opts = append(opts, admission.WithRegistryOptions(distribute.WithCACert(ca)))
 	}
 	return opts, nil
 }
@@ -327,25 +319,6 @@ func admissionLogLevel(c *cli.Context, def slog.Level) (slog.Level, error) {
 		return def, usageErrorf("--log-level %q: use debug, info, warn or error", c.String("log-level"))
 	}
 	return l, nil
-}
-
-// transportWithCA is go-containerregistry's default transport trusting the
-// CA certificates in a PEM file besides the system's.
-func transportWithCA(path string) (http.RoundTripper, error) {
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("--registry-ca-cert: %w", err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil || pool == nil {
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("--registry-ca-cert %s: no PEM certificate", path)
-	}
-	t := remote.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
-	return t, nil
 }
 
 func runAdmissionServe(c *cli.Context) error {
