@@ -38,8 +38,6 @@ import (
 	"github.com/twinforge/twinforge/attest"
 	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/distribute"
-	"github.com/twinforge/twinforge/hermetic"
-	"github.com/twinforge/twinforge/isolation"
 )
 
 // testLogger writes into the test log until the test ends; goroutines that
@@ -150,7 +148,7 @@ func randomImage(t testing.TB) (v1.Image, string, []byte) {
 
 var (
 	lockOnce sync.Once
-	lockFix  *hermetic.Lock
+	lockFix  *attest.Lock
 	lockErr  error
 )
 
@@ -158,7 +156,14 @@ var (
 // ready: reproduced records a rebuild with the same digest.
 func provenance(t testing.TB, imageName, digest string, reproduced bool) []byte {
 	t.Helper()
-	lockOnce.Do(func() { lockFix, lockErr = hermetic.Load(filepath.Join("testdata", "twinforge.lock")) })
+	lockOnce.Do(func() {
+		data, err := os.ReadFile(filepath.Join("testdata", "twinforge.lock"))
+		if err != nil {
+			lockErr = err
+			return
+		}
+		lockFix, lockErr = attest.ParseLock(data)
+	})
 	if lockErr != nil {
 		t.Fatal(lockErr)
 	}
@@ -166,12 +171,12 @@ func provenance(t testing.TB, imageName, digest string, reproduced bool) []byte 
 		Subject:     attest.Subject{Name: imageName, Digest: digest},
 		Lock:        lockFix,
 		ContextPath: ".",
-		Build:       isolation.Info{Name: "build", BuildKitVersion: "v0.34.2", Snapshotter: "overlayfs"},
+		Build:       attest.Builder{BuildKitVersion: "v0.34.2", Snapshotter: "overlayfs"},
 		StartedOn:   time.Now().Add(-time.Minute),
 		FinishedOn:  time.Now(),
 	}
 	if reproduced {
-		info.Rebuild = &attest.Rebuild{Digest: digest, Builder: isolation.Info{Name: "rebuild", BuildKitVersion: "v0.34.2", Snapshotter: "native"}}
+		info.Rebuild = &attest.Rebuild{Digest: digest, Builder: attest.Builder{BuildKitVersion: "v0.34.2", Snapshotter: "native"}}
 	}
 	st, err := attest.Provenance(info)
 	if err != nil {

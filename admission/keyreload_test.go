@@ -11,7 +11,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 
 	"github.com/twinforge/twinforge/attest"
-	"github.com/twinforge/twinforge/isolation"
+	"github.com/twinforge/twinforge/attest/verify"
 )
 
 // A policy's key file replaced (a compromised key rotated out) is seen by
@@ -77,17 +77,17 @@ func imageWithVerdict(t *testing.T, reg *memRegistry, repo string, builder, rebu
 // the provenance payload prov signed, signed by rebuilder.
 func signVerdict(t *testing.T, rebuilder testKey, name, digest string, payload []byte, prov *bundle.Bundle) *bundle.Bundle {
 	t.Helper()
-	st, err := attest.ParseStatement(payload)
+	st, err := verify.ParseStatement(payload)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := attest.Describe(prov)
+	info, err := verify.Describe(prov)
 	if err != nil {
 		t.Fatal(err)
 	}
 	v, err := attest.RebuildVerdict(attest.VerdictInfo{
 		Subject: attest.Subject{Name: name, Digest: digest}, RebuiltDigest: digest,
-		Rebuilder:  isolation.Info{BuildKitVersion: "v0.34.2", Snapshotter: "native"},
+		Rebuilder:  attest.Builder{BuildKitVersion: "v0.34.2", Snapshotter: "native"},
 		Provenance: st, ProvenancePayload: payload, ProvenanceSigner: info.Signer,
 		RebuiltOn: time.Now(),
 	})

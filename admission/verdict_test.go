@@ -11,7 +11,6 @@ import (
 	"github.com/twinforge/twinforge/attest"
 	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/distribute"
-	"github.com/twinforge/twinforge/isolation"
 )
 
 // TestRebuildVerdicts: a policy that requires independent rebuild verdicts
@@ -48,17 +47,17 @@ requireTransparencyLog: false
 		}
 		arts := bundleArtifacts(t, bs.Provenance, bs.Image)
 		if verdictKey != nil {
-			st, err := attest.ParseStatement(payload)
+			st, err := verify.ParseStatement(payload)
 			if err != nil {
 				t.Fatal(err)
 			}
-			info, err := attest.Describe(bs.Provenance)
+			info, err := verify.Describe(bs.Provenance)
 			if err != nil {
 				t.Fatal(err)
 			}
 			v, err := attest.RebuildVerdict(attest.VerdictInfo{
 				Subject: attest.Subject{Name: name, Digest: d}, RebuiltDigest: d,
-				Rebuilder:  isolation.Info{BuildKitVersion: "v0.34.2", Snapshotter: "native"},
+				Rebuilder:  attest.Builder{BuildKitVersion: "v0.34.2", Snapshotter: "native"},
 				Provenance: st, ProvenancePayload: payload, ProvenanceSigner: info.Signer,
 				RebuiltOn: time.Now(),
 			})

@@ -13,6 +13,7 @@ import (
 
 	"github.com/twinforge/twinforge/internal/testenv"
 
+	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/internal/sigstack"
 )
 
@@ -59,18 +60,18 @@ func BenchmarkVerifyOffline(b *testing.B) {
 	st := realStack(b)
 	_, digest, manifest := testLayout(b)
 	bs := signBoth(b, realSigner(b, st), digest, manifest, true)
-	tr, err := LoadTrustedRootJSON(st.TrustedRootJSON())
+	tr, err := verify.LoadTrustedRootJSON(st.TrustedRootJSON())
 	if err != nil {
 		b.Fatal(err)
 	}
-	req := VerifyRequest{
+	req := verify.Request{
 		Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image,
 		TrustedRoot: tr, Policy: realPolicy(b, st, "requireReproduced: true", "maxAge: 1h"),
 	}
 	ctx := context.Background()
 	b.ResetTimer()
 	for b.Loop() {
-		if _, err := Verify(ctx, req); err != nil {
+		if _, err := verify.Verify(ctx, req); err != nil {
 			b.Fatal(err)
 		}
 	}

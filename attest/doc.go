@@ -12,12 +12,12 @@
 // bundle it made before returning it; SignBuild makes both of a build's
 // bundles at once.
 //
-// WriteBundles stores the provenance and image bundles beside an OCI image
-// layout (<layout>/attestations/*.sigstore.json); ReadBundles reads them
-// back. Verify checks them against a trusted root (LoadTrustedRoot, or
-// TrustedRootFromTUF) and a Policy (policy.md). Those live in the
-// subpackage attest/verify, which does not depend on BuildKit so that an
-// admission webhook can import it alone; this package re-exports them.
+// Provenance records a build from attest's own types: a Lock (ParseLock
+// reads the provenance-relevant part of a twinforge.lock) and the Builder
+// that built it, so the package depends on no build package (depcheck
+// test). Verification, and the storage of bundles beside an OCI layout,
+// live in the subpackage attest/verify, which an admission webhook imports
+// alone.
 //
 // The package never prints and never exits; it reaches the network only
 // through the services a caller names.

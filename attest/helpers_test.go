@@ -13,6 +13,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/random"
+
+	"github.com/twinforge/twinforge/attest/verify"
 )
 
 // testLayout writes a random one-image OCI layout and returns its
@@ -73,7 +75,7 @@ func statementWith(t testing.TB, digest string, edit func(*BuildInfo)) []byte {
 }
 
 // signBoth signs the provenance and the manifest of an image.
-func signBoth(t testing.TB, s Signer, digest string, manifest []byte, reproduced bool) Bundles {
+func signBoth(t testing.TB, s Signer, digest string, manifest []byte, reproduced bool) verify.Bundles {
 	t.Helper()
 	ctx := context.Background()
 	prov, err := s.SignStatement(ctx, statementFor(t, digest, reproduced))
@@ -84,7 +86,7 @@ func signBoth(t testing.TB, s Signer, digest string, manifest []byte, reproduced
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Bundles{Provenance: prov, Image: img}
+	return verify.Bundles{Provenance: prov, Image: img}
 }
 
 // policyDoc builds a policy file's text from identity lines and extra
@@ -111,14 +113,14 @@ func keyIdentity(path string) string {
 	return fmt.Sprintf("  - publicKey: %q", path)
 }
 
-func mustPolicy(t testing.TB, doc string) *Policy {
+func mustPolicy(t testing.TB, doc string) *verify.Policy {
 	t.Helper()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "policy.yaml")
 	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p, err := LoadPolicy(path)
+	p, err := verify.LoadPolicy(path)
 	if err != nil {
 		t.Fatalf("policy:\n%s\n%v", doc, err)
 	}
@@ -128,7 +130,7 @@ func mustPolicy(t testing.TB, doc string) *Policy {
 // wantCheck asserts err is a *VerificationError for check.
 func wantCheck(t testing.TB, err error, check string) {
 	t.Helper()
-	var ve *VerificationError
+	var ve *verify.VerificationError
 	if !errors.As(err, &ve) {
 		t.Fatalf("want a VerificationError %q, got %v", check, err)
 	}

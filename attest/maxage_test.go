@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/twinforge/twinforge/attest/verify"
 )
 
 // With timestamps and the log off, the build's age comes from the signer's
@@ -22,7 +24,7 @@ func TestMaxAgeRefusesAFinishInTheFuture(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, digest, _ := testLayout(t)
-	signAt := func(finished time.Time) *Bundles {
+	signAt := func(finished time.Time) *verify.Bundles {
 		t.Helper()
 		info := fixtureBuildInfo(t)
 		info.Subject.Digest = digest
@@ -40,11 +42,11 @@ func TestMaxAgeRefusesAFinishInTheFuture(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return &Bundles{Provenance: b}
+		return &verify.Bundles{Provenance: b}
 	}
 	policy := mustPolicy(t, fmt.Sprintf("apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - publicKey: %q\nmaxAge: 1h\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n", pubPath))
-	verifyAt := func(bs *Bundles) error {
-		_, err := Verify(ctx, VerifyRequest{Digest: digest, Provenance: bs.Provenance, Policy: policy})
+	verifyAt := func(bs *verify.Bundles) error {
+		_, err := verify.Verify(ctx, verify.Request{Digest: digest, Provenance: bs.Provenance, Policy: policy})
 		return err
 	}
 	if err := verifyAt(signAt(time.Now().Add(-10 * time.Minute))); err != nil {
@@ -54,6 +56,6 @@ func TestMaxAgeRefusesAFinishInTheFuture(t *testing.T) {
 		t.Fatalf("a builder clock a minute ahead: %v", err)
 	}
 	err = verifyAt(signAt(time.Now().Add(100 * 365 * 24 * time.Hour)))
-	wantCheck(t, err, CheckMaxAge)
+	wantCheck(t, err, verify.CheckMaxAge)
 	t.Logf("refused: %v", err)
 }

@@ -2,8 +2,6 @@ package attest
 
 import (
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,9 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/twinforge/twinforge/hermetic"
-	"github.com/twinforge/twinforge/hermetic/gomod"
-	"github.com/twinforge/twinforge/isolation"
+	"github.com/twinforge/twinforge/attest/verify"
 )
 
 const (
@@ -52,8 +48,9 @@ type Subject struct {
 type BuildInfo struct {
 	// Subject is the built image.
 	Subject Subject
-	// Lock is the lock the build was made from. Required.
-	Lock *hermetic.Lock
+	// Lock is what the lock the build was made from pins (ParseLock reads
+	// a lock file). Required.
+	Lock *Lock
 	// ContextPath is the build context directory relative to the source
 	// repository's root, slash-separated ("." or "" for the root).
 	ContextPath string
@@ -61,7 +58,7 @@ type BuildInfo struct {
 	// default is DefaultBuilderID.
 	BuilderID string
 	// Build is the daemon that built the image.
-	Build isolation.Info
+	Build Builder
 	// Rebuild is the independent rebuild; nil records that the build was not
 	// reproduced (twinforge build --no-rebuild).
 	Rebuild *Rebuild
@@ -83,7 +80,7 @@ type Rebuild struct {
 	// Digest is the rebuilt image's manifest digest.
 	Digest string
 	// Builder is the daemon that rebuilt it.
-	Builder isolation.Info
+	Builder Builder
 	// RebuilderID identifies the rebuilding platform.
 	RebuilderID string
 	// Variations lists what differed from the first build.
@@ -110,11 +107,6 @@ func Provenance(info BuildInfo) (*intoto.Statement, error) {
 		return nil, fmt.Errorf("making provenance: %w", err)
 	}
 	l := info.Lock
-	lockBytes, err := l.Marshal()
-	if err != nil {
-		return nil, fmt.Errorf("making provenance: %w", err)
-	}
-	lockSum := sha256.Sum256(lockBytes)
 
 	external := map[string]any{
 		"source":     sourceParameters(l.Source),
@@ -140,7 +132,7 @@ func Provenance(info BuildInfo) (*intoto.Statement, error) {
 	internal := map[string]any{
 		"sourceDateEpoch": l.SourceDateEpoch,
 		"buildkitVersion": l.BuildKitVersion,
-		"lockDigest":      "sha256:" + hex.EncodeToString(lockSum[:]),
+		"lockDigest":      l.Digest,
 		"variations":      stringList(info.Variations),
 	}
 	if len(info.GitHub) > 0 {
@@ -169,6 +161,7 @@ func Provenance(info BuildInfo) (*intoto.Statement, error) {
 			Byproducts: []*intoto.ResourceDescriptor{rebuildByproduct(info.Subject.Digest, info.Rebuild)},
 		},
 	}
+	var err error
 	if prov.BuildDefinition.ExternalParameters, err = structpb.NewStruct(external); err != nil {
 		return nil, fmt.Errorf("making provenance: externalParameters: %w", err)
 	}
@@ -189,12 +182,12 @@ func Provenance(info BuildInfo) (*intoto.Statement, error) {
 		return nil, fmt.Errorf("making provenance: %w", err)
 	}
 	st := &intoto.Statement{
-		Type: StatementType,
+		Type: verify.StatementType,
 		Subject: []*intoto.ResourceDescriptor{{
 			Name:   info.Subject.Name,
 			Digest: map[string]string{"sha256": strings.TrimPrefix(info.Subject.Digest, "sha256:")},
 		}},
-		PredicateType: PredicateType,
+		PredicateType: verify.PredicateType,
 		Predicate:     predicate,
 	}
 	if err := st.Validate(); err != nil {
@@ -206,6 +199,9 @@ func Provenance(info BuildInfo) (*intoto.Statement, error) {
 func (info *BuildInfo) validate() error {
 	if info.Lock == nil {
 		return errors.New("no lock")
+	}
+	if !sha256Digest.MatchString(info.Lock.Digest) {
+		return fmt.Errorf("lock digest %q: want sha256:<64 hex digits> (see ParseLock)", info.Lock.Digest)
 	}
 	if info.Subject.Name == "" {
 		return errors.New("subject has no name")
@@ -237,7 +233,7 @@ func stringList(s []string) []any {
 	return out
 }
 
-func sourceParameters(s hermetic.Source) map[string]any {
+func sourceParameters(s Source) map[string]any {
 	m := map[string]any{"kind": s.Kind}
 	if s.Repository != "" {
 		m["repository"] = s.Repository
@@ -250,12 +246,12 @@ func sourceParameters(s hermetic.Source) map[string]any {
 
 // resolvedDependencies lists the source, the Dockerfile, every locked image,
 // URL and git repository, and the Dockerfile frontend.
-func resolvedDependencies(l *hermetic.Lock, buildkitVersion string) []*intoto.ResourceDescriptor {
+func resolvedDependencies(l *Lock, buildkitVersion string) []*intoto.ResourceDescriptor {
 	out := []*intoto.ResourceDescriptor{sourceDependency(l.Source)}
 	// Materials lists the source, the Dockerfile, then the lock's images,
 	// URLs and git repositories in the lock's order; the source is
 	// described above in more detail.
-	materials := l.Materials()[1:]
+	materials := l.materials()
 	names := []string{"dockerfile"}
 	for range l.Images {
 		names = append(names, "image")
@@ -271,7 +267,7 @@ func resolvedDependencies(l *hermetic.Lock, buildkitVersion string) []*intoto.Re
 		names = append(names, GoModuleDependency)
 	}
 	for i, m := range materials {
-		rd := &intoto.ResourceDescriptor{Uri: m.URI, Digest: m.Digest}
+		rd := &intoto.ResourceDescriptor{Uri: m.uri, Digest: m.digest}
 		if i < len(names) {
 			rd.Name = names[i]
 		}
@@ -292,14 +288,14 @@ func resolvedDependencies(l *hermetic.Lock, buildkitVersion string) []*intoto.Re
 	return append(out, frontend)
 }
 
-func sourceDependency(s hermetic.Source) *intoto.ResourceDescriptor {
+func sourceDependency(s Source) *intoto.ResourceDescriptor {
 	rd := &intoto.ResourceDescriptor{Name: "source", Digest: map[string]string{}}
 	ann := map[string]any{"contextDigest": s.Digest}
 	if s.Dirty {
 		ann["dirty"] = true
 	}
 	switch s.Kind {
-	case hermetic.SourceKindGit:
+	case SourceKindGit:
 		repo := s.Repository
 		if repo == "" {
 			repo = "file:"
@@ -323,7 +319,7 @@ func sourceDependency(s hermetic.Source) *intoto.ResourceDescriptor {
 	return rd
 }
 
-func builderDependencies(b isolation.Info) []*intoto.ResourceDescriptor {
+func builderDependencies(b Builder) []*intoto.ResourceDescriptor {
 	var out []*intoto.ResourceDescriptor
 	if b.BuildKitVersion != "" {
 		ann := map[string]any{"remote": b.Remote}
@@ -357,7 +353,7 @@ func runcVersion(line string) string {
 
 func rebuildByproduct(subject string, r *Rebuild) *intoto.ResourceDescriptor {
 	if r == nil {
-		rd := &intoto.ResourceDescriptor{Name: RebuildByproduct, Uri: notRebuiltURI}
+		rd := &intoto.ResourceDescriptor{Name: verify.RebuildByproduct, Uri: notRebuiltURI}
 		rd.Annotations, _ = structpb.NewStruct(map[string]any{"reproduced": false, "reason": "not rebuilt"})
 		return rd
 	}
@@ -385,7 +381,7 @@ func rebuildByproduct(subject string, r *Rebuild) *intoto.ResourceDescriptor {
 		ann["cpuset"] = r.Builder.CPUSet
 	}
 	rd := &intoto.ResourceDescriptor{
-		Name:   RebuildByproduct,
+		Name:   verify.RebuildByproduct,
 		Digest: map[string]string{"sha256": strings.TrimPrefix(r.Digest, "sha256:")},
 	}
 	rd.Annotations, _ = structpb.NewStruct(ann)
@@ -439,7 +435,7 @@ func canonicalJSON(raw []byte) ([]byte, error) {
 
 // goModuleAnnotations says where a Go module is pinned, its go.sum hashes
 // and whether it was proven in the checksum database.
-func goModuleAnnotations(m gomod.Module, db *hermetic.GoSumDB) map[string]any {
+func goModuleAnnotations(m GoModule, db *GoSumDB) map[string]any {
 	ann := map[string]any{"goSum": m.GoSum}
 	if m.Sum != "" {
 		ann["h1"] = m.Sum

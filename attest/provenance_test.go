@@ -12,9 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"github.com/twinforge/twinforge/hermetic"
-	"github.com/twinforge/twinforge/hermetic/gomod"
-	"github.com/twinforge/twinforge/isolation"
+	"github.com/twinforge/twinforge/attest/verify"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files in testdata")
@@ -25,9 +23,13 @@ const (
 	testBuilderID = "https://ci.example.test/twinforge/local@v1"
 )
 
-func fixtureLock(t testing.TB) *hermetic.Lock {
+func fixtureLock(t testing.TB) *Lock {
 	t.Helper()
-	l, err := hermetic.Load(filepath.Join("testdata", "twinforge.lock"))
+	data, err := os.ReadFile(filepath.Join("testdata", "twinforge.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := ParseLock(data)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,13 +43,12 @@ func fixtureBuildInfo(t testing.TB) BuildInfo {
 		Lock:        fixtureLock(t),
 		ContextPath: "examples/hello",
 		BuilderID:   testBuilderID,
-		Build: isolation.Info{
-			Name: "build", Address: "unix:///run/twinforge/build.sock", BuildKitVersion: "v0.34.2",
-			Runc: "runc version 1.1.15+ds1", Snapshotter: "overlayfs",
+		Build: Builder{
+			BuildKitVersion: "v0.34.2", Runc: "runc version 1.1.15+ds1", Snapshotter: "overlayfs",
 		},
 		Rebuild: &Rebuild{
 			Digest:           testDigest,
-			Builder:          isolation.Info{Name: "rebuild", BuildKitVersion: "v0.34.2", Runc: "runc version 1.1.15+ds1", Snapshotter: "native", CPUSet: "0"},
+			Builder:          Builder{BuildKitVersion: "v0.34.2", Runc: "runc version 1.1.15+ds1", Snapshotter: "native", CPUSet: "0"},
 			RebuilderID:      "https://ci.example.test/twinforge/rebuilder@v1",
 			Variations:       []string{"snapshotter=native", "cpuset=0", "hostname=rebuild", "umask=027", "tz=Asia/Tokyo"},
 			StrictVariations: "warn",
@@ -168,7 +169,7 @@ func TestProvenanceFields(t *testing.T) {
 	}
 
 	// Every locked input is a resolved dependency with its digest.
-	prov, err := ProvenancePredicate(st)
+	prov, err := verify.ProvenancePredicate(st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +243,7 @@ func TestProvenanceRebuild(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			prov, err := ProvenancePredicate(st)
+			prov, err := verify.ProvenancePredicate(st)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -260,13 +261,13 @@ func TestProvenanceRebuild(t *testing.T) {
 func TestProvenanceSources(t *testing.T) {
 	tests := []struct {
 		name    string
-		source  hermetic.Source
+		source  Source
 		wantURI string
 		wantDig map[string]string
 	}{
-		{"git without ref", hermetic.Source{Kind: "git", Repository: "https://git.example.test/a.git", Commit: "7d3b69493aecdf48986c136bccbd1aedc40dcdd7", Tree: "6a36d5bfb7af47d8f36a3711ecbf67e040eea412", Digest: testDigest},
+		{"git without ref", Source{Kind: "git", Repository: "https://git.example.test/a.git", Commit: "7d3b69493aecdf48986c136bccbd1aedc40dcdd7", Tree: "6a36d5bfb7af47d8f36a3711ecbf67e040eea412", Digest: testDigest},
 			"git+https://git.example.test/a.git@7d3b69493aecdf48986c136bccbd1aedc40dcdd7", map[string]string{"gitCommit": "7d3b69493aecdf48986c136bccbd1aedc40dcdd7", "gitTree": "6a36d5bfb7af47d8f36a3711ecbf67e040eea412"}},
-		{"tree", hermetic.Source{Kind: "tree", Digest: testDigest},
+		{"tree", Source{Kind: "tree", Digest: testDigest},
 			"context:" + testDigest, map[string]string{"sha256": hexOf(testDigest)}},
 	}
 	for _, tt := range tests {
@@ -277,7 +278,7 @@ func TestProvenanceSources(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			prov, _ := ProvenancePredicate(st)
+			prov, _ := verify.ProvenancePredicate(st)
 			src := prov.GetBuildDefinition().GetResolvedDependencies()[0]
 			if src.GetUri() != tt.wantURI || !cmp.Equal(src.GetDigest(), tt.wantDig) {
 				t.Errorf("source = %s %v, want %s %v", src.GetUri(), src.GetDigest(), tt.wantURI, tt.wantDig)
@@ -317,7 +318,7 @@ func TestProvenanceDefaultBuilderID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prov, _ := ProvenancePredicate(st)
+	prov, _ := verify.ProvenancePredicate(st)
 	if got := prov.GetRunDetails().GetBuilder().GetId(); got != DefaultBuilderID {
 		t.Errorf("builder id = %q", got)
 	}
@@ -329,15 +330,15 @@ func TestProvenanceDefaultBuilderID(t *testing.T) {
 func TestProvenanceGoModules(t *testing.T) {
 	info := fixtureBuildInfo(t)
 	l := *info.Lock
-	l.GoModules = []gomod.Module{{Path: "github.com/google/uuid", Version: "v1.6.0", GoSum: "go.sum",
+	l.GoModules = []GoModule{{Path: "github.com/google/uuid", Version: "v1.6.0", GoSum: "go.sum",
 		Sum: "h1:NIvaJDMOsjHA8n1jAhLSgzrAzy1Hgr+hNrb57e+94F0=", GoModSum: "h1:TIyPZe4MgqvfeYDBFedMoGGpEw/LqOeaOT+nhxU+yHo="}}
-	l.GoSumDB = &hermetic.GoSumDB{Name: "sum.golang.org", TreeSize: 42, TreeHash: "x", TreeHead: "note"}
+	l.GoSumDB = &GoSumDB{Name: "sum.golang.org", TreeSize: 42, TreeHash: "x", TreeHead: "note"}
 	info.Lock = &l
 	st, err := Provenance(info)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ProvenancePredicate(st)
+	p, err := verify.ProvenancePredicate(st)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,5 +356,34 @@ func TestProvenanceGoModules(t *testing.T) {
 	}
 	if !found {
 		t.Fatal("no Go module among the resolved dependencies")
+	}
+}
+
+// TestMaterials: the lock's inputs as resolvedDependencies URIs and digest
+// sets, in the lock's order.
+func TestMaterials(t *testing.T) {
+	const (
+		emptySHA    = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+		lockedImage = "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+		urlDigest   = "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+		gitCommit   = "0123456789abcdef0123456789abcdef01234567"
+	)
+	l := &Lock{
+		Source:     Source{Kind: SourceKindTree, Digest: emptySHA},
+		Dockerfile: File{Path: "Dockerfile", Digest: emptySHA},
+		Platform:   "linux/amd64",
+		Images:     []Image{{Name: "example.test/base:1", Digest: lockedImage}},
+		URLs:       []URL{{URL: "https://example.test/file.tgz", Digest: urlDigest}},
+		Git:        []GitSource{{Remote: "https://example.test/org/repo.git", Ref: "main", Commit: gitCommit}},
+	}
+	got := l.materials()
+	want := []material{
+		{uri: "file:Dockerfile", digest: map[string]string{"sha256": hexOf(emptySHA)}},
+		{uri: "pkg:docker/base@1?platform=linux%2Famd64&repository_url=example.test%2Fbase", digest: map[string]string{"sha256": hexOf(lockedImage)}},
+		{uri: "https://example.test/file.tgz", digest: map[string]string{"sha256": hexOf(urlDigest)}},
+		{uri: "https://example.test/org/repo.git#main", digest: map[string]string{"gitCommit": gitCommit}},
+	}
+	if diff := cmp.Diff(want, got, cmp.AllowUnexported(material{})); diff != "" {
+		t.Errorf("materials (-want +got):\n%s", diff)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
 
+	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/internal/sigstack"
 	"github.com/twinforge/twinforge/internal/testenv"
 )
@@ -97,7 +98,7 @@ func realSigner(t testing.TB, st *sigstack.Stack) Signer {
 	return s
 }
 
-func realPolicy(t testing.TB, st *sigstack.Stack, extra ...string) *Policy {
+func realPolicy(t testing.TB, st *sigstack.Stack, extra ...string) *verify.Policy {
 	return mustPolicy(t, policyDoc([]string{certIdentity(st.OIDCIssuer(), realEmail)}, extra...))
 }
 
@@ -108,27 +109,27 @@ func TestRealKeylessEndToEnd(t *testing.T) {
 	st := realStack(t)
 	dir, digest, manifest := testLayout(t)
 	bs := signBoth(t, realSigner(t, st), digest, manifest, true)
-	if err := WriteBundles(dir, bs); err != nil {
+	if err := verify.WriteBundles(dir, bs); err != nil {
 		t.Fatal(err)
 	}
 	trPath := filepath.Join(t.TempDir(), "trusted_root.json")
 	if err := os.WriteFile(trPath, st.TrustedRootJSON(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tr, err := LoadTrustedRoot(trPath)
+	tr, err := verify.LoadTrustedRoot(trPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	read, err := ReadBundles(dir)
+	read, err := verify.ReadBundles(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := ReadManifest(dir, digest)
+	m, err := verify.ReadManifest(dir, digest)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Offline: no network needed from here on.
-	res, err := Verify(context.Background(), VerifyRequest{
+	res, err := verify.Verify(context.Background(), verify.Request{
 		Digest: digest, ImageManifest: m, Provenance: read.Provenance, Image: read.Image,
 		TrustedRoot: tr, Policy: realPolicy(t, st, "requireReproduced: true", "maxAge: 1h", "builderIDs: ['"+testBuilderID+"']"),
 	})
@@ -142,21 +143,21 @@ func TestRealKeylessEndToEnd(t *testing.T) {
 		t.Errorf("result = %+v", res)
 	}
 	// The bundles name the stack's log and TSA.
-	for name, b := range map[string]*Bundles{"provenance": &bs} {
+	for name, b := range map[string]*verify.Bundles{"provenance": &bs} {
 		if len(b.Provenance.GetVerificationMaterial().GetTlogEntries()) != 1 {
 			t.Errorf("%s: no tlog entry", name)
 		}
 	}
 	// Another identity is refused.
-	_, err = Verify(context.Background(), VerifyRequest{Digest: digest, Provenance: read.Provenance, TrustedRoot: tr,
+	_, err = verify.Verify(context.Background(), verify.Request{Digest: digest, Provenance: read.Provenance, TrustedRoot: tr,
 		Policy: mustPolicy(t, policyDoc([]string{certIdentity(st.OIDCIssuer(), "intruder@twinforge.test")}))})
-	wantCheck(t, err, CheckIdentity)
+	wantCheck(t, err, verify.CheckIdentity)
 	// A tampered log entry is refused by the log check.
 	tampered := mutate(t, read.Provenance, func(pb *protobundle.Bundle) {
 		pb.VerificationMaterial.TlogEntries[0].InclusionProof.Hashes = append(pb.VerificationMaterial.TlogEntries[0].InclusionProof.Hashes, make([]byte, 32))
 	})
-	_, err = Verify(context.Background(), VerifyRequest{Digest: digest, Provenance: tampered, TrustedRoot: tr, Policy: realPolicy(t, st)})
-	wantCheck(t, err, CheckTransparencyLog)
+	_, err = verify.Verify(context.Background(), verify.Request{Digest: digest, Provenance: tampered, TrustedRoot: tr, Policy: realPolicy(t, st)})
+	wantCheck(t, err, verify.CheckTransparencyLog)
 }
 
 // TestRealKeylessRekorOnly signs without a timestamp authority: Rekor v2
@@ -174,11 +175,11 @@ func TestRealKeylessRekorOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	req := VerifyRequest{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image, TrustedRoot: st.TrustedRoot(), Policy: realPolicy(t, st)}
-	_, err = Verify(ctx, req)
-	wantCheck(t, err, CheckTimestamp)
+	req := verify.Request{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image, TrustedRoot: st.TrustedRoot(), Policy: realPolicy(t, st)}
+	_, err = verify.Verify(ctx, req)
+	wantCheck(t, err, verify.CheckTimestamp)
 	req.Policy = realPolicy(t, st, "requireSignedTimestamp: false")
-	res, err := Verify(ctx, req)
+	res, err := verify.Verify(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,8 +187,8 @@ func TestRealKeylessRekorOnly(t *testing.T) {
 		t.Errorf("result = %+v", res)
 	}
 	req.Now = time.Now().Add(time.Hour) // the certificate has expired by then
-	_, err = Verify(ctx, req)
-	wantCheck(t, err, CheckTimestamp)
+	_, err = verify.Verify(ctx, req)
+	wantCheck(t, err, verify.CheckTimestamp)
 }
 
 func TestRealTokensRefused(t *testing.T) {
@@ -282,7 +283,7 @@ func TestRealServicesUnreachable(t *testing.T) {
 				}
 			}
 			t.Logf("refused: %v", err)
-			if _, err := os.Stat(filepath.Join(dir, AttestationsDir)); !errors.Is(err, os.ErrNotExist) {
+			if _, err := os.Stat(filepath.Join(dir, verify.AttestationsDir)); !errors.Is(err, os.ErrNotExist) {
 				t.Error("something was written")
 			}
 		})
@@ -310,7 +311,7 @@ func TestRealServicesUnreachable(t *testing.T) {
 		if err := own.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Verify(ctx, VerifyRequest{Digest: d, ImageManifest: m, Provenance: bs.Provenance, Image: bs.Image, TrustedRoot: tr,
+		if _, err := verify.Verify(ctx, verify.Request{Digest: d, ImageManifest: m, Provenance: bs.Provenance, Image: bs.Image, TrustedRoot: tr,
 			Policy: mustPolicy(t, policyDoc([]string{certIdentity(own.OIDCIssuer(), realEmail)}))}); err != nil {
 			t.Fatalf("offline verification after the stack stopped: %v", err)
 		}
@@ -348,13 +349,13 @@ func TestRealCosignInterop(t *testing.T) {
 			t.Fatal(err)
 		}
 		common := append([]string{"--new-bundle-format", "--trusted-root", trPath, "--use-signed-timestamps", "--insecure-ignore-sct"}, identity...)
-		run(t, nil, append(append([]string{"verify-blob-attestation", "--bundle", filepath.Join(dir, AttestationsDir, ProvenanceFile), "--type", "slsaprovenance1"}, common...), blob)...)
-		run(t, nil, append(append([]string{"verify-blob", "--bundle", filepath.Join(dir, AttestationsDir, ImageFile)}, common...), blob)...)
+		run(t, nil, append(append([]string{"verify-blob-attestation", "--bundle", filepath.Join(dir, verify.AttestationsDir, verify.ProvenanceFile), "--type", "slsaprovenance1"}, common...), blob)...)
+		run(t, nil, append(append([]string{"verify-blob", "--bundle", filepath.Join(dir, verify.AttestationsDir, verify.ImageFile)}, common...), blob)...)
 	}
 
 	t.Run("keyless", func(t *testing.T) {
 		dir, digest, manifest := testLayout(t)
-		if err := WriteBundles(dir, signBoth(t, realSigner(t, st), digest, manifest, true)); err != nil {
+		if err := verify.WriteBundles(dir, signBoth(t, realSigner(t, st), digest, manifest, true)); err != nil {
 			t.Fatal(err)
 		}
 		verifyBoth(t, dir, digest, manifest, []string{"--certificate-identity", realEmail, "--certificate-oidc-issuer", st.OIDCIssuer()})
@@ -377,10 +378,10 @@ func TestRealCosignInterop(t *testing.T) {
 		}
 		dir, digest, manifest := testLayout(t)
 		bs := signBoth(t, s, digest, manifest, true)
-		if err := WriteBundles(dir, bs); err != nil {
+		if err := verify.WriteBundles(dir, bs); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Verify(context.Background(), VerifyRequest{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image, TrustedRoot: st.TrustedRoot(),
+		if _, err := verify.Verify(context.Background(), verify.Request{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image, TrustedRoot: st.TrustedRoot(),
 			Policy: mustPolicy(t, policyDoc([]string{keyIdentity(filepath.Join(keyDir, "cosign.pub"))}))}); err != nil {
 			t.Fatal(err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 
 	"github.com/twinforge/twinforge/attest/sbom"
+	"github.com/twinforge/twinforge/attest/verify"
 )
 
 // TestSBOMPolicy: SBOMs generated from an image and signed like the
@@ -61,8 +62,8 @@ func TestSBOMPolicy(t *testing.T) {
 	}
 	bundles := signBoth(t, s, digest, manifest, true)
 	base := []string{"requireSignedTimestamp: false", "requireTransparencyLog: false"}
-	verifyWith := func(extra []string, sboms []*bundle.Bundle) (*Result, error) {
-		return Verify(ctx, VerifyRequest{Digest: digest, ImageManifest: manifest, Provenance: bundles.Provenance, Image: bundles.Image, SBOMs: sboms,
+	verifyWith := func(extra []string, sboms []*bundle.Bundle) (*verify.Result, error) {
+		return verify.Verify(ctx, verify.Request{Digest: digest, ImageManifest: manifest, Provenance: bundles.Provenance, Image: bundles.Image, SBOMs: sboms,
 			Policy: mustPolicy(t, policyDoc([]string{keyIdentity(pubPath)}, append(append([]string{}, base...), extra...)...))})
 	}
 	res, err := verifyWith([]string{"requireSBOM: true", "deniedPackages:", "  - purl: pkg:deb/debian/openssl", "    versions: < 1.1.1a"}, sboms)
@@ -74,13 +75,13 @@ func TestSBOMPolicy(t *testing.T) {
 	}
 	for _, rule := range []string{"    versions: < 1.1.1n", "    versions: \">= 1.1.1, < 1.1.2\"", "    versions: \"*\""} {
 		_, err = verifyWith([]string{"deniedPackages:", "  - purl: pkg:deb/*/openssl", rule, "    reason: CVE-2022-0778"}, sboms)
-		wantCheck(t, err, CheckDeniedPackages)
+		wantCheck(t, err, verify.CheckDeniedPackages)
 		if !bytes.Contains([]byte(err.Error()), []byte("pkg:deb/debian/openssl@1.1.1k-1")) || !bytes.Contains([]byte(err.Error()), []byte("CVE-2022-0778")) {
 			t.Errorf("the denial does not name the package and the rule: %v", err)
 		}
 	}
 	_, err = verifyWith([]string{"requireSBOM: true"}, nil)
-	wantCheck(t, err, CheckRequireSBOM)
+	wantCheck(t, err, verify.CheckRequireSBOM)
 	// An SBOM about another image, signed by the same key.
 	other, err := sbom.Generate(img, sbom.Image{Name: "x", Digest: otherDigest}, []string{sbom.SPDX})
 	if err != nil {
@@ -91,8 +92,8 @@ func TestSBOMPolicy(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = verifyWith(nil, append(sboms, ob))
-	wantCheck(t, err, CheckSBOM)
-	if _, err := ParsePolicy([]byte(policyDoc([]string{keyIdentity(pubPath)}, "deniedPackages:", "  - purl: pkg:deb/debian/openssl@1.0"))); err == nil {
+	wantCheck(t, err, verify.CheckSBOM)
+	if _, err := verify.ParsePolicy([]byte(policyDoc([]string{keyIdentity(pubPath)}, "deniedPackages:", "  - purl: pkg:deb/debian/openssl@1.0"))); err == nil {
 		t.Error("a purl pattern with a version was accepted")
 	}
 }

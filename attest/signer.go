@@ -18,7 +18,9 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/sign"
-	"github.com/sigstore/sigstore-go/pkg/verify"
+	sgverify "github.com/sigstore/sigstore-go/pkg/verify"
+
+	"github.com/twinforge/twinforge/attest/verify"
 )
 
 // Signer signs twinforge's evidence into Sigstore bundles. Every bundle a
@@ -281,40 +283,40 @@ func selfCheck(b *bundle.Bundle, artifact []byte, tm root.TrustedMaterial, keyMa
 			km = &root.BaseTrustedMaterial{}
 		}
 		if sc.EnvelopeContent() != nil {
-			return verify.VerifySignature(sc, vc, km)
+			return sgverify.VerifySignature(sc, vc, km)
 		}
-		return verify.VerifySignatureWithArtifacts(sc, vc, km, []io.Reader{bytes.NewReader(artifact)})
+		return sgverify.VerifySignatureWithArtifacts(sc, vc, km, []io.Reader{bytes.NewReader(artifact)})
 	}
 	if keyMaterial != nil {
 		tm = root.TrustedMaterialCollection{tm, keyMaterial}
 	}
-	var vopts []verify.VerifierOption
+	var vopts []sgverify.VerifierOption
 	if s.tsa != nil {
-		vopts = append(vopts, verify.WithSignedTimestamps(1))
+		vopts = append(vopts, sgverify.WithSignedTimestamps(1))
 	}
 	if s.rekor != nil {
-		vopts = append(vopts, verify.WithTransparencyLog(1))
+		vopts = append(vopts, sgverify.WithTransparencyLog(1))
 	}
 	if s.tsa == nil {
 		if withCert {
-			vopts = append(vopts, verify.WithCurrentTime())
+			vopts = append(vopts, sgverify.WithCurrentTime())
 		} else {
-			vopts = append(vopts, verify.WithNoObserverTimestamps())
+			vopts = append(vopts, sgverify.WithNoObserverTimestamps())
 		}
 	}
-	v, err := verify.NewVerifier(tm, vopts...)
+	v, err := sgverify.NewVerifier(tm, vopts...)
 	if err != nil {
 		return err
 	}
-	artifactOpt := verify.WithoutArtifactUnsafe() // the statement was checked before signing
+	artifactOpt := sgverify.WithoutArtifactUnsafe() // the statement was checked before signing
 	if b.GetMessageSignature() != nil {
-		artifactOpt = verify.WithArtifact(bytes.NewReader(artifact))
+		artifactOpt = sgverify.WithArtifact(bytes.NewReader(artifact))
 	}
-	idOpt := verify.WithoutIdentitiesUnsafe() // whoever Fulcio certified: we just signed
+	idOpt := sgverify.WithoutIdentitiesUnsafe() // whoever Fulcio certified: we just signed
 	if !withCert {
-		idOpt = verify.WithKey()
+		idOpt = sgverify.WithKey()
 	}
-	_, err = v.Verify(b, verify.NewPolicy(artifactOpt, idOpt))
+	_, err = v.Verify(b, sgverify.NewPolicy(artifactOpt, idOpt))
 	return err
 }
 
@@ -330,10 +332,10 @@ func certificatePEM(pb *protobundle.Bundle) ([]byte, error) {
 }
 
 func statementContent(statement []byte) (sign.Content, error) {
-	if _, err := ParseStatement(statement); err != nil {
+	if _, err := verify.ParseStatement(statement); err != nil {
 		return nil, err
 	}
-	return &sign.DSSEData{Data: statement, PayloadType: PayloadType}, nil
+	return &sign.DSSEData{Data: statement, PayloadType: verify.PayloadType}, nil
 }
 
 func rfc3161(ts []byte) *protocommon.RFC3161SignedTimestamp {

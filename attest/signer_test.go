@@ -83,7 +83,7 @@ func TestKeySignerRoundTrip(t *testing.T) {
 				t.Fatal("key-signed bundle carries no public key hint")
 			}
 			p := mustPolicy(t, policyDoc([]string{keyIdentity(pubPath)}, "requireSignedTimestamp: false", "requireTransparencyLog: false", "requireReproduced: true"))
-			res, err := Verify(context.Background(), VerifyRequest{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image, Policy: p})
+			res, err := verify.Verify(context.Background(), verify.Request{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image, Policy: p})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -94,14 +94,14 @@ func TestKeySignerRoundTrip(t *testing.T) {
 			// Another key is not this one.
 			otherKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 			_, otherPub := writeKeyPair(t, otherKey, nil)
-			_, err = Verify(context.Background(), VerifyRequest{Digest: digest, Provenance: bs.Provenance, Policy: mustPolicy(t, policyDoc([]string{keyIdentity(otherPub)}, "requireSignedTimestamp: false", "requireTransparencyLog: false"))})
-			wantCheck(t, err, CheckIdentity)
+			_, err = verify.Verify(context.Background(), verify.Request{Digest: digest, Provenance: bs.Provenance, Policy: mustPolicy(t, policyDoc([]string{keyIdentity(otherPub)}, "requireSignedTimestamp: false", "requireTransparencyLog: false"))})
+			wantCheck(t, err, verify.CheckIdentity)
 			// Certificate identities do not admit a key signature.
-			_, err = Verify(context.Background(), VerifyRequest{Digest: digest, Provenance: bs.Provenance, TrustedRoot: newVirtualStack(t).trusted, Policy: mustPolicy(t, policyDoc([]string{certIdentity("https://issuer.test", "me")}, "requireSignedTimestamp: false", "requireTransparencyLog: false"))})
-			wantCheck(t, err, CheckIdentity)
+			_, err = verify.Verify(context.Background(), verify.Request{Digest: digest, Provenance: bs.Provenance, TrustedRoot: newVirtualStack(t).trusted, Policy: mustPolicy(t, policyDoc([]string{certIdentity("https://issuer.test", "me")}, "requireSignedTimestamp: false", "requireTransparencyLog: false"))})
+			wantCheck(t, err, verify.CheckIdentity)
 			// By default a policy wants a timestamp and a log entry.
-			_, err = Verify(context.Background(), VerifyRequest{Digest: digest, Provenance: bs.Provenance, TrustedRoot: newVirtualStack(t).trusted, Policy: mustPolicy(t, policyDoc([]string{keyIdentity(pubPath)}))})
-			wantCheck(t, err, CheckTransparencyLog)
+			_, err = verify.Verify(context.Background(), verify.Request{Digest: digest, Provenance: bs.Provenance, TrustedRoot: newVirtualStack(t).trusted, Policy: mustPolicy(t, policyDoc([]string{keyIdentity(pubPath)}))})
+			wantCheck(t, err, verify.CheckTransparencyLog)
 		})
 	}
 }
@@ -116,7 +116,7 @@ func TestKeySignerWithTimestamp(t *testing.T) {
 	}
 	_, digest, manifest := testLayout(t)
 	bs := signBoth(t, s, digest, manifest, true)
-	res, err := Verify(context.Background(), VerifyRequest{Digest: digest, Provenance: bs.Provenance, Image: bs.Image, TrustedRoot: v.trusted,
+	res, err := verify.Verify(context.Background(), verify.Request{Digest: digest, Provenance: bs.Provenance, Image: bs.Image, TrustedRoot: v.trusted,
 		Policy: mustPolicy(t, policyDoc([]string{keyIdentity(pubPath)}, "requireTransparencyLog: false"))})
 	if err != nil {
 		t.Fatal(err)
@@ -314,7 +314,7 @@ func TestKeySignerCosignKeyFixture(t *testing.T) {
 	_, digest, manifest := testLayout(t)
 	bs := signBoth(t, s, digest, manifest, true)
 	p := mustPolicy(t, policyDoc([]string{keyIdentity(filepath.Join(mustAbs(t, "testdata"), "keys", "cosign.pub"))}, "requireSignedTimestamp: false", "requireTransparencyLog: false"))
-	if _, err := Verify(context.Background(), VerifyRequest{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image, Policy: p}); err != nil {
+	if _, err := verify.Verify(context.Background(), verify.Request{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image, Policy: p}); err != nil {
 		t.Fatal(err)
 	}
 }

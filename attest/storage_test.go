@@ -16,44 +16,44 @@ func TestWriteReadBundles(t *testing.T) {
 	dir, digest, manifest := testLayout(t)
 
 	// Unsigned: nothing to read, no error.
-	bs, err := ReadBundles(dir)
+	bs, err := verify.ReadBundles(dir)
 	if err != nil || bs.Provenance != nil || bs.Image != nil {
 		t.Fatalf("unsigned layout: %+v, %v", bs, err)
 	}
 
 	first := signBoth(t, virtualSigner(t, v), digest, manifest, true)
-	if err := WriteBundles(dir, first); err != nil {
+	if err := verify.WriteBundles(dir, first); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{ProvenanceFile, ImageFile} {
-		data, err := os.ReadFile(filepath.Join(dir, AttestationsDir, name))
+	for _, name := range []string{verify.ProvenanceFile, verify.ImageFile} {
+		data, err := os.ReadFile(filepath.Join(dir, verify.AttestationsDir, name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		var doc struct {
 			MediaType string `json:"mediaType"`
 		}
-		if err := json.Unmarshal(data, &doc); err != nil || doc.MediaType != BundleMediaType {
+		if err := json.Unmarshal(data, &doc); err != nil || doc.MediaType != verify.BundleMediaType {
 			t.Errorf("%s: media type %q (%v)", name, doc.MediaType, err)
 		}
 	}
 	// Other files in the directory survive a rewrite.
-	extra := filepath.Join(dir, AttestationsDir, "sbom.spdx.json")
+	extra := filepath.Join(dir, verify.AttestationsDir, "sbom.spdx.json")
 	if err := os.WriteFile(extra, []byte("{}"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	second := signBoth(t, virtualSigner(t, v), digest, manifest, false)
-	if err := WriteBundles(dir, second); err != nil {
+	if err := verify.WriteBundles(dir, second); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(extra); err != nil {
 		t.Errorf("other attestation lost: %v", err)
 	}
-	read, err := ReadBundles(dir)
+	read, err := verify.ReadBundles(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := Verify(context.Background(), VerifyRequest{Digest: digest, Provenance: read.Provenance, Image: read.Image, TrustedRoot: v.trusted, Policy: virtualPolicy(t, v)})
+	res, err := verify.Verify(context.Background(), verify.Request{Digest: digest, Provenance: read.Provenance, Image: read.Image, TrustedRoot: v.trusted, Policy: virtualPolicy(t, v)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,31 +76,31 @@ func TestWriteBundlesRefusals(t *testing.T) {
 	tests := []struct {
 		name string
 		dir  string
-		b    Bundles
+		b    verify.Bundles
 		want string
 	}{
-		{"only one bundle", dir, Bundles{Provenance: bs.Provenance}, "both"},
+		{"only one bundle", dir, verify.Bundles{Provenance: bs.Provenance}, "both"},
 		{"not a layout", t.TempDir(), bs, "not an OCI layout"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := WriteBundles(tt.dir, tt.b)
+			err := verify.WriteBundles(tt.dir, tt.b)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error = %v", err)
 			}
-			if _, err := os.Stat(filepath.Join(tt.dir, AttestationsDir)); !os.IsNotExist(err) {
+			if _, err := os.Stat(filepath.Join(tt.dir, verify.AttestationsDir)); !os.IsNotExist(err) {
 				t.Error("something was written")
 			}
 		})
 	}
 	// A read-only layout: the earlier pair stays whole.
 	if os.Geteuid() != 0 {
-		if err := WriteBundles(dir, bs); err != nil {
+		if err := verify.WriteBundles(dir, bs); err != nil {
 			t.Fatal(err)
 		}
 		os.Chmod(dir, 0o555)
 		defer os.Chmod(dir, 0o755)
-		if err := WriteBundles(dir, bs); err == nil {
+		if err := verify.WriteBundles(dir, bs); err == nil {
 			t.Error("wrote into a read-only layout")
 		}
 	}
@@ -108,28 +108,28 @@ func TestWriteBundlesRefusals(t *testing.T) {
 
 func TestReadBundlesMalformed(t *testing.T) {
 	dir, _, _ := testLayout(t)
-	os.MkdirAll(filepath.Join(dir, AttestationsDir), 0o755)
-	os.WriteFile(filepath.Join(dir, AttestationsDir, ProvenanceFile), []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`), 0o644)
-	if _, err := ReadBundles(dir); err == nil || !strings.Contains(err.Error(), "parsing bundle") {
+	os.MkdirAll(filepath.Join(dir, verify.AttestationsDir), 0o755)
+	os.WriteFile(filepath.Join(dir, verify.AttestationsDir, verify.ProvenanceFile), []byte(`{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`), 0o644)
+	if _, err := verify.ReadBundles(dir); err == nil || !strings.Contains(err.Error(), "parsing bundle") {
 		t.Errorf("error = %v", err)
 	}
 }
 
 func TestLayoutHelpers(t *testing.T) {
 	dir, digest, manifest := testLayout(t)
-	got, err := ImageDigest(dir)
+	got, err := verify.ImageDigest(dir)
 	if err != nil || got != digest {
 		t.Fatalf("ImageDigest = %s, %v", got, err)
 	}
-	if _, err := ReadManifest(dir, otherDigest); err == nil {
+	if _, err := verify.ReadManifest(dir, otherDigest); err == nil {
 		t.Error("read a blob that is not there")
 	}
 	// A blob whose content does not match its name.
 	os.WriteFile(filepath.Join(dir, "blobs", "sha256", hexOf(digest)), append(manifest, ' '), 0o644)
-	if _, err := ReadManifest(dir, digest); err == nil || !strings.Contains(err.Error(), "does not match") {
+	if _, err := verify.ReadManifest(dir, digest); err == nil || !strings.Contains(err.Error(), "does not match") {
 		t.Errorf("tampered blob: %v", err)
 	}
-	if _, err := ImageDigest(t.TempDir()); err == nil {
+	if _, err := verify.ImageDigest(t.TempDir()); err == nil {
 		t.Error("digest of a directory without index.json")
 	}
 }
@@ -141,14 +141,14 @@ func TestSignBuildAndDescribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	prov, err := Describe(bs.Provenance)
+	prov, err := verify.Describe(bs.Provenance)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if prov.Statement == nil || !verify.SubjectHasDigest(prov.Statement, digest) || prov.Signer.Subject != testSubject || len(prov.Timestamps) != 1 || prov.MediaType != BundleMediaType {
+	if prov.Statement == nil || !verify.SubjectHasDigest(prov.Statement, digest) || prov.Signer.Subject != testSubject || len(prov.Timestamps) != 1 || prov.MediaType != verify.BundleMediaType {
 		t.Errorf("provenance = %+v", prov)
 	}
-	img, err := Describe(bs.Image)
+	img, err := verify.Describe(bs.Image)
 	if err != nil {
 		t.Fatal(err)
 	}

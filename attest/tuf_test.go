@@ -19,6 +19,8 @@ import (
 
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
+
+	"github.com/twinforge/twinforge/attest/verify"
 )
 
 // tufRepo is a TUF repository served over HTTP on loopback, written with
@@ -114,7 +116,7 @@ func (r *tufRepo) writeRoot(signers ...string) {
 // snapshot and timestamp versions, signed by the keys named after each
 // role (or the given timestamp key name).
 func (r *tufRepo) publishTarget(data []byte) {
-	tf, err := metadata.TargetFile().FromBytes(TrustedRootTarget, data, "sha256")
+	tf, err := metadata.TargetFile().FromBytes(verify.TrustedRootTarget, data, "sha256")
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -122,18 +124,18 @@ func (r *tufRepo) publishTarget(data []byte) {
 	if err := os.MkdirAll(filepath.Join(r.dir, "targets"), 0o755); err != nil {
 		r.t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(r.dir, "targets", hex.EncodeToString(sum[:])+"."+TrustedRootTarget), data, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(r.dir, "targets", hex.EncodeToString(sum[:])+"."+verify.TrustedRootTarget), data, 0o644); err != nil {
 		r.t.Fatal(err)
 	}
 	if r.targets.Signed.Targets == nil {
 		r.targets.Signed.Targets = map[string]*metadata.TargetFiles{}
 	}
-	if _, published := r.targets.Signed.Targets[TrustedRootTarget]; published {
+	if _, published := r.targets.Signed.Targets[verify.TrustedRootTarget]; published {
 		r.targets.Signed.Version++
 		r.snapshot.Signed.Version++
 		r.timestamp.Signed.Version++
 	}
-	r.targets.Signed.Targets[TrustedRootTarget] = tf
+	r.targets.Signed.Targets[verify.TrustedRootTarget] = tf
 	r.snapshot.Signed.Meta["targets.json"] = metadata.MetaFile(r.targets.Signed.Version)
 	r.timestamp.Signed.Meta["snapshot.json"] = metadata.MetaFile(r.snapshot.Signed.Version)
 	r.signAndWrite("timestamp")
@@ -203,9 +205,9 @@ func TestTrustedRootFromTUF(t *testing.T) {
 	repo := newTUFRepo(t, trJSON)
 	initial := repo.file("1.root.json")
 	cache := t.TempDir()
-	cfg := TUFConfig{MetadataURL: repo.srv.URL, CacheDir: cache, InitialRoot: initial}
+	cfg := verify.TUFConfig{MetadataURL: repo.srv.URL, CacheDir: cache, InitialRoot: initial}
 
-	tr, err := TrustedRootFromTUF(ctx, cfg)
+	tr, err := verify.TrustedRootFromTUF(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +219,7 @@ func TestTrustedRootFromTUF(t *testing.T) {
 	// timestamp key. The client must walk 1 -> 2 to trust the timestamp.
 	repo.rotate("root", "root2")
 	repo.requests = nil
-	tr, err = TrustedRootFromTUF(ctx, cfg)
+	tr, err = verify.TrustedRootFromTUF(ctx, cfg)
 	if err != nil {
 		t.Fatalf("after rotation: %v", err)
 	}
@@ -232,16 +234,16 @@ func TestTrustedRootFromTUF(t *testing.T) {
 	// The trusted root from TUF verifies a bundle offline.
 	_, digest, manifest := testLayout(t)
 	bs := signBoth(t, virtualSigner(t, v), digest, manifest, true)
-	if _, err := Verify(ctx, VerifyRequest{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image, TrustedRoot: tr, Policy: virtualPolicy(t, v)}); err != nil {
+	if _, err := verify.Verify(ctx, verify.Request{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image, TrustedRoot: tr, Policy: virtualPolicy(t, v)}); err != nil {
 		t.Fatal(err)
 	}
 
 	// A client that starts from the v1 root again resumes from its cache.
-	if _, err := TrustedRootFromTUF(ctx, cfg); err != nil {
+	if _, err := verify.TrustedRootFromTUF(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	// A fresh client (empty cache) from v1 follows the rotation too.
-	if _, err := TrustedRootFromTUF(ctx, TUFConfig{MetadataURL: repo.srv.URL, CacheDir: t.TempDir(), InitialRoot: initial}); err != nil {
+	if _, err := verify.TrustedRootFromTUF(ctx, verify.TUFConfig{MetadataURL: repo.srv.URL, CacheDir: t.TempDir(), InitialRoot: initial}); err != nil {
 		t.Fatalf("fresh client: %v", err)
 	}
 }
@@ -259,7 +261,7 @@ func TestTrustedRootFromTUFRefusals(t *testing.T) {
 		{"target changed behind the metadata", func(r *tufRepo) {
 			data := []byte(strings.Replace(string(trJSON), "application", "applicatioN", 1))
 			sum := sha256.Sum256(trJSON)
-			os.WriteFile(filepath.Join(r.dir, "targets", hex.EncodeToString(sum[:])+"."+TrustedRootTarget), data, 0o644)
+			os.WriteFile(filepath.Join(r.dir, "targets", hex.EncodeToString(sum[:])+"."+verify.TrustedRootTarget), data, 0o644)
 		}, "downloading target"},
 		{"timestamp signed by an unknown key", func(r *tufRepo) {
 			r.addKeyOutsideRoot("rogue")
@@ -272,7 +274,7 @@ func TestTrustedRootFromTUFRefusals(t *testing.T) {
 			repo := newTUFRepo(t, trJSON)
 			initial := repo.file("1.root.json")
 			tt.tamper(repo)
-			_, err := TrustedRootFromTUF(ctx, TUFConfig{MetadataURL: repo.srv.URL, CacheDir: t.TempDir(), InitialRoot: initial})
+			_, err := verify.TrustedRootFromTUF(ctx, verify.TUFConfig{MetadataURL: repo.srv.URL, CacheDir: t.TempDir(), InitialRoot: initial})
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -282,7 +284,7 @@ func TestTrustedRootFromTUFRefusals(t *testing.T) {
 			t.Logf("refused: %v", err)
 		})
 	}
-	if _, err := TrustedRootFromTUF(ctx, TUFConfig{MetadataURL: "http://127.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "initial root") {
+	if _, err := verify.TrustedRootFromTUF(ctx, verify.TUFConfig{MetadataURL: "http://127.0.0.1:1"}); err == nil || !strings.Contains(err.Error(), "initial root") {
 		t.Errorf("no initial root: %v", err)
 	}
 }

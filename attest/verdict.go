@@ -10,45 +10,16 @@ import (
 	"time"
 
 	intoto "github.com/in-toto/attestation/go/v1"
-	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/twinforge/twinforge/attest/verify"
-	"github.com/twinforge/twinforge/isolation"
 )
 
-// Rebuild verdicts; see verdict.md and package attest/verify.
-const (
-	PredicateRebuildVerdict = verify.PredicateRebuildVerdict
-	VerdictReproduced       = verify.VerdictReproduced
-	VerdictsDir             = verify.VerdictsDir
-	CheckRebuildVerdicts    = verify.CheckRebuildVerdicts
-	// DefaultRebuilderID is the rebuilder id recorded when
-	// VerdictInfo.RebuilderID is empty: twinforge rebuild on a private
-	// local buildkitd.
-	DefaultRebuilderID = "https://twinforge.dev/rebuilders/local/v1"
-)
-
-type (
-	// VerdictPredicate is verify.VerdictPredicate.
-	VerdictPredicate = verify.VerdictPredicate
-	// VerdictResult is verify.VerdictResult.
-	VerdictResult = verify.VerdictResult
-	// SourceCheckout is verify.SourceCheckout.
-	SourceCheckout = verify.SourceCheckout
-)
-
-// ParseVerdict is verify.ParseVerdict.
-func ParseVerdict(st *intoto.Statement) (*VerdictPredicate, error) { return verify.ParseVerdict(st) }
-
-// WriteVerdict is verify.WriteVerdict.
-func WriteVerdict(layoutDir string, b *bundle.Bundle) (string, error) {
-	return verify.WriteVerdict(layoutDir, b)
-}
-
-// ReadVerdicts is verify.ReadVerdicts.
-func ReadVerdicts(layoutDir string) ([]*bundle.Bundle, error) { return verify.ReadVerdicts(layoutDir) }
+// DefaultRebuilderID is the rebuilder id recorded when
+// VerdictInfo.RebuilderID is empty: twinforge rebuild on a private local
+// buildkitd.
+const DefaultRebuilderID = "https://twinforge.dev/rebuilders/local/v1"
 
 // VerdictInfo is everything RebuildVerdict records about one rebuild that
 // reproduced an image.
@@ -63,16 +34,16 @@ type VerdictInfo struct {
 	RebuilderID string
 	// Rebuilder is the daemon that rebuilt the image; Variations how it
 	// was varied.
-	Rebuilder  isolation.Info
+	Rebuilder  Builder
 	Variations []string
 	// Provenance is the verified provenance statement the rebuild
 	// followed, ProvenancePayload the exact bytes that were signed (the
 	// DSSE payload) and ProvenanceSigner who signed them. Required.
 	Provenance        *intoto.Statement
 	ProvenancePayload []byte
-	ProvenanceSigner  SignerIdentity
+	ProvenanceSigner  verify.SignerIdentity
 	// Checkout is the source tree the rebuild built from.
-	Checkout SourceCheckout
+	Checkout verify.SourceCheckout
 	// RebuiltOn is when the rebuild finished. Required.
 	RebuiltOn time.Time
 }
@@ -86,7 +57,7 @@ func RebuildVerdict(info VerdictInfo) (*intoto.Statement, error) {
 	if err := info.validate(); err != nil {
 		return nil, fmt.Errorf("making rebuild verdict: %w", err)
 	}
-	prov, err := ProvenancePredicate(info.Provenance)
+	prov, err := verify.ProvenancePredicate(info.Provenance)
 	if err != nil {
 		return nil, fmt.Errorf("making rebuild verdict: %w", err)
 	}
@@ -103,14 +74,14 @@ func RebuildVerdict(info VerdictInfo) (*intoto.Statement, error) {
 	if id == "" {
 		id = DefaultRebuilderID
 	}
-	pred := VerdictPredicate{
+	pred := verify.VerdictPredicate{
 		Rebuilder: verify.VerdictRebuilder{
 			ID:              id,
 			BuildKitVersion: info.Rebuilder.BuildKitVersion,
 			Runc:            info.Rebuilder.Runc,
 			Variations:      info.Variations,
 		},
-		Result:        VerdictReproduced,
+		Result:        verify.VerdictReproduced,
 		RebuiltDigest: info.RebuiltDigest,
 		Provenance: verify.VerdictProvenance{
 			PredicateType: info.Provenance.GetPredicateType(),
@@ -131,12 +102,12 @@ func RebuildVerdict(info VerdictInfo) (*intoto.Statement, error) {
 		return nil, fmt.Errorf("making rebuild verdict: %w", err)
 	}
 	st := &intoto.Statement{
-		Type: StatementType,
+		Type: verify.StatementType,
 		Subject: []*intoto.ResourceDescriptor{{
 			Name:   info.Subject.Name,
 			Digest: map[string]string{"sha256": strings.TrimPrefix(info.Subject.Digest, "sha256:")},
 		}},
-		PredicateType: PredicateRebuildVerdict,
+		PredicateType: verify.PredicateRebuildVerdict,
 		Predicate:     predicate,
 	}
 	if err := st.Validate(); err != nil {

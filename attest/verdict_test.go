@@ -12,7 +12,7 @@ import (
 
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 
-	"github.com/twinforge/twinforge/isolation"
+	"github.com/twinforge/twinforge/attest/verify"
 )
 
 // signerAs signs keylessly against a virtual stack as subject.
@@ -31,7 +31,7 @@ func signerAs(t testing.TB, v *virtualStack, subject string) Signer {
 func verdictInfo(t testing.TB, digest string) VerdictInfo {
 	t.Helper()
 	payload := statementFor(t, digest, true)
-	st, err := ParseStatement(payload)
+	st, err := verify.ParseStatement(payload)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,12 +39,12 @@ func verdictInfo(t testing.TB, digest string) VerdictInfo {
 		Subject:           Subject{Name: "registry.example.test/team/hello", Digest: digest},
 		RebuiltDigest:     digest,
 		RebuilderID:       "https://rebuilder.example.test/v1",
-		Rebuilder:         isolation.Info{BuildKitVersion: "v0.34.2", Runc: "runc version 1.1.15+ds1", Snapshotter: "native"},
+		Rebuilder:         Builder{BuildKitVersion: "v0.34.2", Runc: "runc version 1.1.15+ds1", Snapshotter: "native"},
 		Variations:        []string{"snapshotter=native", "umask=027"},
 		Provenance:        st,
 		ProvenancePayload: payload,
-		ProvenanceSigner:  SignerIdentity{Issuer: "https://oidc.example.test", Subject: testSubject},
-		Checkout:          SourceCheckout{Kind: "git", Commit: "7d3b69493aecdf48986c136bccbd1aedc40dcdd7", Tree: "6a36d5bfb7af47d8f36a3711ecbf67e040eea412", ContextDigest: "sha256:6fcc59f0206bec21bc26c8271c97cec7ae9bd7b366a8a0729d337a3b69e71020"},
+		ProvenanceSigner:  verify.SignerIdentity{Issuer: "https://oidc.example.test", Subject: testSubject},
+		Checkout:          verify.SourceCheckout{Kind: "git", Commit: "7d3b69493aecdf48986c136bccbd1aedc40dcdd7", Tree: "6a36d5bfb7af47d8f36a3711ecbf67e040eea412", ContextDigest: "sha256:6fcc59f0206bec21bc26c8271c97cec7ae9bd7b366a8a0729d337a3b69e71020"},
 		RebuiltOn:         time.Date(2026, 11, 25, 14, 2, 11, 0, time.UTC),
 	}
 }
@@ -55,7 +55,7 @@ func TestRebuildVerdictStatement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.GetPredicateType() != PredicateRebuildVerdict || len(st.GetSubject()) != 1 || "sha256:"+st.GetSubject()[0].GetDigest()["sha256"] != testDigest {
+	if st.GetPredicateType() != verify.PredicateRebuildVerdict || len(st.GetSubject()) != 1 || "sha256:"+st.GetSubject()[0].GetDigest()["sha256"] != testDigest {
 		t.Fatalf("statement = %v", st)
 	}
 	// What is signed round-trips through the parser a verifier uses.
@@ -63,18 +63,18 @@ func TestRebuildVerdictStatement(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, err := ParseStatement(data)
+	back, err := verify.ParseStatement(data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := ParseVerdict(back)
+	p, err := verify.ParseVerdict(back)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(info.ProvenancePayload)
-	prov, _ := ProvenancePredicate(info.Provenance)
+	prov, _ := verify.ProvenancePredicate(info.Provenance)
 	switch {
-	case p.Result != VerdictReproduced, p.RebuiltDigest != testDigest, p.Rebuilder.ID != info.RebuilderID,
+	case p.Result != verify.VerdictReproduced, p.RebuiltDigest != testDigest, p.Rebuilder.ID != info.RebuilderID,
 		p.Rebuilder.BuildKitVersion != "v0.34.2", p.Rebuilder.Runc != info.Rebuilder.Runc, len(p.Rebuilder.Variations) != 2:
 		t.Errorf("rebuilder/result = %+v", p)
 	case p.Provenance.Digest["sha256"] != hex.EncodeToString(sum[:]), p.Provenance.BuildType != BuildType,
@@ -142,11 +142,11 @@ func TestVerifyRebuildVerdicts(t *testing.T) {
 	followed := func(edit func(*VerdictInfo)) VerdictInfo {
 		t.Helper()
 		i := verdictInfo(t, digest)
-		info, err := Describe(bs.Provenance)
+		info, err := verify.Describe(bs.Provenance)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if i.Provenance, err = ParseStatement(info.Payload); err != nil {
+		if i.Provenance, err = verify.ParseStatement(info.Payload); err != nil {
 			t.Fatal(err)
 		}
 		i.ProvenancePayload, i.ProvenanceSigner = info.Payload, info.Signer
@@ -178,7 +178,7 @@ func TestVerifyRebuildVerdicts(t *testing.T) {
 
 	// Rebuilders a and b, each an identity of its own; c is a second
 	// subject of b's.
-	policy := func(count int) *Policy {
+	policy := func(count int) *verify.Policy {
 		return virtualPolicy(t, v, "requireRebuildVerdicts:", "  count: "+string(rune('0'+count)), "  identities:",
 			"    - issuer: "+v.issuer, "      subject: a@rebuild.test",
 			"    - issuer: "+v.issuer, "      subjectRegExp: '[bc]@rebuild\\.test'")
@@ -210,16 +210,16 @@ func TestVerifyRebuildVerdicts(t *testing.T) {
 	}
 	// A rebuilder entry the builder matches names no independent party,
 	// whoever of it signs.
-	if _, err := Verify(ctx, VerifyRequest{Digest: digest, Provenance: bs.Provenance, Verdicts: []*bundle.Bundle{self, a}, TrustedRoot: v.trusted, Policy: lax}); err == nil ||
+	if _, err := verify.Verify(ctx, verify.Request{Digest: digest, Provenance: bs.Provenance, Verdicts: []*bundle.Bundle{self, a}, TrustedRoot: v.trusted, Policy: lax}); err == nil ||
 		!strings.Contains(err.Error(), "also match the provenance's signer") {
 		t.Errorf("a rebuilder identity that names the builder counted: %v", err)
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			res, err := Verify(ctx, VerifyRequest{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image,
+			res, err := verify.Verify(ctx, verify.Request{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image,
 				Verdicts: tt.verdicts, TrustedRoot: v.trusted, Policy: policy(tt.count)})
 			if tt.counted < tt.count {
-				wantCheck(t, err, CheckRebuildVerdicts)
+				wantCheck(t, err, verify.CheckRebuildVerdicts)
 				for _, r := range tt.reasons {
 					if !strings.Contains(err.Error(), r) {
 						t.Errorf("refusal %q does not mention %q", err, r)
@@ -245,34 +245,34 @@ func TestVerifyRebuildVerdicts(t *testing.T) {
 	}
 
 	// Without requireRebuildVerdicts, verdicts are not looked at.
-	res, err := Verify(ctx, VerifyRequest{Digest: digest, Provenance: bs.Provenance, Verdicts: []*bundle.Bundle{mallory}, TrustedRoot: v.trusted, Policy: virtualPolicy(t, v)})
+	res, err := verify.Verify(ctx, verify.Request{Digest: digest, Provenance: bs.Provenance, Verdicts: []*bundle.Bundle{mallory}, TrustedRoot: v.trusted, Policy: virtualPolicy(t, v)})
 	if err != nil || len(res.RebuildVerdicts) != 0 {
 		t.Errorf("verdicts looked at without the policy asking: %v %+v", err, res)
 	}
 
 	// Beside a layout, verdicts are files of their own.
-	if got, err := ReadVerdicts(dir); err != nil || len(got) != 0 {
+	if got, err := verify.ReadVerdicts(dir); err != nil || len(got) != 0 {
 		t.Fatalf("ReadVerdicts of a layout without verdicts = %v, %v", got, err)
 	}
-	pa, err := WriteVerdict(dir, a)
+	pa, err := verify.WriteVerdict(dir, a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pb, err := WriteVerdict(dir, b)
-	if err != nil || pa == pb || filepath.Dir(pa) != filepath.Join(dir, AttestationsDir, VerdictsDir) {
+	pb, err := verify.WriteVerdict(dir, b)
+	if err != nil || pa == pb || filepath.Dir(pa) != filepath.Join(dir, verify.AttestationsDir, verify.VerdictsDir) {
 		t.Fatalf("WriteVerdict = %s, %s, %v", pa, pb, err)
 	}
-	if again, err := WriteVerdict(dir, a); err != nil || again != pa {
+	if again, err := verify.WriteVerdict(dir, a); err != nil || again != pa {
 		t.Errorf("writing the same verdict again = %s, %v", again, err)
 	}
-	got, err := ReadVerdicts(dir)
+	got, err := verify.ReadVerdicts(dir)
 	if err != nil || len(got) != 2 {
 		t.Fatalf("ReadVerdicts = %d, %v", len(got), err)
 	}
-	if _, err := Verify(ctx, VerifyRequest{Digest: digest, Provenance: bs.Provenance, Verdicts: got, TrustedRoot: v.trusted, Policy: policy(2)}); err != nil {
+	if _, err := verify.Verify(ctx, verify.Request{Digest: digest, Provenance: bs.Provenance, Verdicts: got, TrustedRoot: v.trusted, Policy: policy(2)}); err != nil {
 		t.Errorf("verdicts read back: %v", err)
 	}
-	if _, err := WriteVerdict(t.TempDir(), a); err == nil {
+	if _, err := verify.WriteVerdict(t.TempDir(), a); err == nil {
 		t.Error("WriteVerdict into a directory that is no layout succeeded")
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/sign"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/twinforge/twinforge/attest/verify"
 )
 
 const testSubject = "ci@example.test"
@@ -34,7 +36,7 @@ func virtualSigner(t testing.TB, v *virtualStack) Signer {
 }
 
 // virtualPolicy trusts the stack's identity; the virtual stack has no log.
-func virtualPolicy(t testing.TB, v *virtualStack, extra ...string) *Policy {
+func virtualPolicy(t testing.TB, v *virtualStack, extra ...string) *verify.Policy {
 	return mustPolicy(t, policyDoc([]string{certIdentity(v.issuer, testSubject)}, append([]string{"requireTransparencyLog: false"}, extra...)...))
 }
 
@@ -42,18 +44,18 @@ func TestKeylessSignVerifyVirtual(t *testing.T) {
 	v := newVirtualStack(t)
 	dir, digest, manifest := testLayout(t)
 	bs := signBoth(t, virtualSigner(t, v), digest, manifest, true)
-	if err := WriteBundles(dir, bs); err != nil {
+	if err := verify.WriteBundles(dir, bs); err != nil {
 		t.Fatal(err)
 	}
-	read, err := ReadBundles(dir)
+	read, err := verify.ReadBundles(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := ReadManifest(dir, digest)
+	got, err := verify.ReadManifest(dir, digest)
 	if err != nil || !bytes.Equal(got, manifest) {
 		t.Fatalf("ReadManifest = %v", err)
 	}
-	res, err := Verify(context.Background(), VerifyRequest{
+	res, err := verify.Verify(context.Background(), verify.Request{
 		Digest: digest, ImageManifest: got, Provenance: read.Provenance, Image: read.Image,
 		TrustedRoot: v.trusted, Policy: virtualPolicy(t, v, "requireReproduced: true", "maxAge: 1h",
 			"sourceRepositories: [https://git.example.test/team/*]", "builderIDs: ['"+testBuilderID+"']"),
@@ -61,7 +63,7 @@ func TestKeylessSignVerifyVirtual(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Identity != (SignerIdentity{Issuer: v.issuer, Subject: testSubject}) || !res.ImageSigned || res.ImageIdentity != res.Identity {
+	if res.Identity != (verify.SignerIdentity{Issuer: v.issuer, Subject: testSubject}) || !res.ImageSigned || res.ImageIdentity != res.Identity {
 		t.Errorf("identities = %+v / %+v", res.Identity, res.ImageIdentity)
 	}
 	if !res.Reproduced || res.BuilderID != testBuilderID || res.SourceRepository != "https://git.example.test/team/hello.git" || res.BuildType != BuildType {
@@ -74,7 +76,7 @@ func TestKeylessSignVerifyVirtual(t *testing.T) {
 		t.Error("no statement in result")
 	}
 	// Without the manifest, the image signature is checked over the digest.
-	if _, err := Verify(context.Background(), VerifyRequest{Digest: digest, Provenance: read.Provenance, Image: read.Image, TrustedRoot: v.trusted, Policy: virtualPolicy(t, v)}); err != nil {
+	if _, err := verify.Verify(context.Background(), verify.Request{Digest: digest, Provenance: read.Provenance, Image: read.Image, TrustedRoot: v.trusted, Policy: virtualPolicy(t, v)}); err != nil {
 		t.Errorf("verify without manifest: %v", err)
 	}
 }
@@ -128,18 +130,18 @@ func TestVerifyRefusals(t *testing.T) {
 	v.mu.Lock()
 	v.notBefore = func() time.Time { return time.Now().Add(-20 * time.Minute) } // expired 10 minutes ago
 	v.mu.Unlock()
-	expired := certOnlyBundle(t, v, &sign.DSSEData{Data: statementFor(t, digest, true), PayloadType: PayloadType})
+	expired := certOnlyBundle(t, v, &sign.DSSEData{Data: statementFor(t, digest, true), PayloadType: verify.PayloadType})
 	v.mu.Lock()
 	v.notBefore = time.Now
 	v.mu.Unlock()
-	current := certOnlyBundle(t, v, &sign.DSSEData{Data: statementFor(t, digest, true), PayloadType: PayloadType})
+	current := certOnlyBundle(t, v, &sign.DSSEData{Data: statementFor(t, digest, true), PayloadType: verify.PayloadType})
 
-	signProvenance := func(edit func(*BuildInfo)) Bundles {
+	signProvenance := func(edit func(*BuildInfo)) verify.Bundles {
 		b, err := signer.SignStatement(ctx, statementWith(t, digest, edit))
 		if err != nil {
 			t.Fatal(err)
 		}
-		return Bundles{Provenance: b}
+		return verify.Bundles{Provenance: b}
 	}
 	// Provenance written before strict variations were recorded, and
 	// provenance of a build that did not vary the pinned ones.
@@ -154,59 +156,59 @@ func TestVerifyRefusals(t *testing.T) {
 	lax := []string{"requireSignedTimestamp: false"}
 	tests := []struct {
 		name     string
-		req      VerifyRequest
-		policy   *Policy
+		req      verify.Request
+		policy   *verify.Policy
 		check    string
 		contains string
 	}{
-		{name: "unsigned", req: VerifyRequest{}, check: CheckSignature, contains: "image is not signed"},
-		{name: "tampered statement", req: VerifyRequest{Provenance: mutate(t, good.Provenance, func(pb *protobundle.Bundle) {
+		{name: "unsigned", req: verify.Request{}, check: verify.CheckSignature, contains: "image is not signed"},
+		{name: "tampered statement", req: verify.Request{Provenance: mutate(t, good.Provenance, func(pb *protobundle.Bundle) {
 			env := pb.GetDsseEnvelope()
 			env.Payload = bytes.Replace(env.Payload, []byte(testBuilderID), []byte("https://evil.test/builder"), 1)
-		}), Image: good.Image}, check: CheckSignature},
-		{name: "tampered image signature", req: VerifyRequest{Provenance: good.Provenance, Image: mutate(t, good.Image, func(pb *protobundle.Bundle) {
+		}), Image: good.Image}, check: verify.CheckSignature},
+		{name: "tampered image signature", req: verify.Request{Provenance: good.Provenance, Image: mutate(t, good.Image, func(pb *protobundle.Bundle) {
 			pb.GetMessageSignature().Signature[10] ^= 0xff
-		})}, check: CheckSignature},
-		{name: "provenance for another digest", req: VerifyRequest{Provenance: otherImage.Provenance, Image: good.Image}, check: CheckSubject, contains: "not " + digest},
-		{name: "image signature for another digest", req: VerifyRequest{Provenance: good.Provenance, Image: otherImage.Image}, check: CheckSubject},
-		{name: "manifest of another image", req: VerifyRequest{ImageManifest: otherManifest, Provenance: good.Provenance, Image: good.Image}, check: CheckSubject},
-		{name: "bundles swapped", req: VerifyRequest{Provenance: good.Image, Image: good.Provenance}, check: CheckBundle},
-		{name: "no provenance", req: VerifyRequest{Image: good.Image}, check: CheckProvenance},
-		{name: "wrong identity", req: VerifyRequest{Provenance: good.Provenance},
+		})}, check: verify.CheckSignature},
+		{name: "provenance for another digest", req: verify.Request{Provenance: otherImage.Provenance, Image: good.Image}, check: verify.CheckSubject, contains: "not " + digest},
+		{name: "image signature for another digest", req: verify.Request{Provenance: good.Provenance, Image: otherImage.Image}, check: verify.CheckSubject},
+		{name: "manifest of another image", req: verify.Request{ImageManifest: otherManifest, Provenance: good.Provenance, Image: good.Image}, check: verify.CheckSubject},
+		{name: "bundles swapped", req: verify.Request{Provenance: good.Image, Image: good.Provenance}, check: verify.CheckBundle},
+		{name: "no provenance", req: verify.Request{Image: good.Image}, check: verify.CheckProvenance},
+		{name: "wrong identity", req: verify.Request{Provenance: good.Provenance},
 			policy: mustPolicy(t, policyDoc([]string{certIdentity(v.issuer, "someone-else@example.test")}, "requireTransparencyLog: false")),
-			check:  CheckIdentity, contains: testSubject},
-		{name: "wrong issuer", req: VerifyRequest{Provenance: good.Provenance},
+			check:  verify.CheckIdentity, contains: testSubject},
+		{name: "wrong issuer", req: verify.Request{Provenance: good.Provenance},
 			policy: mustPolicy(t, policyDoc([]string{certIdentity("https://other-issuer.test", testSubject)}, "requireTransparencyLog: false")),
-			check:  CheckIdentity},
-		{name: "subject regexp is anchored", req: VerifyRequest{Provenance: good.Provenance},
+			check:  verify.CheckIdentity},
+		{name: "subject regexp is anchored", req: verify.Request{Provenance: good.Provenance},
 			policy: mustPolicy(t, policyDoc([]string{"  - issuer: " + v.issuer + "\n    subjectRegExp: ci@example"}, "requireTransparencyLog: false")),
-			check:  CheckIdentity},
-		{name: "untrusted root", req: VerifyRequest{Provenance: foreign.Provenance, Image: foreign.Image}, check: CheckCertificate},
-		{name: "untrusted timestamp authority", req: VerifyRequest{Provenance: mutate(t, good.Provenance, func(pb *protobundle.Bundle) {
+			check:  verify.CheckIdentity},
+		{name: "untrusted root", req: verify.Request{Provenance: foreign.Provenance, Image: foreign.Image}, check: verify.CheckCertificate},
+		{name: "untrusted timestamp authority", req: verify.Request{Provenance: mutate(t, good.Provenance, func(pb *protobundle.Bundle) {
 			pb.VerificationMaterial.TimestampVerificationData = foreign.Provenance.VerificationMaterial.TimestampVerificationData
-		})}, check: CheckTimestamp},
-		{name: "no signed timestamp", req: VerifyRequest{Provenance: current}, check: CheckTimestamp, contains: "requires one"},
-		{name: "expired certificate without timestamp", req: VerifyRequest{Provenance: expired},
-			policy: virtualPolicy(t, v, lax...), check: CheckTimestamp, contains: "valid only from"},
-		{name: "no log entry", req: VerifyRequest{Provenance: good.Provenance},
-			policy: mustPolicy(t, policyDoc([]string{certIdentity(v.issuer, testSubject)})), check: CheckTransparencyLog},
-		{name: "source repository", req: VerifyRequest{Provenance: good.Provenance},
+		})}, check: verify.CheckTimestamp},
+		{name: "no signed timestamp", req: verify.Request{Provenance: current}, check: verify.CheckTimestamp, contains: "requires one"},
+		{name: "expired certificate without timestamp", req: verify.Request{Provenance: expired},
+			policy: virtualPolicy(t, v, lax...), check: verify.CheckTimestamp, contains: "valid only from"},
+		{name: "no log entry", req: verify.Request{Provenance: good.Provenance},
+			policy: mustPolicy(t, policyDoc([]string{certIdentity(v.issuer, testSubject)})), check: verify.CheckTransparencyLog},
+		{name: "source repository", req: verify.Request{Provenance: good.Provenance},
 			policy: virtualPolicy(t, v, "sourceRepositories: [https://git.example.test/other/*, 'regexp:https://git\\.example\\.test/team/hello-.*']"),
-			check:  CheckSourceRepositories, contains: "hello.git"},
-		{name: "builder id", req: VerifyRequest{Provenance: good.Provenance},
-			policy: virtualPolicy(t, v, "builderIDs: [https://builders.example.test/*]"), check: CheckBuilderIDs},
-		{name: "not reproduced", req: VerifyRequest{Provenance: notReproduced.Provenance},
-			policy: virtualPolicy(t, v, "requireReproduced: true"), check: CheckReproduced, contains: "not reproduced"},
-		{name: "strict: not recorded", req: VerifyRequest{Provenance: unrecorded.Provenance},
-			policy: strictPolicy, check: CheckStrictVariations, contains: "does not say"},
-		{name: "strict: not varied", req: VerifyRequest{Provenance: strictOff.Provenance},
-			policy: strictPolicy, check: CheckStrictVariations, contains: "--strict-variations"},
-		{name: "strict: changed by the umask", req: VerifyRequest{Provenance: good.Provenance},
-			policy: strictPolicy, check: CheckStrictVariations, contains: "mode depends on the umask"},
-		{name: "strict: not reproduced", req: VerifyRequest{Provenance: notReproduced.Provenance},
-			policy: strictPolicy, check: CheckStrictVariations, contains: "no rebuild"},
-		{name: "too old", req: VerifyRequest{Provenance: good.Provenance, Now: time.Now().Add(2 * time.Hour)},
-			policy: virtualPolicy(t, v, "maxAge: 1h"), check: CheckMaxAge},
+			check:  verify.CheckSourceRepositories, contains: "hello.git"},
+		{name: "builder id", req: verify.Request{Provenance: good.Provenance},
+			policy: virtualPolicy(t, v, "builderIDs: [https://builders.example.test/*]"), check: verify.CheckBuilderIDs},
+		{name: "not reproduced", req: verify.Request{Provenance: notReproduced.Provenance},
+			policy: virtualPolicy(t, v, "requireReproduced: true"), check: verify.CheckReproduced, contains: "not reproduced"},
+		{name: "strict: not recorded", req: verify.Request{Provenance: unrecorded.Provenance},
+			policy: strictPolicy, check: verify.CheckStrictVariations, contains: "does not say"},
+		{name: "strict: not varied", req: verify.Request{Provenance: strictOff.Provenance},
+			policy: strictPolicy, check: verify.CheckStrictVariations, contains: "--strict-variations"},
+		{name: "strict: changed by the umask", req: verify.Request{Provenance: good.Provenance},
+			policy: strictPolicy, check: verify.CheckStrictVariations, contains: "mode depends on the umask"},
+		{name: "strict: not reproduced", req: verify.Request{Provenance: notReproduced.Provenance},
+			policy: strictPolicy, check: verify.CheckStrictVariations, contains: "no rebuild"},
+		{name: "too old", req: verify.Request{Provenance: good.Provenance, Now: time.Now().Add(2 * time.Hour)},
+			policy: virtualPolicy(t, v, "maxAge: 1h"), check: verify.CheckMaxAge},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -217,7 +219,7 @@ func TestVerifyRefusals(t *testing.T) {
 			if req.Policy == nil {
 				req.Policy = virtualPolicy(t, v)
 			}
-			_, err := Verify(ctx, req)
+			_, err := verify.Verify(ctx, req)
 			wantCheck(t, err, tt.check)
 			if tt.contains != "" && !strings.Contains(err.Error(), tt.contains) {
 				t.Errorf("error %q does not mention %q", err, tt.contains)
@@ -228,14 +230,14 @@ func TestVerifyRefusals(t *testing.T) {
 	// The controls: what the refusals above change, unchanged, passes.
 	controls := []struct {
 		name   string
-		req    VerifyRequest
-		policy *Policy
+		req    verify.Request
+		policy *verify.Policy
 	}{
-		{"valid certificate without timestamp under a lax policy", VerifyRequest{Provenance: current}, virtualPolicy(t, v, lax...)},
-		{"not reproduced, not required", VerifyRequest{Provenance: notReproduced.Provenance}, virtualPolicy(t, v)},
-		{"regexp identity", VerifyRequest{Provenance: good.Provenance}, mustPolicy(t, policyDoc([]string{"  - issuerRegExp: https://oidc\\.virtual\\.test\n    subjectRegExp: .*@example\\.test"}, "requireTransparencyLog: false"))},
-		{"second identity matches", VerifyRequest{Provenance: good.Provenance}, mustPolicy(t, policyDoc([]string{certIdentity("https://x.test", "y"), certIdentity(v.issuer, testSubject)}, "requireTransparencyLog: false"))},
-		{"foreign bundle with the root that made it", VerifyRequest{Provenance: foreign.Provenance, TrustedRoot: other.trusted}, mustPolicy(t, policyDoc([]string{certIdentity(other.issuer, testSubject)}, "requireTransparencyLog: false"))},
+		{"valid certificate without timestamp under a lax policy", verify.Request{Provenance: current}, virtualPolicy(t, v, lax...)},
+		{"not reproduced, not required", verify.Request{Provenance: notReproduced.Provenance}, virtualPolicy(t, v)},
+		{"regexp identity", verify.Request{Provenance: good.Provenance}, mustPolicy(t, policyDoc([]string{"  - issuerRegExp: https://oidc\\.virtual\\.test\n    subjectRegExp: .*@example\\.test"}, "requireTransparencyLog: false"))},
+		{"second identity matches", verify.Request{Provenance: good.Provenance}, mustPolicy(t, policyDoc([]string{certIdentity("https://x.test", "y"), certIdentity(v.issuer, testSubject)}, "requireTransparencyLog: false"))},
+		{"foreign bundle with the root that made it", verify.Request{Provenance: foreign.Provenance, TrustedRoot: other.trusted}, mustPolicy(t, policyDoc([]string{certIdentity(other.issuer, testSubject)}, "requireTransparencyLog: false"))},
 	}
 	for _, c := range controls {
 		t.Run("control/"+c.name, func(t *testing.T) {
@@ -245,7 +247,7 @@ func TestVerifyRefusals(t *testing.T) {
 				req.TrustedRoot = v.trusted
 			}
 			req.Policy = c.policy
-			if _, err := Verify(ctx, req); err != nil {
+			if _, err := verify.Verify(ctx, req); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -257,16 +259,16 @@ func TestVerifyRequestErrors(t *testing.T) {
 	p := virtualPolicy(t, v)
 	tests := []struct {
 		name string
-		req  VerifyRequest
+		req  verify.Request
 	}{
-		{"no policy", VerifyRequest{Digest: testDigest, TrustedRoot: v.trusted}},
-		{"bad digest", VerifyRequest{Digest: "latest", TrustedRoot: v.trusted, Policy: p}},
-		{"no trusted root for certificates", VerifyRequest{Digest: testDigest, Policy: p}},
+		{"no policy", verify.Request{Digest: testDigest, TrustedRoot: v.trusted}},
+		{"bad digest", verify.Request{Digest: "latest", TrustedRoot: v.trusted, Policy: p}},
+		{"no trusted root for certificates", verify.Request{Digest: testDigest, Policy: p}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := Verify(context.Background(), tt.req)
-			var ve *VerificationError
+			_, err := verify.Verify(context.Background(), tt.req)
+			var ve *verify.VerificationError
 			if err == nil || errors.As(err, &ve) {
 				t.Fatalf("want a request error, got %v", err)
 			}
@@ -275,8 +277,8 @@ func TestVerifyRequestErrors(t *testing.T) {
 }
 
 func TestVerificationErrorUnwrap(t *testing.T) {
-	_, err := Verify(context.Background(), VerifyRequest{Digest: testDigest, TrustedRoot: &root.BaseTrustedMaterial{}, Policy: mustPolicy(t, policyDoc([]string{certIdentity("i", "s")}))})
-	if !errors.Is(err, ErrNotSigned) {
+	_, err := verify.Verify(context.Background(), verify.Request{Digest: testDigest, TrustedRoot: &root.BaseTrustedMaterial{}, Policy: mustPolicy(t, policyDoc([]string{certIdentity("i", "s")}))})
+	if !errors.Is(err, verify.ErrNotSigned) {
 		t.Fatalf("errors.Is(ErrNotSigned) fails for %v", err)
 	}
 }
@@ -308,7 +310,7 @@ func TestVerifySourceRepositoryMatchesCertificate(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			bs := signBoth(t, signerFor(tt.certRepo), digest, manifest, true)
-			res, err := Verify(ctx, VerifyRequest{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image,
+			res, err := verify.Verify(ctx, verify.Request{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image,
 				TrustedRoot: v.trusted, Policy: virtualPolicy(t, v)})
 			if !tt.refused {
 				if err != nil {
@@ -319,7 +321,7 @@ func TestVerifySourceRepositoryMatchesCertificate(t *testing.T) {
 				}
 				return
 			}
-			wantCheck(t, err, CheckSourceRepositories)
+			wantCheck(t, err, verify.CheckSourceRepositories)
 			if !strings.Contains(err.Error(), tt.certRepo) {
 				t.Errorf("refusal does not name the certificate's repository: %v", err)
 			}
@@ -347,7 +349,7 @@ func TestVerifyStrictVariations(t *testing.T) {
 		info.Rebuild.Decided = append(info.Rebuild.Decided, "umask", "tz")
 		info.Rebuild.Warned = nil
 	})
-	res, err := Verify(ctx, VerifyRequest{Digest: digest, Provenance: clean, TrustedRoot: v.trusted,
+	res, err := verify.Verify(ctx, verify.Request{Digest: digest, Provenance: clean, TrustedRoot: v.trusted,
 		Policy: virtualPolicy(t, v, "requireStrictVariations: true")})
 	if err != nil {
 		t.Fatal(err)
@@ -359,7 +361,7 @@ func TestVerifyStrictVariations(t *testing.T) {
 	old := sign(func(info *BuildInfo) {
 		info.Rebuild.StrictVariations, info.Rebuild.Decided, info.Rebuild.Warned, info.Rebuild.Warnings = "", nil, nil, nil
 	})
-	res, err = Verify(ctx, VerifyRequest{Digest: digest, Provenance: old, TrustedRoot: v.trusted,
+	res, err = verify.Verify(ctx, verify.Request{Digest: digest, Provenance: old, TrustedRoot: v.trusted,
 		Policy: virtualPolicy(t, v, "requireReproduced: true")})
 	if err != nil {
 		t.Fatalf("provenance without strict variations no longer verifies: %v", err)

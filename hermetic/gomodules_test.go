@@ -51,11 +51,6 @@ func TestCreateGoModules(t *testing.T) {
 	if err != nil || len(back.GoModules) != 1 || back.GoModules[0] != m {
 		t.Fatalf("round trip: %+v %v", back, err)
 	}
-	mats := l.Materials()
-	last := mats[len(mats)-1]
-	if last.URI != "pkg:golang/github.com/google/uuid@v1.6.0" || len(last.Digest["dirHash"]) != 64 {
-		t.Errorf("material %+v", last)
-	}
 	for name, edit := range map[string]func(*Lock){
 		"a hash that is not h1": func(l *Lock) { l.GoModules[0].Sum = "sha256:abc" },
 		"a bad version":         func(l *Lock) { l.GoModules[0].Version = "1.6" },

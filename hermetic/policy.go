@@ -1,19 +1,12 @@
 package hermetic
 
 import (
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"net/url"
 	"path"
 	"strings"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/solver/pb"
 	spb "github.com/moby/buildkit/sourcepolicy/pb"
 	"github.com/moby/buildkit/util/gitutil"
-
-	"github.com/twinforge/twinforge/hermetic/gomod"
 )
 
 // SourcePolicy translates the lock into a BuildKit source policy that only
@@ -108,100 +101,4 @@ func gitIdentifier(remote string) string {
 	return "git://" + u.Host + path.Join("/", u.Path)
 }
 
-// Material is one resolved dependency of a build, in the shape of SLSA
-// provenance resolvedDependencies: a URI and a digest set keyed by algorithm
-// ("sha256" hex without prefix, "gitCommit").
-type Material struct {
-	URI    string
-	Digest map[string]string
-}
-
 func hexOf(d string) string { return strings.TrimPrefix(d, prefixSHA256) }
-
-// Materials lists every locked input: the source, the Dockerfile, each
-// image, URL and git repository.
-func (l *Lock) Materials() []Material {
-	if l == nil {
-		return nil
-	}
-	var out []Material
-	src := Material{Digest: map[string]string{"sha256": hexOf(l.Source.Digest)}}
-	switch {
-	case l.Source.Kind == SourceKindGit && l.Source.Repository != "":
-		src.URI = "git+" + l.Source.Repository + "@" + l.Source.Commit
-		src.Digest["gitCommit"] = l.Source.Commit
-	case l.Source.Kind == SourceKindGit:
-		src.URI = "git+file:" + l.Source.Commit
-		src.Digest["gitCommit"] = l.Source.Commit
-	default:
-		src.URI = "context:" + l.Source.Digest
-	}
-	out = append(out, src)
-	out = append(out, Material{
-		URI:    "file:" + l.Dockerfile.Path,
-		Digest: map[string]string{"sha256": hexOf(l.Dockerfile.Digest)},
-	})
-	for _, im := range l.Images {
-		out = append(out, Material{URI: imagePURL(im.Name, l.Platform), Digest: map[string]string{"sha256": hexOf(im.Digest)}})
-	}
-	for _, u := range l.URLs {
-		out = append(out, Material{URI: u.URL, Digest: map[string]string{"sha256": hexOf(u.Digest)}})
-	}
-	for _, g := range l.Git {
-		uri := g.Remote
-		if g.Ref != "" {
-			uri += "#" + g.Ref
-		}
-		out = append(out, Material{URI: uri, Digest: map[string]string{"gitCommit": g.Commit}})
-	}
-	for _, m := range l.GoModules {
-		out = append(out, Material{URI: GoModulePURL(m), Digest: goModuleDigest(m)})
-	}
-	return out
-}
-
-// GoModulePURL is a Go module version's package URL,
-// pkg:golang/PATH@VERSION.
-func GoModulePURL(m gomod.Module) string { return "pkg:golang/" + m.Path + "@" + m.Version }
-
-// goModuleDigest is a module's h1 hash as an in-toto digest set: dirHash
-// is the sha256 of the module's dirhash summary, hex-encoded.
-func goModuleDigest(m gomod.Module) map[string]string {
-	h := m.Sum
-	if h == "" {
-		h = m.GoModSum
-	}
-	raw, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(h, "h1:"))
-	if err != nil || len(raw) != sha256.Size {
-		return nil
-	}
-	return map[string]string{"dirHash": hex.EncodeToString(raw)}
-}
-
-// imagePURL renders an image reference as a package URL
-// (pkg:docker/NAMESPACE/NAME@VERSION?platform=...), like BuildKit's
-// provenance does.
-func imagePURL(ref, platform string) string {
-	r, err := name.ParseReference(ref)
-	if err != nil {
-		return "pkg:docker/" + ref
-	}
-	repo := r.Context()
-	p := repo.RepositoryStr()
-	q := url.Values{}
-	if reg := repo.RegistryStr(); reg != name.DefaultRegistry {
-		q.Set("repository_url", reg+"/"+p)
-	}
-	if platform != "" {
-		q.Set("platform", platform)
-	}
-	version := r.Identifier()
-	if t, ok := r.(name.Tag); ok {
-		version = t.TagStr()
-	}
-	s := "pkg:docker/" + p + "@" + url.PathEscape(version)
-	if len(q) > 0 {
-		s += "?" + q.Encode()
-	}
-	return s
-}

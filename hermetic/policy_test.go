@@ -2,7 +2,6 @@ package hermetic
 
 import (
 	"errors"
-	"maps"
 	"strings"
 	"testing"
 
@@ -125,27 +124,6 @@ func TestSourcePolicyEmptyLockDeniesRemote(t *testing.T) {
 	}
 	if _, err := e.Evaluate(t.Context(), &pb.SourceOp{Identifier: "local://context"}); err != nil {
 		t.Errorf("local denied: %v", err)
-	}
-}
-
-func TestMaterials(t *testing.T) {
-	l := policyLock()
-	l.Source = Source{Kind: SourceKindGit, Repository: "https://example.test/org/app.git", Commit: gitCommit, Tree: gitCommit, Digest: emptySHA}
-	got := l.Materials()
-	want := []Material{
-		{URI: "git+https://example.test/org/app.git@" + gitCommit, Digest: map[string]string{"sha256": strings.TrimPrefix(emptySHA, "sha256:"), "gitCommit": gitCommit}},
-		{URI: "file:Dockerfile", Digest: map[string]string{"sha256": strings.TrimPrefix(emptySHA, "sha256:")}},
-		{URI: "pkg:docker/base@1?platform=linux%2Famd64&repository_url=example.test%2Fbase", Digest: map[string]string{"sha256": strings.TrimPrefix(lockedImage, "sha256:")}},
-		{URI: "https://example.test/file.tgz", Digest: map[string]string{"sha256": strings.TrimPrefix(urlDigest, "sha256:")}},
-		{URI: "https://example.test/org/repo.git#main", Digest: map[string]string{"gitCommit": gitCommit}},
-	}
-	if len(got) != len(want) {
-		t.Fatalf("materials = %+v", got)
-	}
-	for i := range want {
-		if got[i].URI != want[i].URI || !maps.Equal(got[i].Digest, want[i].Digest) {
-			t.Errorf("material %d = %+v, want %+v", i, got[i], want[i])
-		}
 	}
 }
 

@@ -17,6 +17,5 @@
 // without trusting it.
 //
 // The package imports neither BuildKit nor the build packages (depcheck
-// test), so that an admission webhook can use it; package attest re-exports
-// it for the CLI and the build.
+// test), so that an admission webhook can use it.
 package verify

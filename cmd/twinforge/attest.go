@@ -13,7 +13,7 @@ import (
 	intoto "github.com/in-toto/attestation/go/v1"
 	"github.com/urfave/cli/v2"
 
-	"github.com/twinforge/twinforge/attest"
+	"github.com/twinforge/twinforge/attest/verify"
 )
 
 func attestCommand() *cli.Command {
@@ -60,11 +60,11 @@ func runAttestInspect(c *cli.Context) error {
 	}
 	if ev.bundles.Provenance == nil {
 		if ev.bundles.Image == nil {
-			return fmt.Errorf("%s (%s) is not signed: no %s/%s", ev.where, ev.digest, attest.AttestationsDir, attest.ProvenanceFile)
+			return fmt.Errorf("%s (%s) is not signed: no %s/%s", ev.where, ev.digest, verify.AttestationsDir, verify.ProvenanceFile)
 		}
-		return fmt.Errorf("%s (%s) has an image signature but no provenance (%s/%s)", ev.where, ev.digest, attest.AttestationsDir, attest.ProvenanceFile)
+		return fmt.Errorf("%s (%s) has an image signature but no provenance (%s/%s)", ev.where, ev.digest, verify.AttestationsDir, verify.ProvenanceFile)
 	}
-	prov, err := attest.Describe(ev.bundles.Provenance)
+	prov, err := verify.Describe(ev.bundles.Provenance)
 	if err != nil {
 		return err
 	}
@@ -77,16 +77,16 @@ func runAttestInspect(c *cli.Context) error {
 		_, err := c.App.Writer.Write(buf.Bytes())
 		return err
 	}
-	var img *attest.BundleInfo
+	var img *verify.BundleInfo
 	if ev.bundles.Image != nil {
-		if img, err = attest.Describe(ev.bundles.Image); err != nil {
+		if img, err = verify.Describe(ev.bundles.Image); err != nil {
 			return err
 		}
 	}
 	return writeInspection(c.App.Writer, ev, prov, img)
 }
 
-func writeInspection(w io.Writer, ev *imageEvidence, prov, img *attest.BundleInfo) error {
+func writeInspection(w io.Writer, ev *imageEvidence, prov, img *verify.BundleInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "image\t%s (%s)\n", ev.digest, ev.where)
 	fmt.Fprintf(tw, "verified\tno: this shows what the bundles claim; run 'twinforge verify'\n")
@@ -98,7 +98,7 @@ func writeInspection(w io.Writer, ev *imageEvidence, prov, img *attest.BundleInf
 			fmt.Fprintf(tw, "subject\t%s %s\n", s.GetName(), inspectDigestSet(s.GetDigest()))
 		}
 		fmt.Fprintf(tw, "predicate\t%s\n", st.GetPredicateType())
-		if p, err := attest.ProvenancePredicate(st); err == nil {
+		if p, err := verify.ProvenancePredicate(st); err == nil {
 			bd, rd := p.GetBuildDefinition(), p.GetRunDetails()
 			ext := bd.GetExternalParameters().GetFields()
 			fmt.Fprintf(tw, "build type\t%s\n", bd.GetBuildType())
@@ -149,7 +149,7 @@ func writeInspection(w io.Writer, ev *imageEvidence, prov, img *attest.BundleInf
 	return tw.Flush()
 }
 
-func inspectSignature(tw io.Writer, what string, b *attest.BundleInfo) {
+func inspectSignature(tw io.Writer, what string, b *verify.BundleInfo) {
 	fmt.Fprintf(tw, "%s signer\t%s\n", what, b.Signer)
 	if !b.CertificateNotBefore.IsZero() {
 		fmt.Fprintf(tw, "%s certificate\tvalid %s to %s\n", what, b.CertificateNotBefore.UTC().Format(time.RFC3339), b.CertificateNotAfter.UTC().Format(time.RFC3339))
@@ -172,7 +172,7 @@ func inspectSignature(tw io.Writer, what string, b *attest.BundleInfo) {
 // reproduction summarises the rebuild byproduct.
 func inspectReproduction(digest string, byproducts []*intoto.ResourceDescriptor) string {
 	for _, bp := range byproducts {
-		if bp.GetName() != attest.RebuildByproduct {
+		if bp.GetName() != verify.RebuildByproduct {
 			continue
 		}
 		ann := bp.GetAnnotations().GetFields()

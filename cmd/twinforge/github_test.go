@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/twinforge/twinforge/attest"
 	"github.com/twinforge/twinforge/attest/github"
+	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/hermetic"
 	"github.com/twinforge/twinforge/internal/testenv"
 )
@@ -89,11 +89,11 @@ func TestGitHubActionsProvenance(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "img")
 	t.Setenv("GITHUB_SHA", head)
 	c.must("build", "--no-rebuild", "--progress", "quiet", "--sign", "key="+filepath.Join(keys, "cosign.key"), "--tsa-url", "", "--oci-layout", out, ctx)
-	bundles, err := attest.ReadBundles(out)
+	bundles, err := verify.ReadBundles(out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := attest.Describe(bundles.Provenance)
+	info, err := verify.Describe(bundles.Provenance)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -234,12 +234,12 @@ type auditOutput struct {
 	Diff             *imagediff.Report  `json:"diff,omitempty"`
 	Verdict          *auditVerdict      `json:"verdict,omitempty"`
 
-	verified *attest.Result
+	verified *verify.Result
 	inputs   *audit.Inputs
 }
 
 type auditProvenance struct {
-	Signer    attest.SignerIdentity `json:"signer"`
+	Signer    verify.SignerIdentity `json:"signer"`
 	BuilderID string                `json:"builderId"`
 	Source    string                `json:"source,omitempty"`
 }
@@ -258,7 +258,7 @@ func runRebuild(c *cli.Context) error {
 		return err
 	}
 	started := time.Now()
-	policy, err := attest.LoadPolicy(o.policyPath)
+	policy, err := verify.LoadPolicy(o.policyPath)
 	if err != nil {
 		return usageError(err)
 	}
@@ -276,7 +276,7 @@ func runRebuild(c *cli.Context) error {
 		return err
 	}
 	verified, err := verifyEvidence(ctx, ev, trusted, policy)
-	var ve *attest.VerificationError
+	var ve *verify.VerificationError
 	if errors.As(err, &ve) {
 		return refused(fmt.Errorf("the provenance of %s does not verify, so it is not rebuilt: %w", ev.name(), err))
 	}
@@ -374,7 +374,7 @@ func optionalTrustedRoot(path string) (root.TrustedMaterial, error) {
 	if path == "" {
 		return nil, nil
 	}
-	tr, err := attest.LoadTrustedRoot(path)
+	tr, err := verify.LoadTrustedRoot(path)
 	if err != nil {
 		return nil, usageError(err)
 	}
@@ -415,7 +415,7 @@ func (o *rebuildOptions) evidence(ctx context.Context) (*imageEvidence, func(con
 	if err != nil {
 		return nil, nil, usageErrorf("--provenance: %w", err)
 	}
-	b, err := attest.ParseBundle(data)
+	b, err := verify.ParseBundle(data)
 	if err != nil {
 		return nil, nil, refused(fmt.Errorf("--provenance %s: %w; it is not rebuilt", o.provenance, err))
 	}
@@ -439,7 +439,7 @@ func (o *rebuildOptions) evidence(ctx context.Context) (*imageEvidence, func(con
 	}
 	ev.candidates = nil
 	for _, img := range imgs {
-		ev.candidates = append(ev.candidates, attest.Bundles{Provenance: b, Image: img})
+		ev.candidates = append(ev.candidates, verify.Bundles{Provenance: b, Image: img})
 	}
 	ev.bundles = ev.candidates[0]
 	return ev, published, nil
@@ -448,7 +448,7 @@ func (o *rebuildOptions) evidence(ctx context.Context) (*imageEvidence, func(con
 // onlySubject is the digest of the one image a provenance bundle's
 // statement is about, read without verifying (Verify checks it).
 func onlySubject(b *bundle.Bundle) (string, error) {
-	info, err := attest.Describe(b)
+	info, err := verify.Describe(b)
 	if err != nil {
 		return "", err
 	}
@@ -553,7 +553,7 @@ func (o *rebuildOptions) signVerdict(c *cli.Context, ev *imageEvidence, out *aud
 	if !out.Reproducible {
 		return nil, errors.New("internal error: a verdict for an image that was not reproduced")
 	}
-	prov, err := attest.Describe(ev.bundles.Provenance)
+	prov, err := verify.Describe(ev.bundles.Provenance)
 	if err != nil {
 		return nil, err
 	}
@@ -565,12 +565,12 @@ func (o *rebuildOptions) signVerdict(c *cli.Context, ev *imageEvidence, out *aud
 		Subject:           attest.Subject{Name: subject, Digest: out.Digest},
 		RebuiltDigest:     out.RebuiltDigest,
 		RebuilderID:       o.rebuilderID,
-		Rebuilder:         out.Rebuilder,
+		Rebuilder:         attestBuilder(out.Rebuilder),
 		Variations:        out.Variations,
 		Provenance:        out.verified.Statement,
 		ProvenancePayload: prov.Payload,
 		ProvenanceSigner:  out.verified.Identity,
-		Checkout: attest.SourceCheckout{
+		Checkout: verify.SourceCheckout{
 			Kind: out.Source.Kind, Repository: out.Source.Repository, Commit: out.Source.Commit,
 			Tree: out.Source.Tree, ContextDigest: out.inputs.Source.Digest,
 		},
@@ -591,7 +591,7 @@ func (o *rebuildOptions) signVerdict(c *cli.Context, ev *imageEvidence, out *aud
 	if err != nil {
 		return nil, fmt.Errorf("signing the verdict: %w", err)
 	}
-	if info, err := attest.Describe(b); err == nil {
+	if info, err := verify.Describe(b); err == nil {
 		v.Identity = identityString(info.Signer)
 	}
 	data, err := protojson.Marshal(b.Bundle)
@@ -605,7 +605,7 @@ func (o *rebuildOptions) signVerdict(c *cli.Context, ev *imageEvidence, out *aud
 		v.Files = append(v.Files, o.verdict)
 	}
 	if _, isLayout := o.imageSource(); isLayout {
-		path, err := attest.WriteVerdict(o.image, b)
+		path, err := verify.WriteVerdict(o.image, b)
 		if err != nil {
 			return nil, err
 		}
@@ -619,7 +619,7 @@ func (o *rebuildOptions) signVerdict(c *cli.Context, ev *imageEvidence, out *aud
 		art := distribute.Artifact{
 			ArtifactType: verify.BundleArtifactType,
 			Data:         data,
-			Annotations:  map[string]string{verify.AnnotationBundleContent: verify.ContentDSSE, verify.AnnotationPredicateType: attest.PredicateRebuildVerdict},
+			Annotations:  map[string]string{verify.AnnotationBundleContent: verify.ContentDSSE, verify.AnnotationPredicateType: verify.PredicateRebuildVerdict},
 		}
 		if v.Push, err = distribute.Attach(c.Context, ref, []distribute.Artifact{art}, o.sign.registry.options()...); err != nil {
 			return nil, distributeError(err)

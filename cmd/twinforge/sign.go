@@ -20,6 +20,7 @@ import (
 	"github.com/twinforge/twinforge/builder"
 	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/hermetic"
+	"github.com/twinforge/twinforge/isolation"
 	"github.com/twinforge/twinforge/rebuild"
 )
 
@@ -134,6 +135,14 @@ func attestAndPush(c *cli.Context, o *signOptions, l *hermetic.Lock, contextDir,
 		}
 		locked := *l
 		locked.Source = src
+		lockData, err := locked.Marshal()
+		if err != nil {
+			return nil, nil, err
+		}
+		provLock, err := attest.ParseLock(lockData)
+		if err != nil {
+			return nil, nil, err
+		}
 		subject := tag
 		if subject == "" && o.push != nil {
 			subject = o.push.Context().Name()
@@ -143,10 +152,10 @@ func attestAndPush(c *cli.Context, o *signOptions, l *hermetic.Lock, contextDir,
 		}
 		info := attest.BuildInfo{
 			Subject:      attest.Subject{Name: subject, Digest: res.Digest},
-			Lock:         &locked,
+			Lock:         provLock,
 			ContextPath:  gitPrefix(contextDir),
 			BuilderID:    o.builderID,
-			Build:        res.Builder,
+			Build:        attestBuilder(res.Builder),
 			InvocationID: invocationID(),
 			StartedOn:    started,
 			FinishedOn:   time.Now(),
@@ -164,7 +173,7 @@ func attestAndPush(c *cli.Context, o *signOptions, l *hermetic.Lock, contextDir,
 			for _, w := range verified.Warnings {
 				warnings = append(warnings, w.String())
 			}
-			info.Rebuild = &attest.Rebuild{Digest: verified.Rebuild.Digest, Builder: verified.Rebuild.Builder, RebuilderID: o.builderID + "#rebuild", Variations: vs,
+			info.Rebuild = &attest.Rebuild{Digest: verified.Rebuild.Digest, Builder: attestBuilder(verified.Rebuild.Builder), RebuilderID: o.builderID + "#rebuild", Variations: vs,
 				StrictVariations: string(verified.Strictness), Decided: verified.Decided(), Warned: verified.Warned(), Warnings: warnings}
 		}
 		st, err := attest.Provenance(info)
@@ -175,7 +184,7 @@ func attestAndPush(c *cli.Context, o *signOptions, l *hermetic.Lock, contextDir,
 		if err != nil {
 			return nil, nil, err
 		}
-		manifest, err := attest.ReadManifest(res.OCILayout, res.Digest)
+		manifest, err := verify.ReadManifest(res.OCILayout, res.Digest)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -187,7 +196,7 @@ func attestAndPush(c *cli.Context, o *signOptions, l *hermetic.Lock, contextDir,
 		if err != nil {
 			return nil, nil, fmt.Errorf("signing: %w", err)
 		}
-		if err := attest.WriteBundles(res.OCILayout, bundles); err != nil {
+		if err := verify.WriteBundles(res.OCILayout, bundles); err != nil {
 			return nil, nil, err
 		}
 		if len(o.sbomFormats) > 0 {
@@ -203,12 +212,12 @@ func attestAndPush(c *cli.Context, o *signOptions, l *hermetic.Lock, contextDir,
 				return nil, nil, err
 			}
 		}
-		if info, err := attest.Describe(bundles.Provenance); err == nil {
+		if info, err := verify.Describe(bundles.Provenance); err == nil {
 			sig.Identity = identityString(info.Signer)
 		}
 		sig.Bundles = []string{
-			filepath.Join(res.OCILayout, attest.AttestationsDir, "provenance.sigstore.json"),
-			filepath.Join(res.OCILayout, attest.AttestationsDir, "image.sigstore.json"),
+			filepath.Join(res.OCILayout, verify.AttestationsDir, "provenance.sigstore.json"),
+			filepath.Join(res.OCILayout, verify.AttestationsDir, "image.sigstore.json"),
 		}
 	}
 	if o.push == nil {
@@ -235,12 +244,12 @@ func attestAndPush(c *cli.Context, o *signOptions, l *hermetic.Lock, contextDir,
 		if err != nil {
 			return sig, nil, err
 		}
-		b, err := attest.ParseBundle(data)
+		b, err := verify.ParseBundle(data)
 		if err != nil {
 			return sig, nil, err
 		}
 		pt := ""
-		if info, err := attest.Describe(b); err == nil && info.Statement != nil {
+		if info, err := verify.Describe(b); err == nil && info.Statement != nil {
 			pt = info.Statement.GetPredicateType()
 		}
 		artifacts = append(artifacts, distribute.Artifact{ArtifactType: verify.BundleArtifactType, Data: data,
@@ -264,7 +273,7 @@ func (s *signature) String() string {
 func (o *signOptions) signer(c *cli.Context) (attest.Signer, error) {
 	var opts []attest.Option
 	if o.trustedRoot != "" {
-		tr, err := attest.LoadTrustedRoot(o.trustedRoot)
+		tr, err := verify.LoadTrustedRoot(o.trustedRoot)
 		if err != nil {
 			return nil, err
 		}
@@ -285,7 +294,7 @@ func (o *signOptions) signer(c *cli.Context) (attest.Signer, error) {
 	}
 	cfg := attest.KeylessConfig{FulcioURL: o.fulcio, TSAURL: o.tsa, RekorURL: o.rekor, IDToken: token}
 	if o.trustedRoot != "" {
-		tr, err := attest.LoadTrustedRoot(o.trustedRoot)
+		tr, err := verify.LoadTrustedRoot(o.trustedRoot)
 		if err != nil {
 			return nil, err
 		}
@@ -309,7 +318,7 @@ func invocationID() string {
 	return "urn:uuid:" + hex.EncodeToString(b)
 }
 
-func identityString(id attest.SignerIdentity) string {
+func identityString(id verify.SignerIdentity) string {
 	if id.PublicKey != "" {
 		return "key " + id.PublicKey
 	}
@@ -334,4 +343,8 @@ func checkGitHubSource(src hermetic.Source, gh *github.Context) error {
 		return fmt.Errorf("the checkout's origin %s is not the run's repository %s", src.Repository, gh.RepositoryURL())
 	}
 	return nil
+}
+
+func attestBuilder(i isolation.Info) attest.Builder {
+	return attest.Builder{Remote: i.Remote, BuildKitVersion: i.BuildKitVersion, Runc: i.Runc, Snapshotter: i.Snapshotter, CPUSet: i.CPUSet}
 }

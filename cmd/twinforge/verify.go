@@ -16,7 +16,6 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/urfave/cli/v2"
 
-	"github.com/twinforge/twinforge/attest"
 	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/distribute/release"
@@ -135,7 +134,7 @@ func (o *verifyOptions) validate() error {
 func (o *verifyOptions) trustedMaterial(ctx context.Context) (root.TrustedMaterial, error) {
 	switch {
 	case o.trustedRoot != "":
-		tr, err := attest.LoadTrustedRoot(o.trustedRoot)
+		tr, err := verify.LoadTrustedRoot(o.trustedRoot)
 		if err != nil {
 			return nil, usageError(err)
 		}
@@ -145,7 +144,7 @@ func (o *verifyOptions) trustedMaterial(ctx context.Context) (root.TrustedMateri
 		if err != nil {
 			return nil, usageErrorf("--tuf-root: %w", err)
 		}
-		return attest.TrustedRootFromTUF(ctx, attest.TUFConfig{MetadataURL: o.tufURL, CacheDir: o.tufCache, InitialRoot: initial})
+		return verify.TrustedRootFromTUF(ctx, verify.TUFConfig{MetadataURL: o.tufURL, CacheDir: o.tufCache, InitialRoot: initial})
 	}
 	return nil, nil
 }
@@ -157,10 +156,10 @@ type imageEvidence struct {
 	manifest []byte
 	// bundles are the image's provenance and image bundles: the first of
 	// candidates when a registry holds several.
-	bundles attest.Bundles
+	bundles verify.Bundles
 	// candidates are the pairs of provenance and image bundles to try, in
 	// order; the first that verifies counts.
-	candidates []attest.Bundles
+	candidates []verify.Bundles
 	// verdicts are the rebuild verdicts about the image.
 	verdicts []*bundle.Bundle
 	// sboms are the SBOM attestations about the image.
@@ -227,29 +226,29 @@ type layoutSource string
 func (l layoutSource) evidence(_ context.Context, digest string) (*imageEvidence, error) {
 	dir := string(l)
 	if digest == "" {
-		d, err := attest.ImageDigest(dir)
+		d, err := verify.ImageDigest(dir)
 		if err != nil {
 			return nil, usageError(err)
 		}
 		digest = d
 	}
-	manifest, err := attest.ReadManifest(dir, digest)
+	manifest, err := verify.ReadManifest(dir, digest)
 	if err != nil {
 		return nil, err
 	}
-	bundles, err := attest.ReadBundles(dir)
+	bundles, err := verify.ReadBundles(dir)
 	if err != nil {
 		return nil, err
 	}
-	verdicts, err := attest.ReadVerdicts(dir)
+	verdicts, err := verify.ReadVerdicts(dir)
 	if err != nil {
 		return nil, err
 	}
-	sboms, err := attest.ReadSBOMs(dir)
+	sboms, err := verify.ReadSBOMs(dir)
 	if err != nil {
 		return nil, err
 	}
-	return &imageEvidence{where: dir, digest: digest, manifest: manifest, bundles: bundles, candidates: []attest.Bundles{bundles}, verdicts: verdicts, sboms: sboms}, nil
+	return &imageEvidence{where: dir, digest: digest, manifest: manifest, bundles: bundles, candidates: []verify.Bundles{bundles}, verdicts: verdicts, sboms: sboms}, nil
 }
 
 // registrySource is an image in a registry with its bundles attached as
@@ -289,12 +288,12 @@ func (r *registrySource) evidence(ctx context.Context, digest string) (*imageEvi
 	}
 	for _, p := range provs {
 		for _, i := range imgs {
-			ev.candidates = append(ev.candidates, attest.Bundles{Provenance: p, Image: i})
+			ev.candidates = append(ev.candidates, verify.Bundles{Provenance: p, Image: i})
 		}
 	}
 	if len(provs) == 0 {
 		// Unsigned, or signed without provenance: Verify says which.
-		ev.candidates = []attest.Bundles{{Image: imgs[0]}}
+		ev.candidates = []verify.Bundles{{Image: imgs[0]}}
 	}
 	ev.bundles = ev.candidates[0]
 	return ev, nil
@@ -310,12 +309,12 @@ func classifyBundles(fetched []distribute.Fetched) (provs, imgs, verdicts, sboms
 		if f.ArtifactType != verify.BundleArtifactType || f.Data == nil {
 			continue
 		}
-		b, err := attest.ParseBundle(f.Data)
+		b, err := verify.ParseBundle(f.Data)
 		if err != nil {
 			logger().Debug("skipping an unreadable bundle referrer", "digest", f.Descriptor.Digest, "error", err)
 			continue
 		}
-		info, err := attest.Describe(b)
+		info, err := verify.Describe(b)
 		if err != nil {
 			logger().Debug("skipping an unreadable bundle referrer", "digest", f.Descriptor.Digest, "error", err)
 			continue
@@ -323,9 +322,9 @@ func classifyBundles(fetched []distribute.Fetched) (provs, imgs, verdicts, sboms
 		switch {
 		case info.MessageDigest != "":
 			imgs = append(imgs, b)
-		case info.Statement != nil && info.Statement.GetPredicateType() == attest.PredicateType:
+		case info.Statement != nil && info.Statement.GetPredicateType() == verify.PredicateType:
 			provs = append(provs, b)
-		case info.Statement != nil && info.Statement.GetPredicateType() == attest.PredicateRebuildVerdict:
+		case info.Statement != nil && info.Statement.GetPredicateType() == verify.PredicateRebuildVerdict:
 			verdicts = append(verdicts, b)
 		case info.Statement != nil && verify.IsSBOMPredicate(info.Statement.GetPredicateType()):
 			sboms = append(sboms, b)
@@ -337,14 +336,14 @@ func classifyBundles(fetched []distribute.Fetched) (provs, imgs, verdicts, sboms
 // verifyEvidence verifies each candidate pair of bundles in turn and
 // returns the first result; when none verifies, the first candidate's
 // refusal.
-func verifyEvidence(ctx context.Context, ev *imageEvidence, tm root.TrustedMaterial, policy *attest.Policy) (*attest.Result, error) {
+func verifyEvidence(ctx context.Context, ev *imageEvidence, tm root.TrustedMaterial, policy *verify.Policy) (*verify.Result, error) {
 	candidates := ev.candidates
 	if len(candidates) == 0 {
-		candidates = []attest.Bundles{ev.bundles}
+		candidates = []verify.Bundles{ev.bundles}
 	}
 	var firstErr error
 	for _, b := range candidates {
-		res, err := attest.Verify(ctx, attest.VerifyRequest{
+		res, err := verify.Verify(ctx, verify.Request{
 			Digest:        ev.digest,
 			ImageManifest: ev.manifest,
 			Provenance:    b.Provenance,
@@ -358,7 +357,7 @@ func verifyEvidence(ctx context.Context, ev *imageEvidence, tm root.TrustedMater
 			ev.bundles = b
 			return res, nil
 		}
-		var ve *attest.VerificationError
+		var ve *verify.VerificationError
 		if !errors.As(err, &ve) {
 			return nil, err
 		}
@@ -377,7 +376,7 @@ func runVerify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	policy, err := attest.LoadPolicy(o.policyPath)
+	policy, err := verify.LoadPolicy(o.policyPath)
 	if err != nil {
 		return usageError(err)
 	}
@@ -410,7 +409,7 @@ func runVerify(c *cli.Context) error {
 		}
 	}
 	res, err := verifyEvidence(c.Context, ev, tm, policy)
-	var ve *attest.VerificationError
+	var ve *verify.VerificationError
 	if errors.As(err, &ve) {
 		if o.output == "json" {
 			if werr := writeAttestJSON(c.App.Writer, verifyRefusal{Verified: false, Image: ev.where, Digest: ev.digest, ResolvedFrom: ev.resolvedFrom, Check: ve.Check, Error: ve.Err.Error()}); werr != nil {
@@ -442,11 +441,11 @@ func releaseRefusal(c *cli.Context, o *verifyOptions, ev *imageEvidence, err err
 
 // releasedCandidates keeps the bundle pairs whose provenance is the
 // statement the release names.
-func releasedCandidates(candidates []attest.Bundles, t *release.Target) ([]attest.Bundles, error) {
+func releasedCandidates(candidates []verify.Bundles, t *release.Target) ([]verify.Bundles, error) {
 	if t.Provenance == "" {
 		return candidates, nil
 	}
-	var out []attest.Bundles
+	var out []verify.Bundles
 	var seen []string
 	for _, b := range candidates {
 		d, err := verify.StatementDigest(b.Provenance)
@@ -478,7 +477,7 @@ type verifyOutput struct {
 	RequiredVerdicts int `json:"requiredRebuildVerdicts,omitempty"`
 	// Release is what the release index says, with --release-repo.
 	Release *release.Target `json:"release,omitempty"`
-	*attest.Result
+	*verify.Result
 }
 
 type verifyRefusal struct {

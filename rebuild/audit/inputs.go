@@ -66,7 +66,7 @@ var sha256Digest = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 // FromProvenance reads the inputs of a build from its provenance
 // statement, which must be about digest. The statement should have been
-// verified (attest.Verify); FromProvenance checks only that it is complete
+// verified (verify.Verify); FromProvenance checks only that it is complete
 // and of the one build type it knows how to repeat. What it cannot
 // reproduce exactly (an unknown dependency, a build from uncommitted
 // changes) is refused with ErrRefused.
