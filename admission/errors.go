@@ -43,10 +43,6 @@ var (
 	// does not pin tags to digests (WithValidationOnly) for a tenant that
 	// does not allow tags.
 	ErrTagNotPinned = errors.New("image named by tag without mutation")
-
-	// errTooManyReferrers bounds the work a registry can ask of the
-	// webhook by attaching many bundles.
-	errTooManyReferrers = errors.New("too many signature referrers")
 )
 
 // Results label decisions in metrics and logs; every denial has exactly one.

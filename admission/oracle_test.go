@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 
+	"github.com/twinforge/twinforge/attest/evidence"
 	"github.com/twinforge/twinforge/distribute"
 )
 
@@ -88,7 +89,7 @@ func TestDenialsRevealNothing(t *testing.T) {
 type panicky struct{}
 
 func (panicky) resolve(context.Context, name.Tag) (name.Digest, error) { panic("resolver bug") }
-func (panicky) evidence(context.Context, name.Digest) (*evidence, error) {
+func (panicky) evidence(context.Context, name.Digest) (*evidence.Evidence, error) {
 	panic("evidence bug")
 }
 

@@ -11,7 +11,6 @@ import (
 	"mime"
 	"net/http"
 	"runtime/debug"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,13 +19,11 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/distribute/release"
 )
 
@@ -41,10 +38,6 @@ const (
 
 // maxConcurrentImages bounds the images of one review verified at once.
 const maxConcurrentImages = 8
-
-// maxVerifyTries bounds the provenance/signature pairs tried for one image,
-// however many bundles a registry attaches.
-const maxVerifyTries = 16
 
 // maxMessageBytes bounds a denial message (registry error bodies can be
 // long).
@@ -586,10 +579,10 @@ func (w *webhook) decideImage(ctx context.Context, snap *snapshot, namespace, im
 
 // verify fetches an image's evidence and verifies it under one tenant's
 // policy with attest/verify, as `twinforge verify` does, rebuild verdicts
-// included. The registry may hold several bundles of each kind (an image
-// signed again, or a junk referrer): the image is admitted when one
-// provenance bundle, with one of the image bundles if there are any,
-// verifies.
+// included, through package attest/evidence. The registry may hold several
+// bundles of each kind (an image signed again, or a junk referrer): the
+// image is admitted when one provenance bundle, with one of the image
+// bundles if there are any, verifies.
 func (w *webhook) verify(ctx context.Context, d name.Digest, t *tenantState, tm root.TrustedMaterial, releasedProv string) (err error) {
 	start := time.Now()
 	defer func() {
@@ -600,70 +593,14 @@ func (w *webhook) verify(ctx context.Context, d name.Digest, t *tenantState, tm 
 	if err != nil {
 		return err
 	}
-	// Anyone who may push to the repository may attach bundles: those
-	// signed by the tenant's identities go first, so that junk beside them
-	// neither exhausts the tries nor pairs a good provenance with a bad
-	// image signature. Only when none is, the others are tried, for the
-	// reason of the denial.
-	signed := func(b *bundle.Bundle) bool { return t.policy.SignedByPolicyIdentity(b, tm) }
-	provs, imgs := preferred(ev.provenance, signed), preferred(ev.images, signed)
-	if len(ev.images) > 0 && !slices.ContainsFunc(ev.images, signed) {
-		imgs = nil // an image signature is optional: none of the tenant's, none verified
-	}
-	verdicts := slices.DeleteFunc(slices.Clone(ev.verdicts), func(b *bundle.Bundle) bool { return !t.policy.SignedByRebuilder(b, tm) })
 	if releasedProv != "" {
 		// Only the provenance the release names counts.
-		if provs = releasedProvenance(provs, releasedProv); len(provs) == 0 {
+		if ev.Provenance = releasedProvenance(ev.Provenance, releasedProv); len(ev.Provenance) == 0 {
 			return &release.Error{Check: release.CheckProvenance, Err: fmt.Errorf("none of the image's provenance statements is %s, the one its release names", releasedProv)}
 		}
 	}
-	if len(provs) == 0 {
-		provs = []*bundle.Bundle{nil}
-	}
-	if len(imgs) == 0 {
-		imgs = []*bundle.Bundle{nil}
-	}
-	var first error
-	tries := 0
-	for _, p := range provs {
-		for _, i := range imgs {
-			if tries++; tries > maxVerifyTries {
-				return first
-			}
-			_, err := verify.Verify(ctx, verify.Request{
-				Digest:        d.DigestStr(),
-				ImageManifest: ev.manifest,
-				Provenance:    p,
-				Image:         i,
-				Verdicts:      verdicts,
-				SBOMs:         ev.sboms,
-				TrustedRoot:   tm,
-				Policy:        t.policy,
-			})
-			if err == nil {
-				return nil
-			}
-			if first == nil {
-				first = err
-			}
-		}
-	}
-	return first
-}
-
-// preferred is the bundles keep selects, or all of them when it selects
-// none.
-func preferred(bundles []*bundle.Bundle, keep func(*bundle.Bundle) bool) []*bundle.Bundle {
-	var out []*bundle.Bundle
-	for _, b := range bundles {
-		if keep(b) {
-			out = append(out, b)
-		}
-	}
-	if len(out) == 0 {
-		return bundles
-	}
-	return out
+	_, err = ev.Verify(ctx, tm, t.policy)
+	return err
 }
 
 // pin returns image rewritten to digest, keeping the name as the user wrote

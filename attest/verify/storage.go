@@ -1,9 +1,7 @@
 package verify
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -138,22 +138,21 @@ func ParseBundle(data []byte) (*bundle.Bundle, error) {
 // ImageDigest returns the digest of the one image manifest an OCI layout's
 // index.json lists. A layout with several is an error naming them.
 func ImageDigest(layoutDir string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(layoutDir, "index.json"))
+	p, err := layout.FromPath(layoutDir)
 	if err != nil {
 		return "", fmt.Errorf("reading OCI layout %s: %w", layoutDir, err)
 	}
-	var idx struct {
-		Manifests []struct {
-			MediaType string `json:"mediaType"`
-			Digest    string `json:"digest"`
-		} `json:"manifests"`
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return "", fmt.Errorf("reading OCI layout %s: %w", layoutDir, err)
 	}
-	if err := json.Unmarshal(data, &idx); err != nil {
+	im, err := idx.IndexManifest()
+	if err != nil {
 		return "", fmt.Errorf("reading OCI layout %s: index.json: %w", layoutDir, err)
 	}
-	switch len(idx.Manifests) {
+	switch len(im.Manifests) {
 	case 1:
-		d := idx.Manifests[0].Digest
+		d := im.Manifests[0].Digest.String()
 		if !sha256Digest.MatchString(d) {
 			return "", fmt.Errorf("reading OCI layout %s: manifest digest %q is not sha256", layoutDir, d)
 		}
@@ -162,11 +161,14 @@ func ImageDigest(layoutDir string) (string, error) {
 		return "", fmt.Errorf("reading OCI layout %s: index.json lists no image", layoutDir)
 	}
 	var ds []string
-	for _, m := range idx.Manifests {
-		ds = append(ds, m.Digest)
+	for _, m := range im.Manifests {
+		ds = append(ds, m.Digest.String())
 	}
 	return "", fmt.Errorf("reading OCI layout %s: index.json lists %d manifests (%s): name the one to use", layoutDir, len(ds), strings.Join(ds, ", "))
 }
+
+// maxManifestBytes bounds a manifest read from a layout.
+const maxManifestBytes = 4 << 20
 
 // ReadManifest returns the bytes of the blob digest from an OCI layout
 // (blobs/sha256/<hex>), checked against the digest.
@@ -174,18 +176,20 @@ func ReadManifest(layoutDir, digest string) ([]byte, error) {
 	if !sha256Digest.MatchString(digest) {
 		return nil, fmt.Errorf("reading manifest: digest %q: want sha256:<64 hex digits>", digest)
 	}
-	hexDigest := strings.TrimPrefix(digest, "sha256:")
-	f, err := os.Open(filepath.Join(layoutDir, "blobs", "sha256", hexDigest))
+	h, err := v1.NewHash(digest)
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	rc, err := layout.Path(layoutDir).Blob(h)
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest %s: %w", digest, err)
 	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, 4<<20))
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, maxManifestBytes))
 	if err != nil {
 		return nil, fmt.Errorf("reading manifest %s: %w", digest, err)
 	}
-	sum := sha256.Sum256(data)
-	if hex.EncodeToString(sum[:]) != hexDigest {
+	if got, _, err := v1.SHA256(bytes.NewReader(data)); err != nil || got != h {
 		return nil, fmt.Errorf("reading manifest %s: blob content does not match its digest", digest)
 	}
 	return data, nil
