@@ -13,6 +13,7 @@ import (
 
 	"github.com/twinforge/twinforge/attest/sbom"
 	"github.com/twinforge/twinforge/attest/verify"
+	"github.com/twinforge/twinforge/internal/fsatomic"
 )
 
 // SBOMBundle is one signed SBOM attestation.
@@ -60,17 +61,10 @@ func WriteSBOMBundles(layoutDir string, bundles []SBOMBundle) ([]string, error) 
 			return nil, fmt.Errorf("writing SBOM bundles: %w", err)
 		}
 		path := filepath.Join(dir, verify.SBOMFilePrefix+b.Format+".sigstore.json")
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, data, 0o644); err != nil {
-			return nil, fmt.Errorf("writing SBOM bundles: %w", err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
+		if err := fsatomic.WriteFile(path, data, 0o644); err != nil {
 			return nil, fmt.Errorf("writing SBOM bundles: %w", err)
 		}
 		files = append(files, path)
 	}
 	return files, nil
 }
-
-// ReadSBOMs is verify.ReadSBOMs.
-func ReadSBOMs(layoutDir string) ([]*bundle.Bundle, error) { return verify.ReadSBOMs(layoutDir) }

@@ -33,8 +33,13 @@ type Evidence struct {
 	// Digest is the image manifest's digest, Manifest its bytes.
 	Digest   v1.Hash
 	Manifest []byte
-	// ResolvedFrom is the tag a registry image was named by, if any.
+	// ResolvedFrom is the tag reference a registry image was named by, if
+	// any.
 	ResolvedFrom string
+	// Repository and Tag name a registry image as a release index does:
+	// the repository path without the registry host, and the tag it was
+	// named by ("" when named by digest). Both are empty for a layout.
+	Repository, Tag string
 	// Provenance are the bundles of SLSA provenance statements, Images the
 	// message signatures of the manifest, Verdicts the rebuild verdicts.
 	Provenance []*bundle.Bundle

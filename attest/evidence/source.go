@@ -146,9 +146,10 @@ func (r *registry) Evidence(ctx context.Context, digest string) (*Evidence, erro
 	if err != nil {
 		return nil, err
 	}
-	ev := &Evidence{Where: m.Ref.String(), Digest: h, Manifest: m.Raw}
-	if _, ok := r.ref.(name.Tag); ok {
+	ev := &Evidence{Where: m.Ref.String(), Digest: h, Manifest: m.Raw, Repository: r.ref.Context().RepositoryStr()}
+	if t, ok := r.ref.(name.Tag); ok {
 		ev.ResolvedFrom = r.ref.String()
+		ev.Tag = t.TagStr()
 		if digest != "" && digest != h.String() {
 			return nil, fmt.Errorf("%w: %s points at %s, not %s", ErrInvalidRequest, r.ref, h, digest)
 		}

@@ -13,6 +13,7 @@ import (
 	intoto "github.com/in-toto/attestation/go/v1"
 	"github.com/urfave/cli/v2"
 
+	"github.com/twinforge/twinforge/attest/evidence"
 	"github.com/twinforge/twinforge/attest/verify"
 )
 
@@ -50,21 +51,22 @@ func runAttestInspect(c *cli.Context) error {
 	if err := oneOf("output", output, "text", "json"); err != nil {
 		return usageError(err)
 	}
-	src, err := evidenceSourceFor(c.Args().First())
+	src, err := evidence.Open(c.Args().First())
 	if err != nil {
 		return err
 	}
-	ev, err := src.evidence(c.Context, "")
+	ev, err := src.Evidence(c.Context, "")
 	if err != nil {
 		return err
 	}
-	if ev.bundles.Provenance == nil {
-		if ev.bundles.Image == nil {
-			return fmt.Errorf("%s (%s) is not signed: no %s/%s", ev.where, ev.digest, verify.AttestationsDir, verify.ProvenanceFile)
+	first := ev.Candidates()[0]
+	if first.Provenance == nil {
+		if first.Image == nil {
+			return fmt.Errorf("%s (%s) is not signed: no %s/%s", ev.Where, ev.Digest, verify.AttestationsDir, verify.ProvenanceFile)
 		}
-		return fmt.Errorf("%s (%s) has an image signature but no provenance (%s/%s)", ev.where, ev.digest, verify.AttestationsDir, verify.ProvenanceFile)
+		return fmt.Errorf("%s (%s) has an image signature but no provenance (%s/%s)", ev.Where, ev.Digest, verify.AttestationsDir, verify.ProvenanceFile)
 	}
-	prov, err := verify.Describe(ev.bundles.Provenance)
+	prov, err := verify.Describe(first.Provenance)
 	if err != nil {
 		return err
 	}
@@ -78,17 +80,17 @@ func runAttestInspect(c *cli.Context) error {
 		return err
 	}
 	var img *verify.BundleInfo
-	if ev.bundles.Image != nil {
-		if img, err = verify.Describe(ev.bundles.Image); err != nil {
+	if first.Image != nil {
+		if img, err = verify.Describe(first.Image); err != nil {
 			return err
 		}
 	}
 	return writeInspection(c.App.Writer, ev, prov, img)
 }
 
-func writeInspection(w io.Writer, ev *imageEvidence, prov, img *verify.BundleInfo) error {
+func writeInspection(w io.Writer, ev *evidence.Evidence, prov, img *verify.BundleInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "image\t%s (%s)\n", ev.digest, ev.where)
+	fmt.Fprintf(tw, "image\t%s (%s)\n", ev.Digest, ev.Where)
 	fmt.Fprintf(tw, "verified\tno: this shows what the bundles claim; run 'twinforge verify'\n")
 	st := prov.Statement
 	if st == nil {
@@ -127,7 +129,7 @@ func writeInspection(w io.Writer, ev *imageEvidence, prov, img *verify.BundleInf
 			for i, d := range rd.GetBuilder().GetBuilderDependencies() {
 				fmt.Fprintf(tw, "%s\t%s %s\n", inspectLabel(i, "builder deps"), d.GetName(), d.GetUri())
 			}
-			fmt.Fprintf(tw, "reproduced\t%s\n", inspectReproduction(ev.digest, rd.GetByproducts()))
+			fmt.Fprintf(tw, "reproduced\t%s\n", inspectReproduction(ev.Digest.String(), rd.GetByproducts()))
 			md := rd.GetMetadata()
 			if md.GetInvocationId() != "" {
 				fmt.Fprintf(tw, "invocation\t%s\n", md.GetInvocationId())

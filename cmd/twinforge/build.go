@@ -1,25 +1,23 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/twinforge/twinforge/builder"
 	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/hermetic"
 	"github.com/twinforge/twinforge/isolation"
 	"github.com/twinforge/twinforge/rebuild"
 	"github.com/twinforge/twinforge/rebuild/imagediff"
+	"github.com/twinforge/twinforge/rebuild/pipeline"
 )
 
 func buildCommand() *cli.Command {
@@ -164,212 +162,61 @@ func runBuild(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	started := time.Now()
-	l, req, err := lockedRequest(c, o.contextDir, o.lockPath, o.daemon.stateDir)
+	signer, err := o.sign.signer(c)
 	if err != nil {
 		return err
 	}
-	req.OCILayout = o.ociLayout
-	req.ImageName = o.tag
-	var out buildOutput
-	if o.noRebuild {
-		out, err = buildOnce(c, o, req)
-	} else {
-		out, err = buildAndRebuild(c, o, req)
-	}
+	ch, wait, err := progressDisplay(c.Context, c.App.ErrWriter, o.progress)
 	if err != nil {
 		return err
 	}
-	out.Signature, out.Push, err = attestAndPush(c, o.sign, l, o.contextDir, o.tag, out.result, out.verified, started)
-	if err != nil {
-		return err
-	}
-	return writeBuildResult(c.App.Writer, o.output, out)
-}
-
-func buildOnce(c *cli.Context, o *buildOptions, req builder.Request) (buildOutput, error) {
-	d, err := o.daemon.start(c.Context, "build")
-	if err != nil {
-		return buildOutput{}, err
-	}
-	defer d.Close()
-	res, err := buildWithProgress(c, builder.New(d), req, o.progress)
-	if cerr := d.Close(); cerr != nil && err == nil {
-		err = fmt.Errorf("stopping the build daemon: %w", cerr)
-	}
-	if err != nil {
-		return buildOutput{}, err
-	}
-	return newBuildOutput(res, nil, nil), nil
-}
-
-// buildAndRebuild runs the build and the varied rebuild concurrently on
-// two private daemons started side by side; with strict variations the
-// second is the strict rebuild's and the rebuild's daemon starts only if
-// it is needed.
-func buildAndRebuild(c *cli.Context, o *buildOptions, req builder.Request) (buildOutput, error) {
-	ctx := c.Context
-	daemons, err := startPair(ctx, o)
-	if err != nil {
-		return buildOutput{}, err
-	}
-	defer closeAll(daemons)
-	opts := []rebuild.Option{rebuild.WithStartOffset(o.offset)}
-	rebuilder := daemons[1]
-	if o.strict != rebuild.StrictOff {
-		rebuilder = isolation.OnDemand(func(ctx context.Context) (isolation.Daemon, error) {
-			return o.rebuildDaemon().start(ctx, "rebuild", append(rebuild.DaemonOptions(), isolation.WithSnapshotter(o.snapshot))...)
-		})
-		daemons = append(daemons, rebuilder)
-		opts = append(opts, rebuild.WithStrictVariations(o.strict, builder.New(daemons[1])))
-	}
-
-	ch, wait, err := progressDisplay(ctx, c.App.ErrWriter, o.progress)
-	if err != nil {
-		return buildOutput{}, err
-	}
-	res, err := rebuild.Verify(ctx, builder.New(daemons[0]), builder.New(rebuilder), req, append(opts, rebuild.WithProgress(ch))...)
+	res, err := pipeline.Run(c.Context, pipeline.Request{
+		ContextDir:    o.contextDir,
+		LockPath:      o.lockPath,
+		OCILayout:     o.ociLayout,
+		Tag:           o.tag,
+		Daemons:       o.daemon.daemons(o.shim, o.snapshot),
+		NoRebuild:        o.noRebuild,
+		StrictVariations: o.strict,
+		RebuildOffset:    o.offset,
+		Progress:      ch,
+		Signer:        signer,
+		BuilderID:     o.sign.builderID,
+		SBOMFormats:   o.sign.sbomFormats,
+		Push:          o.sign.push,
+		PushOptions:   o.sign.registry.options(),
+	})
 	if werr := wait(); werr != nil && err == nil {
 		err = werr
 	}
-	if cerr := closeAll(daemons); cerr != nil && err == nil {
-		err = fmt.Errorf("stopping the daemons: %w", cerr)
-	}
-	if res != nil {
-		writeWarnings(c.App.ErrWriter, res.Warnings)
+	if res != nil && res.Proof != nil {
+		writeWarnings(c.App.ErrWriter, res.Proof.Warnings)
 	}
 	var diff *rebuild.DiffError
-	if errors.As(err, &diff) {
-		if werr := writeBuildResult(c.App.Writer, o.output, newBuildOutput(res.Build, res, diff)); werr != nil {
-			return buildOutput{}, werr
+	if errors.As(err, new(*rebuild.StrictFailure)) && res != nil {
+		out := newBuildOutput(res, o.sign.method, nil)
+		out.Reproducible, out.Reproduction, out.Signature = false, "not reproducible", nil
+		if werr := writeBuildResult(c.App.Writer, o.output, out); werr != nil {
+			return werr
 		}
-		against, why := "rebuild", "not reproducible"
+	}
+	if errors.As(err, &diff) && res != nil {
+		if werr := writeBuildResult(c.App.Writer, o.output, newBuildOutput(res, o.sign.method, diff)); werr != nil {
+			return werr
+		}
+		against := "rebuild"
 		if diff.Class == rebuild.Pinned {
-			against, why = "strict rebuild", "not reproducible under the pinned variations (--strict-variations=fail)"
+			against = "strict rebuild"
 		}
 		if o.output == "text" && diff.Report != nil {
 			fmt.Fprintf(c.App.ErrWriter, "\nwhat differs between the build and the %s:\n", against)
 			_ = diff.Report.WriteText(c.App.ErrWriter)
 		}
-		return buildOutput{}, &codedError{code: exitNotReproducible, err: fmt.Errorf("%s: %w; nothing was signed or pushed; both layouts are kept: %s and %s", why, err, diff.Build.OCILayout, diff.Rebuild.OCILayout)}
-	}
-	if errors.As(err, new(*rebuild.StrictFailure)) {
-		out := newBuildOutput(res.Build, res, nil)
-		out.Reproducible, out.Reproduction = false, "not reproducible"
-		if werr := writeBuildResult(c.App.Writer, o.output, out); werr != nil {
-			return buildOutput{}, werr
-		}
-		return buildOutput{}, &codedError{code: exitNotReproducible, err: fmt.Errorf("not reproducible under the pinned variations (--strict-variations=fail): %w; nothing was signed or pushed", err)}
 	}
 	if err != nil {
-		return buildOutput{}, err
+		return err
 	}
-	return newBuildOutput(res.Build, res, nil), nil
-}
-
-// writeWarnings prints what only the pinned variations changed.
-func writeWarnings(w io.Writer, warnings []rebuild.Warning) {
-	for _, warn := range warnings {
-		fmt.Fprintf(w, "warning: %s\n", warn)
-	}
-}
-
-// rebuildDaemon is the daemon configuration of the rebuilds: always a
-// private daemon of their own, even when the build goes to a remote one,
-// so that they share nothing.
-func (o *buildOptions) rebuildDaemon() daemonConfig {
-	local := o.daemon
-	local.remote = ""
-	return local
-}
-
-// startPair starts the build daemon and the varied rebuild daemon (the
-// strict one with strict variations) at once; if either fails, the other
-// is stopped and the error names the one that failed.
-func startPair(ctx context.Context, o *buildOptions) ([]isolation.Daemon, error) {
-	daemons := make([]isolation.Daemon, 2)
-	errs := make([]error, 2)
-	name, opts := "rebuild", rebuild.DaemonOptions()
-	if o.strict != rebuild.StrictOff {
-		name, opts = "strict rebuild", rebuild.StrictDaemonOptions(o.shim)
-	}
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		daemons[0], errs[0] = o.daemon.start(ctx, "build")
-	}()
-	go func() {
-		defer wg.Done()
-		daemons[1], errs[1] = o.rebuildDaemon().start(ctx, "rebuild", append(opts, isolation.WithSnapshotter(o.snapshot))...)
-	}()
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		closeAll(daemons)
-		for i, e := range errs {
-			if e != nil {
-				return nil, fmt.Errorf("starting the %s daemon: %w", []string{"build", name}[i], e)
-			}
-		}
-	}
-	return daemons, nil
-}
-
-// closeAll stops daemons concurrently; Close is idempotent.
-func closeAll(daemons []isolation.Daemon) error {
-	errs := make([]error, len(daemons))
-	var wg sync.WaitGroup
-	for i, d := range daemons {
-		if d == nil {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = d.Close()
-		}()
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
-// lockedRequest loads and checks the lock and turns it into a build
-// request; every refusal happens here, before a daemon starts.
-func lockedRequest(c *cli.Context, contextDir, lockPath, stateDir string) (*hermetic.Lock, builder.Request, error) {
-	l, err := hermetic.Load(lockPath)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, builder.Request{}, refused(fmt.Errorf("no lock at %s: run `twinforge lock %s` first (or give --lock FILE)", lockPath, contextDir))
-		}
-		return nil, builder.Request{}, refused(fmt.Errorf("lock %s: %w", lockPath, err))
-	}
-	req, err := builder.FromLock(c.Context, builder.LockedInput{
-		Lock:       l,
-		LockPath:   lockPath,
-		ContextDir: contextDir,
-		ImageCache: filepath.Join(stateDir, "images"),
-	})
-	if err != nil {
-		if errors.Is(err, builder.ErrRefused) {
-			return nil, builder.Request{}, refused(err)
-		}
-		return nil, builder.Request{}, err
-	}
-	return l, req, nil
-}
-
-// buildWithProgress runs one build with a progress display on stderr.
-func buildWithProgress(c *cli.Context, b builder.Builder, req builder.Request, mode string) (*builder.Result, error) {
-	ch, wait, err := progressDisplay(c.Context, c.App.ErrWriter, mode)
-	if err != nil {
-		return nil, err
-	}
-	req.Progress = ch
-	res, err := b.Build(c.Context, req)
-	if werr := wait(); werr != nil && err == nil {
-		err = werr
-	}
-	return res, err
+	return writeBuildResult(c.App.Writer, o.output, newBuildOutput(res, o.sign.method, nil))
 }
 
 // buildOutput is the result of a build as --output json prints it.
@@ -387,9 +234,6 @@ type buildOutput struct {
 	Reproduction string                 `json:"reproduction"`
 	Signature    *signature             `json:"signature,omitempty"`
 	Push         *distribute.PushResult `json:"push,omitempty"`
-
-	result   *builder.Result
-	verified *rebuild.Result
 }
 
 type rebuildOutput struct {
@@ -413,38 +257,58 @@ type strictOutput struct {
 	Diff      *imagediff.Report `json:"diff,omitempty"`
 }
 
-func newBuildOutput(res *builder.Result, verified *rebuild.Result, diff *rebuild.DiffError) buildOutput {
-	out := buildOutput{
-		Digest:          res.Digest,
-		MediaType:       res.MediaType,
-		Platform:        res.Platform,
-		OCILayout:       res.OCILayout,
-		DurationSeconds: res.Duration.Seconds(),
-		Builder:         res.Builder,
-		Reproduction:    "not reproduced",
-		result:          res,
-		verified:        verified,
+// signature is what --output reports about the attestation step.
+type signature struct {
+	Method   string   `json:"method"`
+	Identity string   `json:"identity,omitempty"`
+	Bundles  []string `json:"bundles,omitempty"`
+	// SBOMs are the signed SBOM attestations (--sbom).
+	SBOMs []string `json:"sboms,omitempty"`
+}
+
+// String names a signer identity for output.
+func (s *signature) String() string {
+	if s.Method == "none" {
+		return "none (unsigned: use --sign keyless or --sign key=FILE)"
 	}
-	if verified != nil {
+	return s.Method + " as " + s.Identity
+}
+
+func newBuildOutput(res *pipeline.Result, method string, diff *rebuild.DiffError) buildOutput {
+	b := res.Build
+	out := buildOutput{
+		Digest:          b.Digest,
+		MediaType:       b.MediaType,
+		Platform:        b.Platform,
+		OCILayout:       b.OCILayout,
+		DurationSeconds: b.Duration.Seconds(),
+		Builder:         b.Builder,
+		Reproduction:    res.Reproduction(),
+		Reproducible:    diff == nil && res.Reproduction() == "reproduced",
+		Push:            res.Push,
+	}
+	if p := res.Proof; p != nil {
 		out.Rebuild = &rebuildOutput{
-			Digest:           verified.Rebuild.Digest,
-			OCILayout:        verified.Rebuild.OCILayout,
-			DurationSeconds:  verified.Rebuild.Duration.Seconds(),
-			Builder:          verified.Rebuild.Builder,
-			Variations:       verified.Variations,
-			StrictVariations: verified.Strictness,
-			Warnings:         verified.Warnings,
+			Digest:           p.Rebuild.Digest,
+			OCILayout:        p.Rebuild.OCILayout,
+			DurationSeconds:  p.Rebuild.Duration.Seconds(),
+			Builder:          p.Rebuild.Builder,
+			Variations:       p.Variations,
+			StrictVariations: p.Strictness,
+			Warnings:         p.Warnings,
 		}
-		if s := verified.Strict; s != nil {
-			out.Rebuild.Strict = &strictOutput{Digest: s.Digest, OCILayout: s.OCILayout, Builder: s.Builder, Diff: verified.StrictReport}
-		}
-		out.Reproducible = diff == nil && verified.Build.Digest == verified.Rebuild.Digest
-		out.Reproduction = "reproduced"
-		if !out.Reproducible {
-			out.Reproduction = "not reproducible"
+		if s := p.Strict; s != nil {
+			out.Rebuild.Strict = &strictOutput{Digest: s.Digest, OCILayout: s.OCILayout, Builder: s.Builder, Diff: p.StrictReport}
 		}
 		if diff != nil {
 			out.Rebuild.Diff = diff.Report
+			out.Reproduction = "not reproducible"
+		}
+	}
+	if diff == nil {
+		out.Signature = &signature{Method: method, Bundles: res.BundleFiles, SBOMs: res.SBOMFiles}
+		if res.Bundles.Provenance != nil {
+			out.Signature.Identity = identityString(res.Signer)
 		}
 	}
 	return out
@@ -491,4 +355,11 @@ func writeBuildResult(w io.Writer, format string, out buildOutput) error {
 	}
 	fmt.Fprintf(tw, "duration\t%.1fs\n", out.DurationSeconds)
 	return tw.Flush()
+}
+
+// writeWarnings prints what only the pinned variations changed.
+func writeWarnings(w io.Writer, warnings []rebuild.Warning) {
+	for _, warn := range warnings {
+		fmt.Fprintf(w, "warning: %s\n", warn)
+	}
 }

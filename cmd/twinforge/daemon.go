@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -9,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/isolation"
+	"github.com/twinforge/twinforge/rebuild"
 )
 
 // daemonFlags select where builds run: a private buildkitd per build (the
@@ -65,18 +65,23 @@ func daemonConfigFrom(c *cli.Context) (daemonConfig, error) {
 	return cfg, nil
 }
 
-// start starts a private daemon, or connects to the remote one.
-func (cfg daemonConfig) start(ctx context.Context, name string, extra ...isolation.Option) (isolation.Daemon, error) {
-	if cfg.remote != "" {
-		return isolation.Remote(ctx, name, cfg.remote, &cfg.tls)
+// daemons are the daemons a build or rebuild runs on; shim and
+// snapshotter vary the rebuild's.
+func (cfg daemonConfig) daemons(shim, snapshotter string) rebuild.Daemons {
+	d := rebuild.Daemons{
+		StateDir: cfg.stateDir,
+		Options: []isolation.Option{
+			isolation.WithBuildkitd(cfg.buildkitd),
+			isolation.WithRunc(cfg.runc),
+			isolation.WithKeepState(cfg.keepState),
+			isolation.WithLogger(slog.Default()),
+		},
+		RuncShim:           shim,
+		RebuildSnapshotter: snapshotter,
 	}
-	opts := append([]isolation.Option{
-		isolation.WithName(name),
-		isolation.WithStateDir(cfg.stateDir),
-		isolation.WithBuildkitd(cfg.buildkitd),
-		isolation.WithRunc(cfg.runc),
-		isolation.WithKeepState(cfg.keepState),
-		isolation.WithLogger(slog.Default()),
-	}, extra...)
-	return isolation.Start(ctx, opts...)
+	if cfg.remote != "" {
+		tls := cfg.tls
+		d.Remote, d.TLS = cfg.remote, &tls
+	}
+	return d
 }

@@ -6,8 +6,13 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/twinforge/twinforge/attest/evidence"
+	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/builder"
+	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/rebuild"
+	"github.com/twinforge/twinforge/rebuild/audit"
+	"github.com/twinforge/twinforge/rebuild/pipeline"
 )
 
 // Exit codes, the same for every command.
@@ -52,11 +57,16 @@ func exitCode(err error) int {
 	if errors.As(err, &exit) {
 		return exitUsage
 	}
+	var ve *verify.VerificationError
 	switch {
-	case errorsIs(err, builder.ErrInvalidRequest):
+	case errors.Is(err, builder.ErrInvalidRequest), errors.Is(err, evidence.ErrInvalidRequest), errors.Is(err, distribute.ErrDigestRequired):
 		return exitUsage
-	case errorsIs(err, rebuild.ErrNotReproducible):
+	case errors.Is(err, rebuild.ErrNotReproducible):
 		return exitNotReproducible
+	case errors.As(err, &ve), errors.Is(err, pipeline.ErrRefused), errors.Is(err, audit.ErrRefused),
+		errors.Is(err, distribute.ErrVerification), errors.Is(err, distribute.ErrInsecure):
+		// Libraries refuse what policy or verification does not allow.
+		return exitRefused
 	}
 	return exitFailure
 }

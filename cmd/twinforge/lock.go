@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/twinforge/twinforge/hermetic"
 	"github.com/twinforge/twinforge/hermetic/gomod"
-	"github.com/twinforge/twinforge/internal/fsatomic"
 )
 
 func lockCommand() *cli.Command {
@@ -156,7 +154,8 @@ func runLock(c *cli.Context) error {
 		VerifyModules:   o.verifyModules,
 	}
 	if old, err := hermetic.Load(o.lockPath); err == nil {
-		o.inherit(&req, old)
+		given := map[string]string{"dockerfile": "file", "buildArgs": "build-arg", "target": "target", "platform": "platform"}
+		req.Inherit(hermetic.Relock{Old: old, LockPath: o.lockPath, Update: o.update, Given: func(s string) bool { return o.flagsSet(given[s]) }})
 	} else if !errors.Is(err, os.ErrNotExist) {
 		logger().Warn("ignoring the existing lock, it cannot be read", "lock", o.lockPath, "err", err)
 	}
@@ -167,16 +166,13 @@ func runLock(c *cli.Context) error {
 	if err != nil {
 		return refused(err)
 	}
-	data, err := l.Marshal()
+	changed, err := l.Write(o.lockPath)
 	if err != nil {
 		return err
 	}
-	if old, err := os.ReadFile(o.lockPath); err == nil && bytes.Equal(old, data) {
+	if !changed {
 		fmt.Fprintf(c.App.Writer, "%s is up to date\n", o.lockPath)
 		return nil
-	}
-	if err := fsatomic.WriteFile(o.lockPath, data, 0o644); err != nil {
-		return err
 	}
 	fmt.Fprintf(c.App.Writer, "wrote %s (%d images, %d URLs, %d git sources, %d Go modules, SOURCE_DATE_EPOCH=%d)\n",
 		o.lockPath, len(l.Images), len(l.URLs), len(l.Git), len(l.GoModules), l.SourceDateEpoch)
@@ -186,76 +182,13 @@ func runLock(c *cli.Context) error {
 	return nil
 }
 
-// inherit takes the settings an earlier lock recorded where no flag gives
-// them, and, unless --update, keeps its image pins.
-func (o *lockOptions) inherit(req *hermetic.Request, old *hermetic.Lock) {
-	if !o.flagsSet("file") {
-		req.Dockerfile = old.Dockerfile.Path
-	}
-	if !o.flagsSet("build-arg") {
-		req.BuildArgs = old.BuildArgs
-	}
-	if !o.flagsSet("target") {
-		req.Target = old.Target
-	}
-	if !o.flagsSet("platform") {
-		req.Platform = old.Platform
-	}
-	if req.VerifyModules != nil && old.GoSumDB != nil && old.GoSumDB.Name == sumDBName(req.VerifyModules.SumDB) {
-		// The database must have grown from the tree head proven last.
-		req.VerifyModules.TreeHead = old.GoSumDB.TreeHead
-	}
-	if req.SourceDateEpoch == nil && !o.update {
-		epoch := old.SourceDateEpoch
-		req.SourceDateEpoch = &epoch
-	}
-	lockDir := filepath.Dir(o.lockPath)
-	for _, img := range old.Images {
-		if _, given := req.Images[img.Name]; given {
-			continue
-		}
-		path, ok := strings.CutPrefix(img.Location, "oci-layout:")
-		if !ok {
-			continue // registry images are resolved again
-		}
-		if !filepath.IsAbs(path) {
-			path = filepath.Join(lockDir, filepath.FromSlash(path))
-		}
-		mapping := "oci-layout:" + path
-		if !o.update {
-			mapping += "@" + img.Digest
-		}
-		if req.Images == nil {
-			req.Images = map[string]string{}
-		}
-		req.Images[img.Name] = mapping
-	}
-}
-
-// sumDBName is the name part of a checksum database key (name+hash+key).
-func sumDBName(key string) string {
-	n, _, _ := strings.Cut(key, "+")
-	return n
-}
-
 // checkLock verifies the tree and the Dockerfile against the lock.
 func checkLock(c *cli.Context, o *lockOptions) error {
 	l, err := hermetic.Load(o.lockPath)
 	if err != nil {
 		return refused(err)
 	}
-	if err := hermetic.Check(c.Context, l, o.contextDir); err != nil {
-		return refused(err)
-	}
-	df, err := os.ReadFile(filepath.Join(o.contextDir, filepath.FromSlash(l.Dockerfile.Path)))
-	if err != nil {
-		return err
-	}
-	a, err := hermetic.AnalyzeDockerfile(df, l.BuildArgs, l.Target, l.Platform)
-	if err != nil {
-		return refused(err)
-	}
-	if err := l.Verify(a); err != nil {
+	if err := l.CheckTree(c.Context, o.contextDir); err != nil {
 		return refused(err)
 	}
 	fmt.Fprintf(c.App.Writer, "%s matches %s\n", o.lockPath, o.contextDir)

@@ -1,11 +1,7 @@
-// Command twinforge builds container images hermetically and reproducibly:
-// every input locked, every build rebuilt on an independent daemon, the
-// result attested, published by digest and admitted only when verified.
 package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -106,9 +102,6 @@ func setupLogging(c *cli.Context, stderr io.Writer) error {
 	}
 	return nil
 }
-
-// errorsIs is errors.Is, named for the exit code table's readability.
-var errorsIs = errors.Is
 
 // logger is the default logger that setupLogging configured.
 func logger() *slog.Logger { return slog.Default() }

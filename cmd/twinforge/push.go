@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -83,18 +82,6 @@ func (rc registryConfig) options() []distribute.Option {
 	return opts
 }
 
-// distributeError gives library errors their exit code: verification
-// failures and refused plain HTTP are refusals (4), the rest failures (1).
-func distributeError(err error) error {
-	if errors.Is(err, distribute.ErrVerification) || errors.Is(err, distribute.ErrInsecure) {
-		return refused(err)
-	}
-	if errors.Is(err, distribute.ErrDigestRequired) {
-		return usageError(err)
-	}
-	return err
-}
-
 // attachment is one --attachment flag.
 type attachment struct {
 	file, artifactType string
@@ -164,7 +151,7 @@ func runPush(c *cli.Context) error {
 	}
 	img, err := distribute.FromLayout(o.layout)
 	if err != nil {
-		return distributeError(err)
+		return err
 	}
 	artifacts := make([]distribute.Artifact, 0, len(o.attachments))
 	for _, a := range o.attachments {
@@ -176,7 +163,7 @@ func runPush(c *cli.Context) error {
 	}
 	res, err := distribute.Push(c.Context, img, o.ref, artifacts, o.registry.options()...)
 	if err != nil {
-		return distributeError(err)
+		return err
 	}
 	return writePushResult(c.App.Writer, o.output, res)
 }

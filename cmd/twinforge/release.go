@@ -360,7 +360,7 @@ func runReleaseAdd(c *cli.Context) error {
 	}
 	t, err := release.TargetFor(c.Context, ref, c.String("tag"), c.String("provenance"), rc.options()...)
 	if err != nil {
-		return distributeError(err)
+		return err
 	}
 	done, err := r.Release(c.String("team"), t, keys)
 	if err != nil {
@@ -501,7 +501,7 @@ func runReleasePush(c *cli.Context) error {
 	}
 	res, err := release.PushIndex(c.Context, files, ref, rc.options()...)
 	if err != nil {
-		return distributeError(err)
+		return err
 	}
 	fmt.Fprintf(c.App.Writer, "pushed index version %d to %s@%s (read it with --release-repo %s%s)\n", r.Version(), ref, res.Digest, release.OCIScheme, ref)
 	return nil

@@ -121,7 +121,7 @@ func runReplicate(c *cli.Context) error {
 	results, err := distribute.Replicate(c.Context, o.src, o.dests, opts...)
 	if results == nil {
 		// Nothing was copied: the source or the arguments were refused.
-		return distributeError(err)
+		return err
 	}
 	var index []release.ReplicaResult
 	if o.release != nil {

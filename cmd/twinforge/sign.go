@@ -1,27 +1,15 @@
 package main
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/attest"
-	"github.com/twinforge/twinforge/attest/github"
 	"github.com/twinforge/twinforge/attest/sbom"
 	"github.com/twinforge/twinforge/attest/verify"
-	"github.com/twinforge/twinforge/builder"
-	"github.com/twinforge/twinforge/distribute"
-	"github.com/twinforge/twinforge/hermetic"
-	"github.com/twinforge/twinforge/isolation"
-	"github.com/twinforge/twinforge/rebuild"
 )
 
 // signFlags choose how a build is attested and where it is published.
@@ -103,196 +91,12 @@ func signOptionsFrom(c *cli.Context) (*signOptions, error) {
 	return o, nil
 }
 
-// signature is what --output reports about the attestation step.
-type signature struct {
-	Method   string   `json:"method"`
-	Identity string   `json:"identity,omitempty"`
-	Bundles  []string `json:"bundles,omitempty"`
-	// SBOMs are the signed SBOM attestations (--sbom).
-	SBOMs []string `json:"sboms,omitempty"`
-}
-
-// attestAndPush writes the provenance of a proven build, signs it and the
-// manifest, keeps the bundles beside the layout and, with --push, publishes
-// image and bundles. Signing happens only after the digest was proven (or
-// the proof was skipped on purpose, which the provenance then says).
-func attestAndPush(c *cli.Context, o *signOptions, l *hermetic.Lock, contextDir, tag string, res *builder.Result, verified *rebuild.Result, started time.Time) (*signature, *distribute.PushResult, error) {
-	ctx := c.Context
-	sig := &signature{Method: o.method}
-	if o.method != "none" {
-		// The provenance names the commit that was built, not the one the
-		// lock was made at; the lock check proved their contents equal.
-		src, err := hermetic.CurrentSource(ctx, contextDir, l.Source.Digest)
-		if err != nil {
-			return nil, nil, err
-		}
-		gh, inActions := github.FromEnv(os.Getenv)
-		if inActions {
-			if err := checkGitHubSource(src, gh); err != nil {
-				return nil, nil, refused(err)
-			}
-			src.Repository = gh.RepositoryURL()
-		}
-		locked := *l
-		locked.Source = src
-		lockData, err := locked.Marshal()
-		if err != nil {
-			return nil, nil, err
-		}
-		provLock, err := attest.ParseLock(lockData)
-		if err != nil {
-			return nil, nil, err
-		}
-		subject := tag
-		if subject == "" && o.push != nil {
-			subject = o.push.Context().Name()
-		}
-		if subject == "" {
-			subject = filepath.Base(res.OCILayout)
-		}
-		info := attest.BuildInfo{
-			Subject:      attest.Subject{Name: subject, Digest: res.Digest},
-			Lock:         provLock,
-			ContextPath:  gitPrefix(contextDir),
-			BuilderID:    o.builderID,
-			Build:        attestBuilder(res.Builder),
-			InvocationID: invocationID(),
-			StartedOn:    started,
-			FinishedOn:   time.Now(),
-		}
-		if inActions {
-			info.GitHub = gh.Map()
-			info.InvocationID = gh.InvocationID()
-		}
-		if verified != nil {
-			var vs []string
-			for _, v := range verified.Variations {
-				vs = append(vs, v.String())
-			}
-			var warnings []string
-			for _, w := range verified.Warnings {
-				warnings = append(warnings, w.String())
-			}
-			info.Rebuild = &attest.Rebuild{Digest: verified.Rebuild.Digest, Builder: attestBuilder(verified.Rebuild.Builder), RebuilderID: o.builderID + "#rebuild", Variations: vs,
-				StrictVariations: string(verified.Strictness), Decided: verified.Decided(), Warned: verified.Warned(), Warnings: warnings}
-		}
-		st, err := attest.Provenance(info)
-		if err != nil {
-			return nil, nil, fmt.Errorf("writing provenance: %w", err)
-		}
-		statement, err := attest.MarshalStatement(st)
-		if err != nil {
-			return nil, nil, err
-		}
-		manifest, err := verify.ReadManifest(res.OCILayout, res.Digest)
-		if err != nil {
-			return nil, nil, err
-		}
-		signer, err := o.signer(c)
-		if err != nil {
-			return nil, nil, err
-		}
-		bundles, err := attest.SignBuild(ctx, signer, statement, manifest)
-		if err != nil {
-			return nil, nil, fmt.Errorf("signing: %w", err)
-		}
-		if err := verify.WriteBundles(res.OCILayout, bundles); err != nil {
-			return nil, nil, err
-		}
-		if len(o.sbomFormats) > 0 {
-			img, err := distribute.FromLayout(res.OCILayout)
-			if err != nil {
-				return nil, nil, distributeError(err)
-			}
-			sboms, err := attest.SignSBOMs(ctx, signer, img, info.Subject, time.Unix(l.SourceDateEpoch, 0), o.sbomFormats)
-			if err != nil {
-				return nil, nil, err
-			}
-			if sig.SBOMs, err = attest.WriteSBOMBundles(res.OCILayout, sboms); err != nil {
-				return nil, nil, err
-			}
-		}
-		if info, err := verify.Describe(bundles.Provenance); err == nil {
-			sig.Identity = identityString(info.Signer)
-		}
-		sig.Bundles = []string{
-			filepath.Join(res.OCILayout, verify.AttestationsDir, "provenance.sigstore.json"),
-			filepath.Join(res.OCILayout, verify.AttestationsDir, "image.sigstore.json"),
-		}
-	}
-	if o.push == nil {
-		return sig, nil, nil
-	}
-	img, err := distribute.FromLayout(res.OCILayout)
-	if err != nil {
-		return sig, nil, distributeError(err)
-	}
-	var artifacts []distribute.Artifact
-	for i, path := range sig.Bundles {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return sig, nil, err
-		}
-		ann := map[string]string{verify.AnnotationBundleContent: verify.ContentMessageSignature}
-		if i == 0 {
-			ann = map[string]string{verify.AnnotationBundleContent: verify.ContentDSSE, verify.AnnotationPredicateType: verify.PredicateSLSAProvenance1}
-		}
-		artifacts = append(artifacts, distribute.Artifact{ArtifactType: verify.BundleArtifactType, Data: data, Annotations: ann})
-	}
-	for _, path := range sig.SBOMs {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return sig, nil, err
-		}
-		b, err := verify.ParseBundle(data)
-		if err != nil {
-			return sig, nil, err
-		}
-		pt := ""
-		if info, err := verify.Describe(b); err == nil && info.Statement != nil {
-			pt = info.Statement.GetPredicateType()
-		}
-		artifacts = append(artifacts, distribute.Artifact{ArtifactType: verify.BundleArtifactType, Data: data,
-			Annotations: map[string]string{verify.AnnotationBundleContent: verify.ContentDSSE, verify.AnnotationPredicateType: pt}})
-	}
-	pushed, err := distribute.Push(ctx, img, o.push, artifacts, o.registry.options()...)
-	if err != nil {
-		return sig, nil, distributeError(err)
-	}
-	return sig, pushed, nil
-}
-
-// String names a signer identity for output.
-func (s *signature) String() string {
-	if s.Method == "none" {
-		return "none (unsigned: use --sign keyless or --sign key=FILE)"
-	}
-	return s.Method + " as " + s.Identity
-}
-
+// signer makes the Signer the flags choose; nil for --sign none.
 func (o *signOptions) signer(c *cli.Context) (attest.Signer, error) {
-	var opts []attest.Option
-	if o.trustedRoot != "" {
-		tr, err := verify.LoadTrustedRoot(o.trustedRoot)
-		if err != nil {
-			return nil, err
-		}
-		opts = append(opts, attest.WithTrustedRoot(tr))
+	if o.method == "none" {
+		return nil, nil
 	}
-	if o.method == "key" {
-		if o.tsa != "" && c.IsSet("tsa-url") {
-			opts = append(opts, attest.WithTimestampAuthority(o.tsa))
-		}
-		if o.rekor != "" {
-			opts = append(opts, attest.WithTransparencyLog(o.rekor))
-		}
-		return attest.NewKeySigner(o.keyPath, []byte(os.Getenv("COSIGN_PASSWORD")), opts...)
-	}
-	token, err := attest.IDTokenFromEnv(c.Context, attest.WithIdentityToken(o.token), attest.WithIdentityTokenFile(o.tokenFile))
-	if err != nil {
-		return nil, err
-	}
-	cfg := attest.KeylessConfig{FulcioURL: o.fulcio, TSAURL: o.tsa, RekorURL: o.rekor, IDToken: token}
+	cfg := attest.SignerConfig{FulcioURL: o.fulcio, IDToken: o.token, IDTokenFile: o.tokenFile, TSAURL: o.tsa, RekorURL: o.rekor}
 	if o.trustedRoot != "" {
 		tr, err := verify.LoadTrustedRoot(o.trustedRoot)
 		if err != nil {
@@ -300,22 +104,15 @@ func (o *signOptions) signer(c *cli.Context) (attest.Signer, error) {
 		}
 		cfg.TrustedRoot = tr
 	}
-	return attest.NewKeylessSigner(c.Context, cfg)
-}
-
-// gitPrefix is the context's path inside its git repository, "" outside.
-func gitPrefix(dir string) string {
-	out, err := exec.Command("git", "-C", dir, "rev-parse", "--show-prefix").Output()
-	if err != nil {
-		return ""
+	if o.method == "key" {
+		cfg.KeyPath, cfg.KeyPassword = o.keyPath, []byte(os.Getenv("COSIGN_PASSWORD"))
+		// The default timestamp authority is for keyless signatures: a key
+		// signature contacts a service only when told to.
+		if !c.IsSet("tsa-url") {
+			cfg.TSAURL = ""
+		}
 	}
-	return strings.TrimSuffix(strings.TrimSpace(string(out)), "/")
-}
-
-func invocationID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	return "urn:uuid:" + hex.EncodeToString(b)
+	return attest.NewSigner(c.Context, cfg)
 }
 
 func identityString(id verify.SignerIdentity) string {
@@ -323,28 +120,4 @@ func identityString(id verify.SignerIdentity) string {
 		return "key " + id.PublicKey
 	}
 	return id.Subject + " (issuer " + id.Issuer + ")"
-}
-
-// checkGitHubSource refuses, in GitHub Actions, a source that is not the
-// commit of the run's own repository: whoever calls a reusable workflow
-// controls the lock file, and the provenance must not name a repository or
-// commit the run did not build.
-func checkGitHubSource(src hermetic.Source, gh *github.Context) error {
-	if src.Kind != hermetic.SourceKindGit {
-		return fmt.Errorf("in GitHub Actions the build context must be inside the checked-out repository %s", gh.Repository)
-	}
-	if gh.SHA != "" && src.Commit != gh.SHA {
-		return fmt.Errorf("the checkout is at %s but the run is for %s (GITHUB_SHA): check out the run's commit", src.Commit, gh.SHA)
-	}
-	if src.Dirty {
-		return fmt.Errorf("the checkout of %s has uncommitted changes: a build in GitHub Actions signs only committed source", gh.Repository)
-	}
-	if src.Repository != "" && !verify.SameRepository(src.Repository, gh.RepositoryURL()) {
-		return fmt.Errorf("the checkout's origin %s is not the run's repository %s", src.Repository, gh.RepositoryURL())
-	}
-	return nil
-}
-
-func attestBuilder(i isolation.Info) attest.Builder {
-	return attest.Builder{Remote: i.Remote, BuildKitVersion: i.BuildKitVersion, Runc: i.Runc, Snapshotter: i.Snapshotter, CPUSet: i.CPUSet}
 }

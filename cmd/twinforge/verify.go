@@ -11,13 +11,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/urfave/cli/v2"
 
+	"github.com/twinforge/twinforge/attest/evidence"
 	"github.com/twinforge/twinforge/attest/verify"
-	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/distribute/release"
 )
 
@@ -149,228 +148,6 @@ func (o *verifyOptions) trustedMaterial(ctx context.Context) (root.TrustedMateri
 	return nil, nil
 }
 
-// imageEvidence is what verify needs of an image, wherever it is stored.
-type imageEvidence struct {
-	where    string // what the user named, for messages
-	digest   string
-	manifest []byte
-	// bundles are the image's provenance and image bundles: the first of
-	// candidates when a registry holds several.
-	bundles verify.Bundles
-	// candidates are the pairs of provenance and image bundles to try, in
-	// order; the first that verifies counts.
-	candidates []verify.Bundles
-	// verdicts are the rebuild verdicts about the image.
-	verdicts []*bundle.Bundle
-	// sboms are the SBOM attestations about the image.
-	sboms []*bundle.Bundle
-	// resolvedFrom is the tag reference a registry digest was resolved
-	// from, if any.
-	resolvedFrom string
-	// repository and tag name a registry image as a release index does:
-	// the repository path without registry host, and the tag it was named
-	// by ("" when named by digest). Empty for a layout.
-	repository, tag string
-}
-
-// name names the image for messages: where it is, with its digest.
-func (ev *imageEvidence) name() string {
-	if strings.HasSuffix(ev.where, "@"+ev.digest) {
-		return ev.where
-	}
-	return ev.where + " (" + ev.digest + ")"
-}
-
-// evidenceSource finds an image and its bundles: an OCI layout with the
-// bundles beside it, or an image in a registry with its referrers.
-type evidenceSource interface {
-	evidence(ctx context.Context, digest string) (*imageEvidence, error)
-}
-
-// evidenceSourceFor picks the source image names: an existing directory is
-// an OCI layout; a reference with a registry host
-// (REGISTRY/REPOSITORY@sha256:... or :TAG) is an image in a registry,
-// reached with opts.
-func evidenceSourceFor(image string, opts ...distribute.Option) (evidenceSource, error) {
-	fi, err := os.Stat(image)
-	switch {
-	case err == nil && fi.IsDir():
-		return layoutSource(image), nil
-	case err == nil:
-		return nil, usageErrorf("%s is a file: give an OCI layout directory", image)
-	case looksLikeReference(image):
-		ref, rerr := name.ParseReference(image, name.StrictValidation)
-		if rerr != nil {
-			return nil, usageErrorf("image reference %q: %v; give REGISTRY/REPOSITORY@sha256:... or REGISTRY/REPOSITORY:TAG", image, rerr)
-		}
-		return &registrySource{ref: ref, opts: opts}, nil
-	}
-	return nil, usageErrorf("OCI layout %s: %w", image, errors.Unwrap(err))
-}
-
-// looksLikeReference says whether s names an image in a registry: a host
-// (with a dot or a port, or localhost) before the first slash. Anything
-// else is taken for a path, so that a mistyped layout is not looked up on
-// Docker Hub.
-func looksLikeReference(s string) bool {
-	if strings.HasPrefix(s, ".") || strings.HasPrefix(s, "/") || strings.HasPrefix(s, "~") {
-		return false
-	}
-	host, _, ok := strings.Cut(s, "/")
-	return ok && (strings.ContainsAny(host, ".:") || host == "localhost")
-}
-
-// layoutSource is an OCI layout directory with its attestations beside it.
-type layoutSource string
-
-func (l layoutSource) evidence(_ context.Context, digest string) (*imageEvidence, error) {
-	dir := string(l)
-	if digest == "" {
-		d, err := verify.ImageDigest(dir)
-		if err != nil {
-			return nil, usageError(err)
-		}
-		digest = d
-	}
-	manifest, err := verify.ReadManifest(dir, digest)
-	if err != nil {
-		return nil, err
-	}
-	bundles, err := verify.ReadBundles(dir)
-	if err != nil {
-		return nil, err
-	}
-	verdicts, err := verify.ReadVerdicts(dir)
-	if err != nil {
-		return nil, err
-	}
-	sboms, err := verify.ReadSBOMs(dir)
-	if err != nil {
-		return nil, err
-	}
-	return &imageEvidence{where: dir, digest: digest, manifest: manifest, bundles: bundles, candidates: []verify.Bundles{bundles}, verdicts: verdicts, sboms: sboms}, nil
-}
-
-// registrySource is an image in a registry with its bundles attached as
-// referrers.
-type registrySource struct {
-	ref  name.Reference
-	opts []distribute.Option
-}
-
-func (r *registrySource) evidence(ctx context.Context, digest string) (*imageEvidence, error) {
-	ref := r.ref
-	if digest != "" {
-		if d, ok := ref.(name.Digest); ok && d.DigestStr() != digest {
-			return nil, usageErrorf("%s names %s, not --digest %s", ref, d.DigestStr(), digest)
-		}
-	}
-	m, err := distribute.FetchManifest(ctx, ref, r.opts...)
-	if err != nil {
-		return nil, distributeError(err)
-	}
-	ev := &imageEvidence{where: m.Ref.String(), digest: m.Ref.DigestStr(), manifest: m.Raw, repository: ref.Context().RepositoryStr()}
-	if t, ok := ref.(name.Tag); ok {
-		ev.resolvedFrom = ref.String()
-		ev.tag = t.TagStr()
-		if digest != "" && digest != ev.digest {
-			return nil, usageErrorf("%s points at %s, not --digest %s", ref, ev.digest, digest)
-		}
-	}
-	fetched, err := distribute.Referrers(ctx, m.Ref, r.opts...)
-	if err != nil {
-		return nil, distributeError(err)
-	}
-	provs, imgs, verdicts, sboms := classifyBundles(fetched)
-	ev.verdicts, ev.sboms = verdicts, sboms
-	if len(imgs) == 0 {
-		imgs = []*bundle.Bundle{nil}
-	}
-	for _, p := range provs {
-		for _, i := range imgs {
-			ev.candidates = append(ev.candidates, verify.Bundles{Provenance: p, Image: i})
-		}
-	}
-	if len(provs) == 0 {
-		// Unsigned, or signed without provenance: Verify says which.
-		ev.candidates = []verify.Bundles{{Image: imgs[0]}}
-	}
-	ev.bundles = ev.candidates[0]
-	return ev, nil
-}
-
-// classifyBundles sorts the Sigstore bundles among an image's referrers by
-// what they hold, read from the bundle itself (annotations are not
-// signed): provenance statements, manifest signatures and rebuild
-// verdicts. Other referrers and unreadable bundles are left out; Verify
-// decides on what remains.
-func classifyBundles(fetched []distribute.Fetched) (provs, imgs, verdicts, sboms []*bundle.Bundle) {
-	for _, f := range fetched {
-		if f.ArtifactType != verify.BundleArtifactType || f.Data == nil {
-			continue
-		}
-		b, err := verify.ParseBundle(f.Data)
-		if err != nil {
-			logger().Debug("skipping an unreadable bundle referrer", "digest", f.Descriptor.Digest, "error", err)
-			continue
-		}
-		info, err := verify.Describe(b)
-		if err != nil {
-			logger().Debug("skipping an unreadable bundle referrer", "digest", f.Descriptor.Digest, "error", err)
-			continue
-		}
-		switch {
-		case info.MessageDigest != "":
-			imgs = append(imgs, b)
-		case info.Statement != nil && info.Statement.GetPredicateType() == verify.PredicateType:
-			provs = append(provs, b)
-		case info.Statement != nil && info.Statement.GetPredicateType() == verify.PredicateRebuildVerdict:
-			verdicts = append(verdicts, b)
-		case info.Statement != nil && verify.IsSBOMPredicate(info.Statement.GetPredicateType()):
-			sboms = append(sboms, b)
-		}
-	}
-	return provs, imgs, verdicts, sboms
-}
-
-// verifyEvidence verifies each candidate pair of bundles in turn and
-// returns the first result; when none verifies, the first candidate's
-// refusal.
-func verifyEvidence(ctx context.Context, ev *imageEvidence, tm root.TrustedMaterial, policy *verify.Policy) (*verify.Result, error) {
-	candidates := ev.candidates
-	if len(candidates) == 0 {
-		candidates = []verify.Bundles{ev.bundles}
-	}
-	var firstErr error
-	for _, b := range candidates {
-		res, err := verify.Verify(ctx, verify.Request{
-			Digest:        ev.digest,
-			ImageManifest: ev.manifest,
-			Provenance:    b.Provenance,
-			Image:         b.Image,
-			Verdicts:      ev.verdicts,
-			SBOMs:         ev.sboms,
-			TrustedRoot:   tm,
-			Policy:        policy,
-		})
-		if err == nil {
-			ev.bundles = b
-			return res, nil
-		}
-		var ve *verify.VerificationError
-		if !errors.As(err, &ve) {
-			return nil, err
-		}
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
-	if len(candidates) > 1 {
-		return nil, fmt.Errorf("none of %d provenance/signature pairs verifies; the first: %w", len(candidates), firstErr)
-	}
-	return nil, firstErr
-}
-
 func runVerify(c *cli.Context) error {
 	o, err := verifyOptionsFrom(c)
 	if err != nil {
@@ -383,11 +160,11 @@ func runVerify(c *cli.Context) error {
 	if policy.NeedsTrustedRoot() && o.trustedRoot == "" && o.tufURL == "" {
 		return usageErrorf("the policy trusts certificates, timestamps or a log: give --trusted-root FILE or --tuf-url URL --tuf-root FILE")
 	}
-	src, err := evidenceSourceFor(o.image, o.registry.options()...)
+	src, err := evidence.Open(o.image, o.registry.options()...)
 	if err != nil {
 		return err
 	}
-	ev, err := src.evidence(c.Context, o.digest)
+	ev, err := src.Evidence(c.Context, o.digest)
 	if err != nil {
 		return err
 	}
@@ -397,58 +174,58 @@ func runVerify(c *cli.Context) error {
 	}
 	var released *release.Target
 	if o.release != nil {
-		if ev.repository == "" {
-			return usageErrorf("--release-repo checks an image in a registry against the index; %s is an OCI layout", ev.where)
+		if ev.Repository == "" {
+			return usageErrorf("--release-repo checks an image in a registry against the index; %s is an OCI layout", ev.Where)
 		}
-		if released, err = release.Check(c.Context, *o.release, ev.repository, ev.tag, ev.digest); err != nil {
+		if released, err = release.Check(c.Context, *o.release, ev.Repository, ev.Tag, ev.Digest.String()); err != nil {
 			return releaseRefusal(c, o, ev, err)
 		}
 		// Only the provenance the release names counts.
-		if ev.candidates, err = releasedCandidates(ev.candidates, released); err != nil {
+		if ev.Provenance, err = releasedProvenance(ev.Provenance, released); err != nil {
 			return releaseRefusal(c, o, ev, err)
 		}
 	}
-	res, err := verifyEvidence(c.Context, ev, tm, policy)
+	res, err := ev.Verify(c.Context, tm, policy)
 	var ve *verify.VerificationError
 	if errors.As(err, &ve) {
 		if o.output == "json" {
-			if werr := writeAttestJSON(c.App.Writer, verifyRefusal{Verified: false, Image: ev.where, Digest: ev.digest, ResolvedFrom: ev.resolvedFrom, Check: ve.Check, Error: ve.Err.Error()}); werr != nil {
+			if werr := writeAttestJSON(c.App.Writer, verifyRefusal{Verified: false, Image: ev.Where, Digest: ev.Digest.String(), ResolvedFrom: ev.ResolvedFrom, Check: ve.Check, Error: ve.Err.Error()}); werr != nil {
 				return werr
 			}
 		}
-		return refused(fmt.Errorf("%s refused: %w", ev.name(), err))
+		return fmt.Errorf("%s refused: %w", ev.Name(), err)
 	}
 	if err != nil {
 		return err
 	}
-	return writeVerifyResult(c.App.Writer, o.output, verifyOutput{Verified: true, Image: ev.where, ResolvedFrom: ev.resolvedFrom, Policy: o.policyPath, RequiredVerdicts: policy.RequiredRebuildVerdicts(), Release: released, Result: res})
+	return writeVerifyResult(c.App.Writer, o.output, verifyOutput{Verified: true, Image: ev.Where, ResolvedFrom: ev.ResolvedFrom, Policy: o.policyPath, RequiredVerdicts: policy.RequiredRebuildVerdicts(), Release: released, Result: res.Result})
 }
 
 // releaseRefusal reports a refusal of the release index (exit 4) or a
 // failure to read it (exit 1).
-func releaseRefusal(c *cli.Context, o *verifyOptions, ev *imageEvidence, err error) error {
+func releaseRefusal(c *cli.Context, o *verifyOptions, ev *evidence.Evidence, err error) error {
 	var re *release.Error
 	if !errors.As(err, &re) {
 		return err
 	}
 	if o.output == "json" {
-		if werr := writeAttestJSON(c.App.Writer, verifyRefusal{Verified: false, Image: ev.where, Digest: ev.digest, ResolvedFrom: ev.resolvedFrom, Check: re.Check, Error: err.Error()}); werr != nil {
+		if werr := writeAttestJSON(c.App.Writer, verifyRefusal{Verified: false, Image: ev.Where, Digest: ev.Digest.String(), ResolvedFrom: ev.ResolvedFrom, Check: re.Check, Error: err.Error()}); werr != nil {
 			return werr
 		}
 	}
-	return refused(fmt.Errorf("%s refused: %w", ev.name(), err))
+	return refused(fmt.Errorf("%s refused: %w", ev.Name(), err))
 }
 
-// releasedCandidates keeps the bundle pairs whose provenance is the
-// statement the release names.
-func releasedCandidates(candidates []verify.Bundles, t *release.Target) ([]verify.Bundles, error) {
+// releasedProvenance keeps the provenance bundles whose statement is the
+// one the release names.
+func releasedProvenance(provs []*bundle.Bundle, t *release.Target) ([]*bundle.Bundle, error) {
 	if t.Provenance == "" {
-		return candidates, nil
+		return provs, nil
 	}
-	var out []verify.Bundles
+	var out []*bundle.Bundle
 	var seen []string
-	for _, b := range candidates {
-		d, err := verify.StatementDigest(b.Provenance)
+	for _, b := range provs {
+		d, err := verify.StatementDigest(b)
 		if err != nil {
 			continue
 		}
