@@ -171,20 +171,20 @@ func runBuild(c *cli.Context) error {
 		return err
 	}
 	res, err := pipeline.Run(c.Context, pipeline.Request{
-		ContextDir:    o.contextDir,
-		LockPath:      o.lockPath,
-		OCILayout:     o.ociLayout,
-		Tag:           o.tag,
-		Daemons:       o.daemon.daemons(o.shim, o.snapshot),
+		ContextDir:       o.contextDir,
+		LockPath:         o.lockPath,
+		OCILayout:        o.ociLayout,
+		Tag:              o.tag,
+		Daemons:          o.daemon.daemons(o.shim, o.snapshot),
 		NoRebuild:        o.noRebuild,
 		StrictVariations: o.strict,
 		RebuildOffset:    o.offset,
-		Progress:      ch,
-		Signer:        signer,
-		BuilderID:     o.sign.builderID,
-		SBOMFormats:   o.sign.sbomFormats,
-		Push:          o.sign.push,
-		PushOptions:   o.sign.registry.options(),
+		Progress:         ch,
+		Signer:           signer,
+		BuilderID:        o.sign.builderID,
+		SBOMFormats:      o.sign.sbomFormats,
+		Push:             o.sign.push,
+		PushOptions:      o.sign.registry.options(),
 	})
 	if werr := wait(); werr != nil && err == nil {
 		err = werr

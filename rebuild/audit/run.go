@@ -94,14 +94,14 @@ type Report struct {
 	Digest        string `json:"digest"`
 	RebuiltDigest string `json:"rebuiltDigest,omitempty"`
 	// Reproduction is "reproduced" or "not reproducible".
-	Reproduction    string            `json:"reproduction"`
-	Reproducible    bool              `json:"reproducible"`
-	Provenance      ProvenanceSummary `json:"provenance"`
-	Source          Checkout          `json:"source"`
-	OCILayout       string            `json:"ociLayout,omitempty"`
-	Rebuilder       isolation.Info    `json:"rebuilder"`
-	RebuilderID     string            `json:"rebuilderId"`
-	Variations      []string          `json:"variations,omitempty"`
+	Reproduction string            `json:"reproduction"`
+	Reproducible bool              `json:"reproducible"`
+	Provenance   ProvenanceSummary `json:"provenance"`
+	Source       Checkout          `json:"source"`
+	OCILayout    string            `json:"ociLayout,omitempty"`
+	Rebuilder    isolation.Info    `json:"rebuilder"`
+	RebuilderID  string            `json:"rebuilderId"`
+	Variations   []string          `json:"variations,omitempty"`
 	// StrictVariations is off, warn or fail; Warnings what only the pinned
 	// variations changed.
 	StrictVariations rebuild.Strictness `json:"strictVariations"`
