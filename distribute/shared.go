@@ -3,22 +3,25 @@ package distribute
 import (
 	"fmt"
 	"io"
-	"os"
-	"sync"
+	"strings"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/cache"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"golang.org/x/sync/singleflight"
 )
 
 // sharedImage is the source image as destinations on other registries read
-// it: each layer is downloaded from the source once, by the first
-// destination that lacks it, into a file that every destination then
-// uploads from. Destinations that hold a blob already never read it. The
-// manifest and config are the source's own bytes, so the digest is kept.
+// it: go-containerregistry's layer cache (v1/cache, on disk in dir) in
+// front of the source, filled once per layer by the first destination
+// that needs it while the others wait for it (singleflight), then read
+// from the cache by all of them. Destinations that hold a blob already
+// never read it. The manifest and config are the source's own bytes, so
+// the digest is kept.
 type sharedImage struct {
 	v1.Image
-	layers map[v1.Hash]*sharedLayer
-	order  []*sharedLayer
+	cache cache.Cache
+	fills singleflight.Group
 }
 
 // shareLayers wraps an image source so its layers are fetched once into
@@ -31,84 +34,84 @@ func shareLayers(desc *remote.Descriptor, dir string) (*sharedImage, error) {
 	if err != nil {
 		return nil, err
 	}
-	layers, err := img.Layers()
-	if err != nil {
-		return nil, err
-	}
-	s := &sharedImage{Image: img, layers: map[v1.Hash]*sharedLayer{}}
-	for _, l := range layers {
-		d, err := l.Digest()
-		if err != nil {
-			return nil, err
-		}
-		sl, ok := s.layers[d]
-		if !ok {
-			sl = &sharedLayer{Layer: l, dir: dir}
-			s.layers[d] = sl
-		}
-		s.order = append(s.order, sl)
-	}
-	return s, nil
+	return &sharedImage{Image: img, cache: cache.NewFilesystemCache(dir)}, nil
 }
 
 func (s *sharedImage) Layers() ([]v1.Layer, error) {
-	out := make([]v1.Layer, len(s.order))
-	for i, l := range s.order {
-		out[i] = l
+	layers, err := s.Image.Layers()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]v1.Layer, len(layers))
+	for i, l := range layers {
+		out[i] = s.share(l)
 	}
 	return out, nil
 }
 
-func (s *sharedImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
-	if l, ok := s.layers[h]; ok {
-		return l, nil
+// share routes a layer through the cache. The cache hands out a cached
+// blob as gzip or zstd data as it is, but compresses anything else anew,
+// which would change its digest: such layers are read from the source by
+// each destination.
+func (s *sharedImage) share(l v1.Layer) v1.Layer {
+	mt, err := l.MediaType()
+	if err != nil || !(strings.HasSuffix(string(mt), "gzip") || strings.HasSuffix(string(mt), "zstd")) {
+		return l
 	}
-	return s.Image.LayerByDigest(h)
+	return &sharedLayer{Layer: l, image: s}
 }
 
-// sharedLayer downloads its source layer once. go-containerregistry checks
-// the digest while the download is read, so a corrupt source fails here.
+func (s *sharedImage) LayerByDigest(h v1.Hash) (v1.Layer, error) {
+	l, err := s.Image.LayerByDigest(h)
+	if err != nil {
+		return nil, err
+	}
+	if cfg, err := s.Image.ConfigName(); err == nil && cfg == h {
+		return l, nil // the config blob is small and read as it is
+	}
+	return s.share(l), nil
+}
+
+// sharedLayer reads its source layer through the image's cache.
 type sharedLayer struct {
 	v1.Layer
-	dir  string
-	once sync.Once
-	path string
-	err  error
+	image *sharedImage
 }
 
 func (l *sharedLayer) Compressed() (io.ReadCloser, error) {
-	l.once.Do(l.fetch)
-	if l.err != nil {
-		return nil, l.err
-	}
-	return os.Open(l.path)
-}
-
-func (l *sharedLayer) fetch() {
 	d, err := l.Layer.Digest()
 	if err != nil {
-		l.err = err
-		return
+		return nil, err
 	}
-	rc, err := l.Layer.Compressed()
+	// go-containerregistry checks the digest while the source is read, so
+	// a corrupt source fails the fill and nothing is cached.
+	_, err, _ = l.image.fills.Do(d.String(), func() (any, error) {
+		if _, err := l.image.cache.Get(d); err == nil {
+			return nil, nil
+		}
+		put, err := l.image.cache.Put(l.Layer)
+		if err != nil {
+			return nil, err
+		}
+		rc, err := put.Compressed()
+		if err != nil {
+			return nil, err
+		}
+		_, cerr := io.Copy(io.Discard, rc)
+		if err := rc.Close(); cerr == nil {
+			cerr = err
+		}
+		if cerr != nil {
+			_ = l.image.cache.Delete(d)
+		}
+		return nil, cerr
+	})
 	if err != nil {
-		l.err = fmt.Errorf("reading blob %s from the source: %w", d, err)
-		return
+		return nil, fmt.Errorf("reading blob %s from the source: %w", d, err)
 	}
-	defer rc.Close()
-	f, err := os.CreateTemp(l.dir, d.Hex+"-")
+	cached, err := l.image.cache.Get(d)
 	if err != nil {
-		l.err = err
-		return
+		return nil, fmt.Errorf("reading blob %s from the cache: %w", d, err)
 	}
-	defer f.Close()
-	if _, err := io.Copy(f, rc); err != nil {
-		l.err = fmt.Errorf("reading blob %s from the source: %w", d, err)
-		return
-	}
-	if err := f.Close(); err != nil {
-		l.err = err
-		return
-	}
-	l.path = f.Name()
+	return cached.Compressed()
 }
