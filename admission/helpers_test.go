@@ -232,7 +232,7 @@ func push(t testing.TB, host, repoPath, tag string, img v1.Image, artifacts []di
 		t.Fatal(err)
 	}
 	repo := host + "/" + repoPath
-	return pushed{repo: repo, tag: repo + ":" + tag, digest: res.Digest, pinned: repo + "@" + res.Digest}
+	return pushed{repo: repo, tag: repo + ":" + tag, digest: res.Digest.String(), pinned: repo + "@" + res.Digest.String()}
 }
 
 // signedImage pushes a fresh image, signed by s with a reproduced

@@ -46,10 +46,10 @@ func TestPushSurvivesFaults(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Push: %v", err)
 				}
-				if got := crane(t, "digest", reg.Host+"/"+repo+":v1"); got != res.Digest || got != digestOf(t, img) {
+				if got := crane(t, "digest", reg.Host+"/"+repo+":v1"); got != res.Digest.String() || got != digestOf(t, img) {
 					t.Errorf("crane digest = %s, want %s", got, res.Digest)
 				}
-				if n := len(referrersOf(t, reg, repo, res.Digest)); n != 2 {
+				if n := len(referrersOf(t, reg, repo, res.Digest.String())); n != 2 {
 					t.Errorf("%d referrers listed, want 2", n)
 				}
 			})
@@ -165,7 +165,7 @@ func TestReplicateSurvivesFaults(t *testing.T) {
 		tally.Record(t, p.Injected())
 	}
 	for i, r := range results {
-		if r.Err != nil || r.Digest != src.digest || len(r.Referrers) != 2 {
+		if r.Err != nil || r.Digest.String() != src.digest || len(r.Referrers) != 2 {
 			t.Errorf("result %d = %+v", i, r)
 		}
 	}
@@ -210,12 +210,12 @@ func TestReplicateIsolatesFailures(t *testing.T) {
 			t.Errorf("result %d is for %s, want %s", i, r.Repository, dests[i])
 		}
 		if want.ok {
-			if r.Err != nil || r.Digest != src.digest || len(r.Referrers) != 2 {
+			if r.Err != nil || r.Digest.String() != src.digest || len(r.Referrers) != 2 {
 				t.Errorf("good destination %s: %+v", dests[i], r)
 			}
 			continue
 		}
-		if r.Err == nil || r.Digest != "" {
+		if r.Err == nil || r.Digest.Hex != "" {
 			t.Errorf("bad destination %s: %+v", dests[i], r)
 			continue
 		}
@@ -324,7 +324,7 @@ func TestReplicateResumesAfterInterruption(t *testing.T) {
 			if err != nil {
 				t.Fatalf("second Replicate: %v", err)
 			}
-			if r := results[0]; r.Skipped || r.Digest != src.digest || len(r.Referrers) != 2 {
+			if r := results[0]; r.Skipped || r.Digest.String() != src.digest || len(r.Referrers) != 2 {
 				t.Errorf("second run: %+v", r)
 			}
 			commits := 0
@@ -379,7 +379,7 @@ func TestReplicateResumesAfterKill(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Replicate after the kill: %v", err)
 	}
-	if r := results[0]; r.Skipped || r.Digest != src.digest || len(r.Referrers) != 2 {
+	if r := results[0]; r.Skipped || r.Digest.String() != src.digest || len(r.Referrers) != 2 {
 		t.Errorf("after the kill: %+v", r)
 	}
 	commits := second.Count(func(r *http.Request) bool {

@@ -311,15 +311,15 @@ func attach(ctx context.Context, o *options, rep *reporter, subject name.Digest,
 			return nil, fmt.Errorf("artifact %d (%s): %w", i+1, a.ArtifactType, err)
 		}
 	}
-	res := &PushResult{Repository: repo.String(), Digest: h.String(), Referrers: []Referrer{}}
+	res := &PushResult{Repository: repo.String(), Digest: h, Referrers: []Referrer{}}
 	for i, rm := range refs {
 		rep.send(ctx, Update{Repository: repo.String(), Phase: PhaseReferrer, Digest: rm.digest.String()})
 		if err := writeReferrer(ctx, o, repo, rm); err != nil {
 			return nil, fmt.Errorf("writing artifact %d (%s): %w", i+1, rm.art.ArtifactType, err)
 		}
-		res.Referrers = append(res.Referrers, Referrer{Digest: rm.digest.String(), ArtifactType: rm.art.ArtifactType, Size: int64(len(rm.raw))})
+		res.Referrers = append(res.Referrers, Referrer{Digest: rm.digest, ArtifactType: rm.art.ArtifactType, Size: int64(len(rm.raw))})
 	}
-	rep.send(ctx, Update{Repository: repo.String(), Phase: PhaseVerify, Digest: res.Digest})
+	rep.send(ctx, Update{Repository: repo.String(), Phase: PhaseVerify, Digest: res.Digest.String()})
 	rc, err := o.repoClient(ctx, repo, transport.PullScope)
 	if err != nil {
 		return nil, err

@@ -79,7 +79,7 @@ func TestFetchReferrersRealRegistries(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Attach: %v", err)
 			}
-			if res.Digest != want || len(res.Referrers) != 1 || res.ReferrersMode != kind.mode || res.Tag != "" {
+			if res.Digest.String() != want || len(res.Referrers) != 1 || res.ReferrersMode != kind.mode || res.Tag != "" {
 				t.Errorf("Attach = %+v", res)
 			}
 			got, err = distribute.Referrers(ctx, subject, insecure)

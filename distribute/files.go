@@ -137,7 +137,7 @@ func pushFiles(ctx context.Context, o *options, ref name.Tag, artifactType strin
 	if got.Ref.DigestStr() != digest.String() {
 		return nil, fmt.Errorf("%w: tag %s reads back as %s, not %s", ErrVerification, ref.TagStr(), got.Ref.DigestStr(), digest)
 	}
-	return &PushResult{Repository: repo.String(), Digest: digest.String(), Tag: ref.TagStr(), Referrers: []Referrer{}}, nil
+	return &PushResult{Repository: repo.String(), Digest: digest, Tag: ref.TagStr(), Referrers: []Referrer{}}, nil
 }
 
 // PullFiles reads a files artifact that PushFiles wrote: its manifest

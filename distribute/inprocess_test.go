@@ -68,7 +68,7 @@ func TestInProcessPushAndReplicate(t *testing.T) {
 	if r := results[0]; r.ReferrersMode != distribute.ReferrersTagSchema || len(r.Referrers) != 2 {
 		t.Errorf("to the tag schema: %+v", r)
 	}
-	results, err = distribute.Replicate(ctx, mustDigest(t, without+"/copy@"+res.Digest), []name.Repository{mustRepo(t, withAPI+"/back")}, distribute.WithInsecureLoopbackUnsafe())
+	results, err = distribute.Replicate(ctx, mustDigest(t, without+"/copy@"+res.Digest.String()), []name.Repository{mustRepo(t, withAPI+"/back")}, distribute.WithInsecureLoopbackUnsafe())
 	if err != nil {
 		t.Fatal(err)
 	}

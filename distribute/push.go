@@ -19,7 +19,7 @@ type PushResult struct {
 	// Repository is where the image went, e.g. "registry.example/app".
 	Repository string `json:"repository"`
 	// Digest is the image manifest's digest: the image's identity.
-	Digest string `json:"digest"`
+	Digest v1.Hash `json:"digest"`
 	// Tag is the tag moved to Digest; empty when pushed by digest only.
 	Tag string `json:"tag,omitempty"`
 	// Referrers are the artifacts' manifests, in the order given.
@@ -30,13 +30,13 @@ type PushResult struct {
 }
 
 // Reference is the pushed image's digest reference, NAME@sha256:....
-func (r *PushResult) Reference() string { return r.Repository + "@" + r.Digest }
+func (r *PushResult) Reference() string { return r.Repository + "@" + r.Digest.String() }
 
 // Referrer is one artifact manifest attached to an image.
 type Referrer struct {
-	Digest       string `json:"digest"`
-	ArtifactType string `json:"artifactType"`
-	Size         int64  `json:"size"`
+	Digest       v1.Hash `json:"digest"`
+	ArtifactType string  `json:"artifactType"`
+	Size         int64   `json:"size"`
 }
 
 // Push publishes img to ref's repository together with artifacts, in this
@@ -86,19 +86,19 @@ func push(ctx context.Context, o *options, rep *reporter, img v1.Image, ref name
 			return nil, fmt.Errorf("artifact %d (%s): %w", i+1, a.ArtifactType, err)
 		}
 	}
-	res := &PushResult{Repository: repo.String(), Digest: subject.Digest.String(), Referrers: []Referrer{}}
+	res := &PushResult{Repository: repo.String(), Digest: subject.Digest, Referrers: []Referrer{}}
 	update := func(p Phase, digest string) {
 		rep.send(ctx, Update{Repository: repo.String(), Phase: p, Digest: digest})
 	}
 
 	// 1. Blobs, then the manifest, by digest: nothing points at it yet.
-	update(PhaseUpload, res.Digest)
+	update(PhaseUpload, res.Digest.String())
 	ropts := o.remote(ctx)
 	progress, wait := rep.bytes(ctx, repo.String())
 	if progress != nil {
 		ropts = append(ropts, remote.WithProgress(progress))
 	}
-	err = remote.Write(repo.Digest(res.Digest), img, ropts...)
+	err = remote.Write(repo.Digest(res.Digest.String()), img, ropts...)
 	wait()
 	if err != nil {
 		return nil, fmt.Errorf("writing image %s: %w", res.Digest, err)
@@ -112,11 +112,11 @@ func push(ctx context.Context, o *options, rep *reporter, img v1.Image, ref name
 		if err := writeReferrer(ctx, o, repo, rm); err != nil {
 			return nil, fmt.Errorf("writing artifact %d (%s): %w", i+1, rm.art.ArtifactType, err)
 		}
-		res.Referrers = append(res.Referrers, Referrer{Digest: rm.digest.String(), ArtifactType: rm.art.ArtifactType, Size: int64(len(rm.raw))})
+		res.Referrers = append(res.Referrers, Referrer{Digest: rm.digest, ArtifactType: rm.art.ArtifactType, Size: int64(len(rm.raw))})
 	}
 
 	// 3. Read everything back.
-	update(PhaseVerify, res.Digest)
+	update(PhaseVerify, res.Digest.String())
 	rc, err := o.repoClient(ctx, repo, transport.PullScope)
 	if err != nil {
 		return nil, err
@@ -144,7 +144,7 @@ func push(ctx context.Context, o *options, rep *reporter, img v1.Image, ref name
 
 	// 4. Only now, the tag.
 	if tag, ok := ref.(name.Tag); ok {
-		update(PhaseTag, res.Digest)
+		update(PhaseTag, res.Digest.String())
 		if err := remote.Put(tag, rawManifest{raw: raw, mediaType: subject.MediaType}, o.remote(ctx)...); err != nil {
 			return nil, fmt.Errorf("tagging %s as %s: %w", res.Digest, tag.TagStr(), err)
 		}

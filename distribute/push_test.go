@@ -39,7 +39,7 @@ func TestPushRealRegistries(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Push: %v", err)
 			}
-			if res.Digest != want || res.Tag != "v1" || res.Repository != reg.Host+"/twinforge/app" {
+			if res.Digest.String() != want || res.Tag != "v1" || res.Repository != reg.Host+"/twinforge/app" {
 				t.Errorf("result = %+v, want digest %s, tag v1", res, want)
 			}
 			if res.ReferrersMode != kind.mode {
@@ -62,11 +62,11 @@ func TestPushRealRegistries(t *testing.T) {
 			// Each artifact is a referrer with the right subject and type.
 			listed := referrersOf(t, reg, "twinforge/app", want)
 			for i, r := range res.Referrers {
-				if _, ok := listed[r.Digest]; !ok {
+				if _, ok := listed[r.Digest.String()]; !ok {
 					t.Errorf("referrer %s is not listed by the registry (%v)", r.Digest, listed)
 				}
 				var m v1.Manifest
-				if err := json.Unmarshal([]byte(crane(t, "manifest", reg.Host+"/twinforge/app@"+r.Digest)), &m); err != nil {
+				if err := json.Unmarshal([]byte(crane(t, "manifest", reg.Host+"/twinforge/app@"+r.Digest.String())), &m); err != nil {
 					t.Fatal(err)
 				}
 				if m.ArtifactType != arts[i].ArtifactType || m.Subject == nil || m.Subject.Digest.String() != want {
@@ -153,7 +153,7 @@ func TestPushWithTLSAndCredentials(t *testing.T) {
 				if err != nil {
 					t.Fatalf("Push: %v", err)
 				}
-				if res.Digest != digestOf(t, img) {
+				if res.Digest.String() != digestOf(t, img) {
 					t.Errorf("digest %s", res.Digest)
 				}
 				return

@@ -22,10 +22,10 @@ type DestResult struct {
 	Repository name.Repository
 	// Digest is the image's digest, the same as the source's; set only when
 	// the destination was verified.
-	Digest string
+	Digest v1.Hash
 	// Referrers are the digests of the referrers copied and verified,
 	// sorted.
-	Referrers []string
+	Referrers []v1.Hash
 	// ReferrersMode says how the destination lists referrers.
 	ReferrersMode ReferrersMode
 	// Skipped is true when the destination held everything already and
@@ -199,7 +199,7 @@ func replicateOne(ctx context.Context, o *options, rep *reporter, s *source, dst
 	defer func() {
 		res.Duration = time.Since(start)
 		if res.Err != nil {
-			res.Digest, res.Referrers, res.Skipped = "", nil, false
+			res.Digest, res.Referrers, res.Skipped = v1.Hash{}, nil, false
 		}
 		rep.send(ctx, Update{Repository: dst.String(), Phase: PhaseDone, Digest: s.digest.String(), Err: res.Err})
 	}()
@@ -312,8 +312,8 @@ func replicateOne(ctx context.Context, o *options, rep *reporter, s *source, dst
 		if !got[r.Digest] {
 			return fail("%w: the destination's referrers list (%s) lacks %s", ErrVerification, res.ReferrersMode, r.Digest)
 		}
-		res.Referrers = append(res.Referrers, r.Digest.String())
+		res.Referrers = append(res.Referrers, r.Digest)
 	}
-	res.Digest = s.digest.String()
+	res.Digest = s.digest
 	return res
 }

@@ -50,7 +50,7 @@ func pushSource(t *testing.T, reg *regtest.Registry, repo string) pushed {
 	if err != nil {
 		t.Fatalf("pushing the source: %v", err)
 	}
-	return pushed{reg: reg, repo: repo, digest: res.Digest, res: res}
+	return pushed{reg: reg, repo: repo, digest: res.Digest.String(), res: res}
 }
 
 // assertCopy checks a destination on the real registry: crane reads the
@@ -62,10 +62,10 @@ func assertCopy(t *testing.T, src pushed, dst *regtest.Registry, repo string) {
 	}
 	listed := referrersOf(t, dst, repo, src.digest)
 	for _, r := range src.res.Referrers {
-		if _, ok := listed[r.Digest]; !ok {
+		if _, ok := listed[r.Digest.String()]; !ok {
 			t.Errorf("%s/%s does not list referrer %s", dst.Host, repo, r.Digest)
 		}
-		if !dst.Exists(t, repo, "manifests", r.Digest) {
+		if !dst.Exists(t, repo, "manifests", r.Digest.String()) {
 			t.Errorf("%s/%s lacks referrer manifest %s", dst.Host, repo, r.Digest)
 		}
 	}
@@ -104,7 +104,7 @@ func TestReplicateRealRegistries(t *testing.T) {
 			}
 			wantModes := []distribute.ReferrersMode{distribute.ReferrersTagSchema, distribute.ReferrersAPI, kind.mode}
 			for i, r := range results {
-				if r.Err != nil || r.Digest != src.digest || r.Skipped || len(r.Referrers) != 2 || r.Repository != dests[i] {
+				if r.Err != nil || r.Digest.String() != src.digest || r.Skipped || len(r.Referrers) != 2 || r.Repository != dests[i] {
 					t.Errorf("result %d = %+v", i, r)
 				}
 				if r.ReferrersMode != wantModes[i] {
@@ -122,7 +122,7 @@ func TestReplicateRealRegistries(t *testing.T) {
 				t.Fatalf("second Replicate: %v", err)
 			}
 			for i, r := range results {
-				if !r.Skipped || r.Err != nil || r.Digest != src.digest {
+				if !r.Skipped || r.Err != nil || r.Digest.String() != src.digest {
 					t.Errorf("second run, result %d = %+v, want skipped", i, r)
 				}
 			}
@@ -144,7 +144,7 @@ func TestReplicateMountsWithinARegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := len(proxy.Requests())
-	_, err = distribute.Replicate(context.Background(), mustDigest(t, proxy.Host+"/team/app@"+res.Digest),
+	_, err = distribute.Replicate(context.Background(), mustDigest(t, proxy.Host+"/team/app@"+res.Digest.String()),
 		[]name.Repository{mustRepo(t, proxy.Host+"/other/app")}, distribute.WithInsecureLoopbackUnsafe())
 	if err != nil {
 		t.Fatal(err)

@@ -115,7 +115,7 @@ func TestAdmissionReverifyOnce(t *testing.T) {
 		t.Fatalf("exit %d, want %d\n%s\n%s", r.code, exitRefused, r.stdout, r.stderr)
 	}
 	t.Logf("stdout:\n%s", r.stdout)
-	assertContains(t, "stdout", r.stdout, "NAMESPACE", "team", "app", ref.String(), pushed.Digest, admission.ResultVerification, `check "signature"`, "1 violation")
+	assertContains(t, "stdout", r.stdout, "NAMESPACE", "team", "app", ref.String(), pushed.Digest.String(), admission.ResultVerification, `check "signature"`, "1 violation")
 	assertContains(t, "stderr", r.stderr, "1 pod image no longer passes verification")
 
 	r = c.run(append(reverify, "--output", "json")...)
@@ -123,7 +123,7 @@ func TestAdmissionReverifyOnce(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil || r.code != exitRefused {
 		t.Fatalf("exit %d, %v:\n%s", r.code, err, r.stdout)
 	}
-	if f := rep.Failed(); rep.Pods != 1 || len(f) != 1 || f[0].Digest != pushed.Digest || f[0].DigestSource != admission.DigestFromTag {
+	if f := rep.Failed(); rep.Pods != 1 || len(f) != 1 || f[0].Digest != pushed.Digest.String() || f[0].DigestSource != admission.DigestFromTag {
 		t.Fatalf("report %+v", rep)
 	}
 
@@ -192,7 +192,7 @@ func TestAdmissionReverifyOnce(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &rep); err != nil || rep.Violations != 1 || rep.Trigger != admission.TriggerStart {
 		t.Fatalf("%s: %v\n%s", admission.PathReverify, err, body)
 	}
-	if _, metrics := get(admission.PathMetrics); !strings.Contains(metrics, `twinforge_admission_runtime_violations{digest="`+pushed.Digest+`"`) {
+	if _, metrics := get(admission.PathMetrics); !strings.Contains(metrics, `twinforge_admission_runtime_violations{digest="`+pushed.Digest.String()+`"`) {
 		t.Errorf("no violation in /metrics:\n%s", metrics)
 	}
 	// Not on the webhook's port, which every pod can reach.

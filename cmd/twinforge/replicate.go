@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/distribute"
@@ -172,8 +173,8 @@ func writeReplicateResults(w io.Writer, output string, results []distribute.Dest
 		for _, r := range results {
 			o := replicateOutput{
 				Destination:   r.Repository.String(),
-				Digest:        r.Digest,
-				Referrers:     r.Referrers,
+				Digest:        r.Digest.String(),
+				Referrers:     hashStrings(r.Referrers),
 				ReferrersMode: string(r.ReferrersMode),
 				Status:        status(r),
 				DurationMs:    r.Duration.Milliseconds(),
@@ -193,7 +194,7 @@ func writeReplicateResults(w io.Writer, output string, results []distribute.Dest
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DESTINATION\tDIGEST\tREFERRERS\tSTATUS")
 	for _, r := range results {
-		digest, refs := r.Digest, fmt.Sprint(len(r.Referrers))
+		digest, refs := r.Digest.String(), fmt.Sprint(len(r.Referrers))
 		if r.Err != nil {
 			digest, refs = "-", "-"
 		}
@@ -221,4 +222,12 @@ func writeReplicateJSON(w io.Writer, results []distribute.DestResult, index []re
 		Images       json.RawMessage         `json:"images"`
 		ReleaseIndex []release.ReplicaResult `json:"releaseIndex"`
 	}{buf.Bytes(), index})
+}
+
+func hashStrings(hs []v1.Hash) []string {
+	out := make([]string, 0, len(hs))
+	for _, h := range hs {
+		out = append(out, h.String())
+	}
+	return out
 }

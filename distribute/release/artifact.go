@@ -157,7 +157,7 @@ func Replicate(ctx context.Context, src ClientConfig, dests []name.Repository, o
 			res.Error = err.Error()
 			errs = append(errs, err)
 		} else {
-			res.Digest = pushed.Digest
+			res.Digest = pushed.Digest.String()
 		}
 		results = append(results, res)
 	}
