@@ -166,11 +166,18 @@ func runBuild(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var pusher distribute.Pusher
+	if o.sign.push != nil {
+		if pusher, err = distribute.NewPusher(o.sign.push, o.sign.registry.options()...); err != nil {
+			return err
+		}
+	}
 	ch, wait, err := progressDisplay(c.Context, c.App.ErrWriter, o.progress)
 	if err != nil {
 		return err
 	}
 	res, err := pipeline.Run(c.Context, pipeline.Request{
+		Pusher:           pusher,
 		ContextDir:       o.contextDir,
 		LockPath:         o.lockPath,
 		OCILayout:        o.ociLayout,
@@ -183,8 +190,6 @@ func runBuild(c *cli.Context) error {
 		Signer:           signer,
 		BuilderID:        o.sign.builderID,
 		SBOMFormats:      o.sign.sbomFormats,
-		Push:             o.sign.push,
-		PushOptions:      o.sign.registry.options(),
 	})
 	if werr := wait(); werr != nil && err == nil {
 		err = werr

@@ -122,8 +122,8 @@ func subjectName(req Request, layout string) string {
 	switch {
 	case req.Tag != "":
 		return req.Tag
-	case req.Push != nil:
-		return req.Push.Context().Name()
+	case req.Pusher != nil:
+		return req.Pusher.Repository().Name()
 	}
 	return filepath.Base(layout)
 }
@@ -178,5 +178,5 @@ func push(ctx context.Context, req Request, res *Result) (*distribute.PushResult
 		artifacts = append(artifacts, distribute.Artifact{ArtifactType: verify.BundleArtifactType, Data: data,
 			Annotations: map[string]string{verify.AnnotationBundleContent: verify.ContentDSSE, verify.AnnotationPredicateType: pt}})
 	}
-	return distribute.Push(ctx, img, req.Push, artifacts, req.PushOptions...)
+	return req.Pusher.Push(ctx, img, artifacts)
 }

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/moby/buildkit/client"
 
 	"github.com/twinforge/twinforge/attest"
@@ -75,11 +74,10 @@ type Request struct {
 	// os.Getenv.
 	Getenv func(string) string
 
-	// Push, when set, publishes the image by digest to its repository with
-	// the bundles as referrers, and moves the tag it names last.
-	Push name.Reference
-	// PushOptions reach the registry.
-	PushOptions []distribute.Option
+	// Pusher, when set, publishes the image by digest with the bundles as
+	// referrers (distribute.NewPusher, or distribute.Multi for several
+	// registries), and moves the tag it names last.
+	Pusher distribute.Pusher
 }
 
 // Result is what Run built, proved, signed and pushed.
@@ -95,7 +93,7 @@ type Result struct {
 	BundleFiles []string
 	SBOMFiles   []string
 	Signer      verify.SignerIdentity
-	// Push is what was pushed, nil without Request.Push.
+	// Push is what was pushed, nil without Request.Pusher.
 	Push *distribute.PushResult
 	// Started and Finished bound the run.
 	Started, Finished time.Time
@@ -180,7 +178,7 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 			return nil, err
 		}
 	}
-	if req.Push != nil {
+	if req.Pusher != nil {
 		if res.Push, err = push(ctx, req, res); err != nil {
 			return nil, err
 		}
