@@ -23,8 +23,9 @@ import (
 
 // ErrRefused is wrapped by every error that refuses a build before it
 // starts or before anything is signed: no lock, a lock the tree does not
-// match, a source that is not the GitHub Actions run's.
-var ErrRefused = errors.New("build refused")
+// match, a source that is not the GitHub Actions run's. It is
+// builder.ErrRefused, which the lock checks return.
+var ErrRefused = builder.ErrRefused
 
 // DefaultRebuildOffset is how much later the rebuild starts by default.
 const DefaultRebuildOffset = time.Second
@@ -221,9 +222,6 @@ func LockedRequest(ctx context.Context, contextDir, lockPath, imageCache string)
 		ImageCache: imageCache,
 	})
 	if err != nil {
-		if errors.Is(err, builder.ErrRefused) {
-			return nil, builder.Request{}, fmt.Errorf("%w: %w", ErrRefused, err)
-		}
 		return nil, builder.Request{}, err
 	}
 	return l, req, nil
