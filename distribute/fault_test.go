@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 
 	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/internal/regtest"
@@ -122,7 +123,7 @@ func TestPushFailsClosed(t *testing.T) {
 				if err != nil {
 					t.Fatalf("the push after the failed one: %v", err)
 				}
-				if got := crane(t, "digest", reg.Host+"/"+repo+":v1"); got != res.Digest || got != digest {
+				if got := crane(t, "digest", reg.Host+"/"+repo+":v1"); got != res.Digest.String() || got != digest {
 					t.Errorf("after the failed push, crane digest = %s, want %s", got, digest)
 				}
 			})
@@ -262,7 +263,7 @@ func TestReplicateFailsClosed(t *testing.T) {
 					t.Fatal("Replicate succeeded through corruption")
 				}
 				t.Logf("error: %v", err)
-				if r := results[0]; r.Err == nil || r.Digest != "" {
+				if r := results[0]; r.Err == nil || r.Digest != (v1.Hash{}) {
 					t.Errorf("result %+v: want an error and no digest", r)
 				}
 				if dst.Exists(t, "eu/app", "manifests", src.digest) {
