@@ -137,6 +137,38 @@ type Builder struct {
 	Snapshotter string `json:"snapshotter,omitempty"`
 	// CPUSet is the CPU affinity the daemon runs under, if restricted.
 	CPUSet string `json:"cpuset,omitempty"`
+	// Worker says which remote worker the daemon is, when known: the
+	// identity and certificate fingerprint it presented, the node (and
+	// Kubernetes cluster and pod) it ran on, the host name and BuildKit
+	// worker ID it reported.
+	Worker *Worker `json:"worker,omitempty"`
+}
+
+// Worker identifies a remote build worker, as the provenance records it.
+type Worker struct {
+	Identity    string `json:"identity,omitempty"`
+	Certificate string `json:"certificate,omitempty"`
+	Node        string `json:"node,omitempty"`
+	Cluster     string `json:"cluster,omitempty"`
+	Pod         string `json:"pod,omitempty"`
+	Hostname    string `json:"hostname,omitempty"`
+	WorkerID    string `json:"workerId,omitempty"`
+}
+
+// annotations are the worker's fields as provenance annotations, each
+// under its JSON name prefixed with "worker".
+func (w *Worker) annotations(ann map[string]any) {
+	if w == nil {
+		return
+	}
+	for k, v := range map[string]string{
+		"workerIdentity": w.Identity, "workerCertificate": w.Certificate, "workerNode": w.Node,
+		"workerCluster": w.Cluster, "workerPod": w.Pod, "workerHostname": w.Hostname, "workerId": w.WorkerID,
+	} {
+		if v != "" {
+			ann[k] = v
+		}
+	}
 }
 
 // material is one resolved dependency: a URI and a digest set keyed by

@@ -329,6 +329,7 @@ func builderDependencies(b Builder) []*intoto.ResourceDescriptor {
 		if b.CPUSet != "" {
 			ann["cpuset"] = b.CPUSet
 		}
+		b.Worker.annotations(ann)
 		rd := &intoto.ResourceDescriptor{Name: "buildkitd", Uri: "pkg:github/moby/buildkit@" + b.BuildKitVersion}
 		rd.Annotations, _ = structpb.NewStruct(ann)
 		out = append(out, rd)
@@ -380,6 +381,7 @@ func rebuildByproduct(subject string, r *Rebuild) *intoto.ResourceDescriptor {
 	if r.Builder.CPUSet != "" {
 		ann["cpuset"] = r.Builder.CPUSet
 	}
+	r.Builder.Worker.annotations(ann)
 	rd := &intoto.ResourceDescriptor{
 		Name:   verify.RebuildByproduct,
 		Digest: map[string]string{"sha256": strings.TrimPrefix(r.Digest, "sha256:")},

@@ -31,6 +31,10 @@ type Daemons struct {
 	// RebuildSnapshotter is the rebuild daemon's snapshotter. The default
 	// is RebuildSnapshotter.
 	RebuildSnapshotter string
+	// Workers, when set, run the build and its rebuild on two machines
+	// instead (remote daemons or a pool on Kubernetes); Remote and TLS are
+	// then not used.
+	Workers *Workers
 }
 
 // StateDirectory is StateDir, or its default.
@@ -46,8 +50,12 @@ func (d Daemons) options(extra ...isolation.Option) []isolation.Option {
 	return append(append(opts, d.Options...), extra...)
 }
 
-// StartBuild starts the build's private daemon, or connects to Remote.
+// StartBuild starts the build's private daemon, or connects to Remote or
+// to the build worker of Workers.
 func (d Daemons) StartBuild(ctx context.Context) (isolation.Daemon, error) {
+	if d.Workers != nil && (d.Workers.Build != "" || d.Workers.Pool != nil) {
+		return d.Workers.startBuild(ctx)
+	}
 	if d.Remote != "" {
 		return isolation.Remote(ctx, "build", d.Remote, d.TLS)
 	}
@@ -75,8 +83,12 @@ func (d Daemons) snapshotter(opts []isolation.Option) []isolation.Option {
 
 // StartPair starts the build daemon and a second daemon at once: the
 // rebuild's, or with strict the strict rebuild's. If either fails, the
-// other is stopped and the error names the one that failed.
+// other is stopped and the error names the one that failed. With Workers
+// both are workers on two machines, or StartPair fails.
 func (d Daemons) StartPair(ctx context.Context, strict bool) (build, second isolation.Daemon, err error) {
+	if d.Workers != nil {
+		return d.startSeparate(ctx, strict)
+	}
 	startSecond, name := d.StartRebuild, "rebuild"
 	if strict {
 		startSecond, name = d.StartStrict, "strict rebuild"

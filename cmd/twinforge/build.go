@@ -15,6 +15,7 @@ import (
 	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/hermetic"
 	"github.com/twinforge/twinforge/isolation"
+	"github.com/twinforge/twinforge/isolation/kube"
 	"github.com/twinforge/twinforge/rebuild"
 	"github.com/twinforge/twinforge/rebuild/imagediff"
 	"github.com/twinforge/twinforge/rebuild/pipeline"
@@ -72,7 +73,7 @@ Examples:
 			&cli.StringFlag{Name: "rebuild-snapshotter", Value: rebuild.RebuildSnapshotter, Usage: "snapshotter of the rebuild daemon: native (the build uses overlayfs, so file system layout differences show) or overlayfs (faster, one variation fewer)"},
 			strictVariationsFlag(),
 			&cli.StringFlag{Name: "runc-shim", Usage: "runtime shim that varies umask and time zone in the strict rebuild", Value: defaultBinary("twinforge-runc-shim"), EnvVars: []string{"TWINFORGE_RUNC_SHIM"}},
-		}, append(daemonFlags(), signFlags()...)...),
+		}, append(append(daemonFlags(), workerFlags()...), signFlags()...)...),
 		Action: runBuild,
 	}
 }
@@ -137,6 +138,14 @@ func (o *buildOptions) validate() error {
 	if o.noRebuild && o.strict != rebuild.StrictOff {
 		return usageErrorf("--strict-variations needs the rebuild: drop --no-rebuild")
 	}
+	if w := o.daemon.workers; w != nil {
+		switch {
+		case o.noRebuild && w.Rebuild != "":
+			return usageErrorf("--rebuilder needs the rebuild: drop --no-rebuild")
+		case o.strict != rebuild.StrictOff && !o.noRebuild:
+			return usageErrorf("--strict-variations needs a rebuild daemon twinforge starts with its runtime shim; a remote worker varies neither umask nor time zone: drop --strict-variations, or --rebuilder and --workers")
+		}
+	}
 	fi, err := os.Stat(o.contextDir)
 	if err != nil {
 		return usageErrorf("build context %s: %w", o.contextDir, errors.Unwrap(err))
@@ -172,6 +181,13 @@ func runBuild(c *cli.Context) error {
 			return err
 		}
 	}
+	daemons := o.daemon.daemons(o.shim, o.snapshot)
+	if w := daemons.Workers; w != nil {
+		w.Purpose = "build of " + or(o.tag, o.contextDir)
+		if o.progress != "quiet" && o.progress != "rawjson" {
+			w.OnQueue = func(side string, s kube.QueueStatus) { fmt.Fprintf(c.App.ErrWriter, "%s: %s\n", side, s) }
+		}
+	}
 	ch, wait, err := progressDisplay(c.Context, c.App.ErrWriter, o.progress)
 	if err != nil {
 		return err
@@ -182,7 +198,7 @@ func runBuild(c *cli.Context) error {
 		LockPath:         o.lockPath,
 		OCILayout:        o.ociLayout,
 		Tag:              o.tag,
-		Daemons:          o.daemon.daemons(o.shim, o.snapshot),
+		Daemons:          daemons,
 		NoRebuild:        o.noRebuild,
 		StrictVariations: o.strict,
 		RebuildOffset:    o.offset,

@@ -8,6 +8,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/isolation"
+	"github.com/twinforge/twinforge/isolation/kube"
 	"github.com/twinforge/twinforge/rebuild"
 )
 
@@ -24,6 +25,25 @@ func daemonFlags() []cli.Flag {
 		&cli.StringFlag{Name: "tlscert", Usage: "client certificate for the --builder daemon"},
 		&cli.StringFlag{Name: "tlskey", Usage: "client key for the --builder daemon"},
 		&cli.StringFlag{Name: "tls-server-name", Usage: "name expected in the --builder daemon's certificate (default: its host)"},
+	}
+}
+
+// workerFlags put a build and its rebuild on two machines: remote daemons
+// or a pool of workers on Kubernetes.
+func workerFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "builder-identity", Usage: "worker identity the --builder daemon's certificate must carry, e.g. spiffe://twinforge/workers/POOL/NAME (twinforge workers certs)"},
+		&cli.StringFlag{Name: "rebuilder", Usage: "rebuild on the existing buildkitd at `ADDR` (tcp://HOST:PORT) instead of a private one; it must be another machine than the build's", EnvVars: []string{"TWINFORGE_REBUILDER"}},
+		&cli.StringFlag{Name: "rebuilder-tlscacert", Usage: "CA certificate that verifies the --rebuilder daemon (default: --tlscacert)"},
+		&cli.StringFlag{Name: "rebuilder-tlscert", Usage: "client certificate for the --rebuilder daemon (default: --tlscert)"},
+		&cli.StringFlag{Name: "rebuilder-tlskey", Usage: "client key for the --rebuilder daemon (default: --tlskey)"},
+		&cli.StringFlag{Name: "rebuilder-tls-server-name", Usage: "name expected in the --rebuilder daemon's certificate (default: its host)"},
+		&cli.StringFlag{Name: "rebuilder-identity", Usage: "worker identity the --rebuilder daemon's certificate must carry"},
+		&cli.StringFlag{Name: "workers", Usage: "build and rebuild on two nodes of the pool `k8s://NAMESPACE[/POOL]` (twinforge workers deploy), waiting in its queue for free workers", EnvVars: []string{"TWINFORGE_WORKERS"}},
+		&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file of the --workers cluster (default: $KUBECONFIG, else ~/.kube/config)", EnvVars: []string{"KUBECONFIG"}},
+		&cli.StringFlag{Name: "context", Usage: "kubeconfig context of the --workers cluster (default: its current context)"},
+		&cli.StringFlag{Name: "rebuilder-cluster", Usage: "rebuild on the --workers pool of another cluster: a kubeconfig `FILE`, FILE:CONTEXT, or a context of the default kubeconfig"},
+		&cli.DurationFlag{Name: "worker-wait", Value: kube.DefaultWait, Usage: "how long to wait for free --workers before giving up"},
 	}
 }
 
@@ -45,6 +65,8 @@ type daemonConfig struct {
 	keepState                 bool
 	remote                    string
 	tls                       isolation.TLS
+	// workers, when set, run the build and its rebuild on two machines.
+	workers *rebuild.Workers
 }
 
 func daemonConfigFrom(c *cli.Context) (daemonConfig, error) {
@@ -59,10 +81,71 @@ func daemonConfigFrom(c *cli.Context) (daemonConfig, error) {
 			ServerName: c.String("tls-server-name"),
 		},
 	}
-	if cfg.remote == "" && (cfg.tls.CACert != "" || cfg.tls.Cert != "" || cfg.tls.Key != "") {
-		return cfg, usageErrorf("--tlscacert, --tlscert and --tlskey apply to a --builder daemon only")
+	if cfg.remote == "" && c.String("workers") == "" && (cfg.tls.CACert != "" || cfg.tls.Cert != "" || cfg.tls.Key != "") {
+		return cfg, usageErrorf("--tlscacert, --tlscert and --tlskey apply to a --builder daemon or --workers only")
 	}
+	cfg.tls.Identity = c.String("builder-identity")
+	if cfg.tls.Identity != "" && cfg.remote == "" {
+		return cfg, usageErrorf("--builder-identity applies to a --builder daemon only")
+	}
+	w, err := workersFrom(c, cfg)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.workers = w
 	return cfg, nil
+}
+
+// workersFrom reads the flags that put the build and its rebuild on two
+// machines; nil when none is given.
+func workersFrom(c *cli.Context, cfg daemonConfig) (*rebuild.Workers, error) {
+	rebuilder, pool, other := c.String("rebuilder"), c.String("workers"), c.String("rebuilder-cluster")
+	for _, f := range []string{"rebuilder-tlscacert", "rebuilder-tlscert", "rebuilder-tlskey", "rebuilder-tls-server-name", "rebuilder-identity"} {
+		if c.IsSet(f) && rebuilder == "" {
+			return nil, usageErrorf("--%s applies to a --rebuilder daemon only", f)
+		}
+	}
+	if other != "" && pool == "" {
+		return nil, usageErrorf("--rebuilder-cluster rebuilds on the --workers pool of another cluster: give --workers k8s://NAMESPACE too")
+	}
+	if rebuilder == "" && pool == "" {
+		return nil, nil
+	}
+	w := &rebuild.Workers{Wait: c.Duration("worker-wait")}
+	if cfg.remote != "" {
+		tls := cfg.tls
+		w.Build, w.BuildTLS = cfg.remote, &tls
+	}
+	if rebuilder != "" {
+		tls := isolation.TLS{
+			CACert: or(c.String("rebuilder-tlscacert"), cfg.tls.CACert), Cert: or(c.String("rebuilder-tlscert"), cfg.tls.Cert),
+			Key: or(c.String("rebuilder-tlskey"), cfg.tls.Key), ServerName: c.String("rebuilder-tls-server-name"), Identity: c.String("rebuilder-identity"),
+		}
+		w.Rebuild, w.RebuildTLS = rebuilder, &tls
+	}
+	if pool != "" {
+		if w.Build != "" && w.Rebuild != "" {
+			return nil, usageErrorf("--workers lends nothing when both --builder and --rebuilder are given: drop one of them")
+		}
+		k, err := kube.ParseWorkers(pool)
+		if err != nil {
+			return nil, usageErrorf("--workers: %v", err)
+		}
+		k.Kubeconfig, k.Context = c.String("kubeconfig"), c.String("context")
+		w.Pool = &k
+		if other != "" {
+			rk, err := k.WithKubeconfig(other)
+			if err != nil {
+				return nil, usageErrorf("--rebuilder-cluster: %v", err)
+			}
+			w.RebuildPool = &rk
+		}
+		if cfg.remote == "" && cfg.tls.Cert != "" {
+			tls := cfg.tls
+			w.PoolTLS = &tls
+		}
+	}
+	return w, nil
 }
 
 // daemons are the daemons a build or rebuild runs on; shim and
@@ -83,5 +166,6 @@ func (cfg daemonConfig) daemons(shim, snapshotter string) rebuild.Daemons {
 		tls := cfg.tls
 		d.Remote, d.TLS = cfg.remote, &tls
 	}
+	d.Workers = cfg.workers
 	return d
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/twinforge/twinforge/internal/kubetest"
+	"github.com/twinforge/twinforge/internal/testenv"
 )
 
 // `twinforge workers deploy` puts a pool on a real API server, prints its
@@ -95,4 +96,61 @@ func TestWorkersCertsCLI(t *testing.T) {
 	if r := cli.run("workers", "certs", "--dir", dir, "--pool", "builds", "--worker", "nohost"); r.code != 2 {
 		t.Errorf("--worker without hosts: exit %d, want 2", r.code)
 	}
+}
+
+// `twinforge build --builder tcp://A --rebuilder tcp://B` builds on one
+// stand-in host and rebuilds on another, each reached over TCP with
+// mutual TLS and checked for its certificate's identity; the result names
+// both workers. Two workers of one host are refused, as are the flags that
+// make no sense together.
+func TestBuildOnRemoteWorkersCLI(t *testing.T) {
+	pool := testenv.NewWorkerPool(t, "builds")
+	ha := testenv.NewHost(t, "host-a")
+	a := ha.StartWorker(t, pool, "worker-a")
+	a2 := ha.StartWorker(t, pool, "worker-a2")
+	b := testenv.NewHost(t, "host-b").StartWorker(t, pool, "worker-b")
+	testenv.BaseImages(t)
+	c := newCLI(t)
+	tls := []string{"--tlscacert", pool.CAFile, "--tlscert", pool.ClientCert, "--tlskey", pool.ClientKey}
+	example := filepath.Join(testenv.RepoRoot(t), "examples", "files")
+
+	args := append([]string{"build", "--progress", "plain", "-o", "json", "--oci-layout", filepath.Join(t.TempDir(), "img"),
+		"--builder", a.Addr, "--builder-identity", a.Identity, "--rebuilder", b.Addr, "--rebuilder-identity", b.Identity}, tls...)
+	r := c.must(append(args, example)...)
+	var got struct {
+		Reproduction string
+		Builder      struct{ Identity, Node string }
+		Rebuild      struct {
+			Builder struct{ Identity, Node string }
+		}
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+		t.Fatalf("output: %v\n%s", err, r.stdout)
+	}
+	if got.Reproduction != "reproduced" || got.Builder.Identity != a.Identity || got.Builder.Node != "host-a" ||
+		got.Rebuild.Builder.Identity != b.Identity || got.Rebuild.Builder.Node != "host-b" {
+		t.Errorf("result: %+v", got)
+	}
+
+	same := append([]string{"build", "--oci-layout", filepath.Join(t.TempDir(), "img"), "--builder", a.Addr, "--rebuilder", a2.Addr}, tls...)
+	if r := c.run(append(same, example)...); r.code != 1 || !strings.Contains(r.stderr, "not on separate machines") || !strings.Contains(r.stderr, "host-a") {
+		t.Errorf("two workers on one host: exit %d: %s", r.code, r.stderr)
+	}
+	wrong := append([]string{"build", "--oci-layout", filepath.Join(t.TempDir(), "img"), "--builder", a.Addr, "--builder-identity", b.Identity, "--rebuilder", b.Addr}, tls...)
+	if r := c.run(append(wrong, example)...); r.code != 1 || !strings.Contains(r.stderr, "certificate does not match") {
+		t.Errorf("a worker with another's identity: exit %d: %s", r.code, r.stderr)
+	}
+	for _, bad := range [][]string{
+		{"--rebuilder", b.Addr, "--no-rebuild"},
+		{"--rebuilder", b.Addr, "--strict-variations"},
+		{"--rebuilder-identity", b.Identity},
+		{"--rebuilder-cluster", "other"},
+		{"--builder", a.Addr, "--rebuilder", b.Addr, "--workers", "k8s://builds"},
+		{"--workers", "builds"},
+	} {
+		if r := c.run(append(append([]string{"build"}, bad...), append(tls, example)...)...); r.code != 2 {
+			t.Errorf("%v: exit %d, want 2: %s", bad, r.code, r.stderr)
+		}
+	}
+	c.assertClean()
 }

@@ -138,9 +138,14 @@ func repositoryPath(ctx context.Context, dir string) string {
 	return strings.TrimSuffix(prefix, "/")
 }
 
-// Builder is a daemon's description as provenance records it.
+// Builder is a daemon's description as provenance records it: with the
+// worker it is, for a remote one.
 func Builder(i isolation.Info) attest.Builder {
-	return attest.Builder{Remote: i.Remote, BuildKitVersion: i.BuildKitVersion, Runc: i.Runc, Snapshotter: i.Snapshotter, CPUSet: i.CPUSet}
+	b := attest.Builder{Remote: i.Remote, BuildKitVersion: i.BuildKitVersion, Runc: i.Runc, Snapshotter: i.Snapshotter, CPUSet: i.CPUSet}
+	if i.Remote {
+		b.Worker = &attest.Worker{Identity: i.Identity, Certificate: i.Certificate, Node: i.Node, Cluster: i.Cluster, Pod: i.Pod, Hostname: i.Hostname, WorkerID: i.WorkerID}
+	}
+	return b
 }
 
 // push publishes the image and its bundles.
