@@ -218,3 +218,15 @@ func (k *keyPair) SignData(_ context.Context, data []byte) ([]byte, []byte, erro
 	}
 	return sig, toSign, nil
 }
+
+// PublicKeyPEM is the PEM public key of a key Signer (NewKeySigner), so
+// that someone else can verify what it signs; false for a keyless one,
+// whose identity is in each bundle's certificate.
+func PublicKeyPEM(s Signer) (string, bool) {
+	k, ok := s.(*keySigner)
+	if !ok {
+		return "", false
+	}
+	pem, err := k.keypair.GetPublicKeyPem()
+	return pem, err == nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/twinforge/twinforge/attest"
 	"github.com/twinforge/twinforge/isolation"
 	"github.com/twinforge/twinforge/isolation/kube"
 )
@@ -150,4 +151,112 @@ func (w *Workers) startBuild(ctx context.Context) (isolation.Daemon, error) {
 		return nil, err
 	}
 	return ds[0], nil
+}
+
+// AttestedBuilder is a daemon's description as provenance and verdicts
+// record it: with the worker it is, for a remote one.
+func AttestedBuilder(i isolation.Info) attest.Builder {
+	b := attest.Builder{Remote: i.Remote, BuildKitVersion: i.BuildKitVersion, Runc: i.Runc, Snapshotter: i.Snapshotter, CPUSet: i.CPUSet}
+	if i.Remote {
+		b.Worker = &attest.Worker{Identity: i.Identity, Certificate: i.Certificate, Node: i.Node, Cluster: i.Cluster, Pod: i.Pod, Hostname: i.Hostname, WorkerID: i.WorkerID}
+	}
+	return b
+}
+
+// RebuildWorker is the worker a rebuild runs on, for a process of its own
+// to reach and check itself (package rebuild/vouch): an existing daemon
+// (Address, TLS), or a worker of a pool (Pool, Worker) lent to this build
+// until Release.
+type RebuildWorker struct {
+	Address string         `json:"address,omitempty"`
+	TLS     *isolation.TLS `json:"tls,omitempty"`
+	Pool    *kube.Cluster  `json:"pool,omitempty"`
+	Worker  string         `json:"worker,omitempty"`
+	PoolTLS *isolation.TLS `json:"poolTLS,omitempty"`
+
+	lent *kube.Lent
+}
+
+// Release gives a lent worker back; it does nothing for an address.
+func (w *RebuildWorker) Release() error {
+	if w == nil || w.lent == nil {
+		return nil
+	}
+	return w.lent.Release()
+}
+
+// StartBuildPlaceRebuild starts the build's daemon, as StartPair would
+// with Workers, and chooses the rebuild's worker without dialing it: the
+// process that rebuilds dials it with its own credentials. A pool lends
+// both workers at once, on two nodes. The caller releases the worker.
+func (d Daemons) StartBuildPlaceRebuild(ctx context.Context) (_ isolation.Daemon, _ *RebuildWorker, err error) {
+	w := d.Workers
+	if w == nil {
+		return nil, nil, errors.New("the rebuild runs in a process of its own only on a worker of its own: give the rebuild's worker (Daemons.Workers)")
+	}
+	if err := w.validate(); err != nil {
+		return nil, nil, err
+	}
+	var progress func(string) func(kube.QueueStatus)
+	progress = func(side string) func(kube.QueueStatus) {
+		if w.OnQueue == nil {
+			return nil
+		}
+		return func(s kube.QueueStatus) { w.OnQueue(side, s) }
+	}
+	dial := kube.DialOptions{TLS: w.PoolTLS, Name: "build"}
+	if w.Build == "" && w.Rebuild == "" && w.RebuildPool == nil {
+		lent, err := kube.Acquire(ctx, *w.Pool, 2, kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: progress("build and rebuild")})
+		if err != nil {
+			return nil, nil, err
+		}
+		build, err := kube.DialLent(ctx, lent[0], dial)
+		if err != nil {
+			_ = lent[1].Release()
+			return nil, nil, fmt.Errorf("the build worker: %w", err)
+		}
+		return build, &RebuildWorker{Pool: w.Pool, Worker: lent[1].Worker, PoolTLS: w.PoolTLS, lent: lent[1]}, nil
+	}
+	var build isolation.Daemon
+	switch {
+	case w.Build != "":
+		build, err = isolation.Remote(ctx, "build", w.Build, w.BuildTLS)
+	case w.Pool == nil:
+		build, err = isolation.Start(ctx, d.options(isolation.WithName("build"))...)
+	default:
+		build, err = w.startBuild(ctx)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("the build worker: %w", err)
+	}
+	if w.Rebuild != "" {
+		return build, &RebuildWorker{Address: w.Rebuild, TLS: w.RebuildTLS}, nil
+	}
+	pool := w.Pool
+	if w.RebuildPool != nil {
+		pool = w.RebuildPool
+	}
+	r := kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: progress("rebuild")}
+	if info := build.Info(); info.Cluster != "" {
+		r.ExcludeNodes, r.ExcludeCluster = []string{info.Node}, info.Cluster
+	}
+	lent, err := kube.Acquire(ctx, *pool, 1, r)
+	if err != nil {
+		_ = build.Close()
+		return nil, nil, fmt.Errorf("the rebuild worker: %w", err)
+	}
+	return build, &RebuildWorker{Pool: pool, Worker: lent[0].Worker, PoolTLS: w.PoolTLS, lent: lent[0]}, nil
+}
+
+// Dial reaches the rebuild worker as the process that rebuilds does: the
+// daemon, its certificate identity checked (and, for a pool's worker, the
+// node the API server says it runs on).
+func (w *RebuildWorker) Dial(ctx context.Context) (isolation.Daemon, error) {
+	switch {
+	case w.Address != "":
+		return isolation.Remote(ctx, "rebuild", w.Address, w.TLS)
+	case w.Pool != nil && w.Worker != "":
+		return kube.Dial(ctx, *w.Pool, w.Worker, kube.DialOptions{Name: "rebuild", TLS: w.PoolTLS})
+	}
+	return nil, errors.New("rebuild worker: neither an address nor a pool's worker")
 }

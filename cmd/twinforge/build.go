@@ -93,6 +93,7 @@ type buildOptions struct {
 	strict     rebuild.Strictness
 	daemon     daemonConfig
 	sign       *signOptions
+	vouch      *pipeline.Vouch
 }
 
 func buildOptionsFrom(c *cli.Context) (*buildOptions, error) {
@@ -117,6 +118,9 @@ func buildOptionsFrom(c *cli.Context) (*buildOptions, error) {
 		return nil, err
 	}
 	if o.sign, err = signOptionsFrom(c); err != nil {
+		return nil, err
+	}
+	if o.vouch, err = vouchFrom(c, o.daemon.workers, o.sign); err != nil {
 		return nil, err
 	}
 	return o, o.validate()
@@ -204,6 +208,7 @@ func runBuild(c *cli.Context) error {
 		RebuildOffset:    o.offset,
 		Progress:         ch,
 		Signer:           signer,
+		Vouch:            o.vouch,
 		BuilderID:        o.sign.builderID,
 		SBOMFormats:      o.sign.sbomFormats,
 	})
@@ -252,9 +257,12 @@ type buildOutput struct {
 	Reproducible    bool           `json:"reproducible"`
 	// Reproduction says how the digest was proven: "reproduced",
 	// "not reproducible" or "not reproduced" (--no-rebuild).
-	Reproduction string                 `json:"reproduction"`
-	Signature    *signature             `json:"signature,omitempty"`
-	Push         *distribute.PushResult `json:"push,omitempty"`
+	Reproduction string     `json:"reproduction"`
+	Signature    *signature `json:"signature,omitempty"`
+	// Verdict is the rebuild verdict the rebuilder signed itself
+	// (--rebuilder-sign).
+	Verdict *signature             `json:"verdict,omitempty"`
+	Push    *distribute.PushResult `json:"push,omitempty"`
 }
 
 type rebuildOutput struct {
@@ -332,6 +340,13 @@ func newBuildOutput(res *pipeline.Result, method string, diff *rebuild.DiffError
 			out.Signature.Identity = identityString(res.Signer)
 		}
 	}
+	if res.Verdict != nil {
+		m := "keyless"
+		if res.RebuilderSigner.PublicKey != "" {
+			m = "key"
+		}
+		out.Verdict = &signature{Method: m, Identity: identityString(res.RebuilderSigner), Bundles: res.VerdictFiles}
+	}
 	return out
 }
 
@@ -365,6 +380,12 @@ func writeBuildResult(w io.Writer, format string, out buildOutput) error {
 	if out.Signature != nil {
 		fmt.Fprintf(tw, "signature\t%s\n", out.Signature)
 		for _, b := range append(append([]string{}, out.Signature.Bundles...), out.Signature.SBOMs...) {
+			fmt.Fprintf(tw, "\t%s\n", b)
+		}
+	}
+	if out.Verdict != nil {
+		fmt.Fprintf(tw, "rebuild verdict\tsigned by the rebuilder, %s\n", out.Verdict)
+		for _, b := range out.Verdict.Bundles {
 			fmt.Fprintf(tw, "\t%s\n", b)
 		}
 	}

@@ -4,12 +4,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/isolation"
 	"github.com/twinforge/twinforge/isolation/kube"
 	"github.com/twinforge/twinforge/rebuild"
+	"github.com/twinforge/twinforge/rebuild/pipeline"
+	"github.com/twinforge/twinforge/rebuild/vouch"
 )
 
 // daemonFlags select where builds run: a private buildkitd per build (the
@@ -44,7 +47,71 @@ func workerFlags() []cli.Flag {
 		&cli.StringFlag{Name: "context", Usage: "kubeconfig context of the --workers cluster (default: its current context)"},
 		&cli.StringFlag{Name: "rebuilder-cluster", Usage: "rebuild on the --workers pool of another cluster: a kubeconfig `FILE`, FILE:CONTEXT, or a context of the default kubeconfig"},
 		&cli.DurationFlag{Name: "worker-wait", Value: kube.DefaultWait, Usage: "how long to wait for free --workers before giving up"},
+		&cli.StringFlag{Name: "rebuilder-sign", Usage: "the rebuild side signs its own rebuild verdict, in a process of its own that never gets the builder's credentials: key=`FILE`, or keyless with --rebuilder-identity-token-file; needs the rebuild on a worker of its own (--rebuilder or --workers) and --sign"},
+		&cli.StringFlag{Name: "rebuilder-key-password-file", Usage: "`FILE` holding the password of the --rebuilder-sign key"},
+		&cli.StringFlag{Name: "rebuilder-identity-token-file", Usage: "`FILE` holding the rebuilder's own OIDC identity token for --rebuilder-sign keyless: another subject than the builder's"},
+		&cli.StringFlag{Name: "rebuilder-id", Value: vouch.DefaultRebuilderID, Usage: "the rebuilder's identity recorded in its verdict"},
 	}
+}
+
+// vouchFrom reads --rebuilder-sign and its companions; nil without it.
+// The services and trusted root are the build's (--fulcio-url, --tsa-url,
+// --rekor-url, --trusted-root): public, unlike the credentials.
+func vouchFrom(c *cli.Context, workers *rebuild.Workers, sign *signOptions) (*pipeline.Vouch, error) {
+	method := c.String("rebuilder-sign")
+	if method == "" {
+		for _, f := range []string{"rebuilder-key-password-file", "rebuilder-identity-token-file"} {
+			if c.IsSet(f) {
+				return nil, usageErrorf("--%s applies to --rebuilder-sign only", f)
+			}
+		}
+		return nil, nil
+	}
+	if workers == nil || (workers.Rebuild == "" && workers.Pool == nil && workers.RebuildPool == nil) {
+		return nil, usageErrorf("--rebuilder-sign: the rebuilder vouches only for a rebuild on a worker of its own, another machine than the build's: give --rebuilder ADDR or --workers k8s://NAMESPACE")
+	}
+	if sign.method == "none" {
+		return nil, usageErrorf("--rebuilder-sign vouches for a signed provenance: give --sign keyless or --sign key=FILE")
+	}
+	v := &pipeline.Vouch{RebuilderID: c.String("rebuilder-id"), TrustedRoot: sign.trustedRoot, Stderr: c.App.ErrWriter}
+	switch {
+	case method == "keyless":
+		v.Signer = vouch.SignerFiles{IDTokenFile: c.String("rebuilder-identity-token-file"), FulcioURL: sign.fulcio, TSAURL: sign.tsa, RekorURL: sign.rekor}
+		if v.Signer.IDTokenFile == "" {
+			return nil, usageErrorf("--rebuilder-sign keyless needs the rebuilder's own token: --rebuilder-identity-token-file FILE (the builder's is never passed on)")
+		}
+		if c.IsSet("rebuilder-key-password-file") {
+			return nil, usageErrorf("--rebuilder-key-password-file applies to --rebuilder-sign key=FILE only")
+		}
+	case strings.HasPrefix(method, "key="):
+		v.Signer = vouch.SignerFiles{KeyPath: strings.TrimPrefix(method, "key="), KeyPasswordFile: c.String("rebuilder-key-password-file"), RekorURL: sign.rekor}
+		if c.IsSet("tsa-url") {
+			v.Signer.TSAURL = sign.tsa
+		}
+		if c.IsSet("rebuilder-identity-token-file") {
+			return nil, usageErrorf("--rebuilder-identity-token-file applies to --rebuilder-sign keyless only")
+		}
+		if sign.keyPath != "" && sameFile(sign.keyPath, v.Signer.KeyPath) {
+			return nil, usageErrorf("--rebuilder-sign key=%s is the builder's own key (--sign): a builder does not vouch for itself", v.Signer.KeyPath)
+		}
+	default:
+		return nil, usageErrorf("--rebuilder-sign %q: use key=FILE or keyless", method)
+	}
+	for _, f := range []string{v.Signer.KeyPath, v.Signer.KeyPasswordFile, v.Signer.IDTokenFile} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			return nil, usageErrorf("--rebuilder-sign: %v", err)
+		}
+	}
+	return v, nil
+}
+
+func sameFile(a, b string) bool {
+	fa, err1 := os.Stat(a)
+	fb, err2 := os.Stat(b)
+	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
 }
 
 // defaultBinary prefers a program installed beside twinforge (make deps

@@ -58,6 +58,7 @@ Exit codes: 0 success, 1 failure, 2 usage error, 3 not reproducible,
 			admissionCommand(),
 			releaseCommand(),
 			workersCommand(),
+			rebuilderCommand(),
 		},
 		OnUsageError: func(_ *cli.Context, err error, _ bool) error { return usageError(err) },
 		ExitErrHandler: func(*cli.Context, error) {

@@ -6,6 +6,7 @@ package testenv
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -180,3 +181,6 @@ func existingDigest(dir string) (string, error) {
 	}
 	return m.Manifests[0].Digest.String(), nil
 }
+
+// LogWriter writes what a program logs into the test log.
+func LogWriter(t testing.TB) io.Writer { return testWriter{t} }

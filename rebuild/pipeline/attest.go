@@ -15,6 +15,7 @@ import (
 	"github.com/twinforge/twinforge/hermetic"
 	"github.com/twinforge/twinforge/internal/gitexec"
 	"github.com/twinforge/twinforge/isolation"
+	"github.com/twinforge/twinforge/rebuild"
 )
 
 // attestBuild writes the provenance of a proven build, signs it and the
@@ -138,15 +139,9 @@ func repositoryPath(ctx context.Context, dir string) string {
 	return strings.TrimSuffix(prefix, "/")
 }
 
-// Builder is a daemon's description as provenance records it: with the
-// worker it is, for a remote one.
-func Builder(i isolation.Info) attest.Builder {
-	b := attest.Builder{Remote: i.Remote, BuildKitVersion: i.BuildKitVersion, Runc: i.Runc, Snapshotter: i.Snapshotter, CPUSet: i.CPUSet}
-	if i.Remote {
-		b.Worker = &attest.Worker{Identity: i.Identity, Certificate: i.Certificate, Node: i.Node, Cluster: i.Cluster, Pod: i.Pod, Hostname: i.Hostname, WorkerID: i.WorkerID}
-	}
-	return b
-}
+// Builder is a daemon's description as provenance records it
+// (rebuild.AttestedBuilder).
+func Builder(i isolation.Info) attest.Builder { return rebuild.AttestedBuilder(i) }
 
 // push publishes the image and its bundles.
 func push(ctx context.Context, req Request, res *Result) (*distribute.PushResult, error) {
@@ -182,6 +177,14 @@ func push(ctx context.Context, req Request, res *Result) (*distribute.PushResult
 		}
 		artifacts = append(artifacts, distribute.Artifact{ArtifactType: verify.BundleArtifactType, Data: data,
 			Annotations: map[string]string{verify.AnnotationBundleContent: verify.ContentDSSE, verify.AnnotationPredicateType: pt}})
+	}
+	for _, path := range res.VerdictFiles {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return nil, err
+		}
+		artifacts = append(artifacts, distribute.Artifact{ArtifactType: verify.BundleArtifactType, Data: data,
+			Annotations: map[string]string{verify.AnnotationBundleContent: verify.ContentDSSE, verify.AnnotationPredicateType: verify.PredicateRebuildVerdict}})
 	}
 	return req.Pusher.Push(ctx, img, artifacts)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/moby/buildkit/client"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
 
 	"github.com/twinforge/twinforge/attest"
 	"github.com/twinforge/twinforge/attest/verify"
@@ -75,6 +76,12 @@ type Request struct {
 	// os.Getenv.
 	Getenv func(string) string
 
+	// Vouch, when set, has the rebuild run in a process of its own that
+	// signs its own rebuild verdict with the rebuilder's credentials; the
+	// verdict is kept beside the layout and pushed with the image. It
+	// needs a Signer and the rebuild on a worker of its own.
+	Vouch *Vouch
+
 	// Pusher, when set, publishes the image by digest with the bundles as
 	// referrers (distribute.NewPusher, or distribute.Multi for several
 	// registries), and moves the tag it names last.
@@ -94,6 +101,11 @@ type Result struct {
 	BundleFiles []string
 	SBOMFiles   []string
 	Signer      verify.SignerIdentity
+	// Verdict is the rebuild verdict the rebuild process signed (Vouch),
+	// VerdictFiles where it is kept and RebuilderSigner who signed it.
+	Verdict         *bundle.Bundle
+	VerdictFiles    []string
+	RebuilderSigner verify.SignerIdentity
 	// Push is what was pushed, nil without Request.Pusher.
 	Push *distribute.PushResult
 	// Started and Finished bound the run.
@@ -124,6 +136,8 @@ func (r *Request) validate() error {
 		return fmt.Errorf("%w: strict variations need the rebuild", builder.ErrInvalidRequest)
 	case len(r.SBOMFormats) > 0 && r.Signer == nil:
 		return fmt.Errorf("%w: SBOMs are attested: they need a Signer", builder.ErrInvalidRequest)
+	case r.Vouch != nil && r.NoRebuild:
+		return fmt.Errorf("%w: a rebuilder vouches for its rebuild: drop NoRebuild", builder.ErrInvalidRequest)
 	}
 	if r.LockPath == "" {
 		r.LockPath = filepath.Join(r.ContextDir, hermetic.DefaultFileName)
@@ -166,9 +180,14 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	breq.ImageName = req.Tag
 	// The builds own the progress channel from here.
 	breq.Progress, progress = progress, nil
-	if req.NoRebuild {
+	var rebuilder *vouching
+	switch {
+	case req.NoRebuild:
 		res.Build, err = buildOnce(ctx, req.Daemons, breq)
-	} else {
+	case req.Vouch != nil:
+		res.Build, res.Proof, rebuilder, err = buildAndVouchedRebuild(ctx, req, breq)
+		defer rebuilder.close()
+	default:
 		res.Build, res.Proof, err = buildAndRebuild(ctx, req, breq)
 	}
 	if err != nil {
@@ -176,6 +195,11 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	}
 	if req.Signer != nil {
 		if err := attestBuild(ctx, req, lock, res); err != nil {
+			return nil, err
+		}
+	}
+	if rebuilder != nil {
+		if err := vouchFor(ctx, req, res, rebuilder); err != nil {
 			return nil, err
 		}
 	}
