@@ -20,9 +20,9 @@ import (
 // message is every message of the protocol; one field is set.
 type message struct {
 	// parent to process
-	Config *Config        `json:"config,omitempty"`
-	Build  *buildRequest  `json:"build,omitempty"`
-	Vouch  *vouchRequest  `json:"vouch,omitempty"`
+	Config *Config       `json:"config,omitempty"`
+	Build  *buildRequest `json:"build,omitempty"`
+	Vouch  *vouchRequest `json:"vouch,omitempty"`
 	// process to parent
 	Status  *client.SolveStatus `json:"status,omitempty"`
 	Result  *builder.Result     `json:"result,omitempty"`
@@ -87,10 +87,10 @@ func (s SignerFiles) validate() error {
 // come from the lock, which the process reads and checks itself; the
 // parent says only where the layout goes and how the rebuild is varied.
 type buildRequest struct {
-	OCILayout  string `json:"ociLayout"`
-	ImageName  string `json:"imageName,omitempty"`
-	Hostname   string `json:"hostname,omitempty"`
-	Ulimit     string `json:"ulimit,omitempty"`
+	OCILayout string `json:"ociLayout"`
+	ImageName string `json:"imageName,omitempty"`
+	Hostname  string `json:"hostname,omitempty"`
+	Ulimit    string `json:"ulimit,omitempty"`
 }
 
 // vouchRequest hands the process the builder's signed provenance (and
