@@ -363,7 +363,7 @@ func TestInvalidation(t *testing.T) {
 		t.Fatalf("verifications = %v after a revocation list change, want 3 (cache kept)", v)
 	}
 
-	writeTestFile(t, policy, "apiVersion: twinforge.dev/v1\nkind: Policy\nidentities: []\nbogus: 1\n")
+	writeTestFile(t, policy, "apiVersion: twinforge.dev/v2\nkind: Policy\nidentities: []\nbogus: 1\n")
 	if err := wh.Reload(); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("reload of a broken policy: %v, want ErrInvalidConfig", err)
 	}

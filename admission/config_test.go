@@ -103,7 +103,7 @@ func TestNewErrors(t *testing.T) {
 	key := newTestKey(t)
 	policy := keyPolicy(t, dir, key)
 	keyless := filepath.Join(dir, "keyless.yaml")
-	writeTestFile(t, keyless, "apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - issuer: https://issuer.test\n    subject: ci@example.test\n")
+	writeTestFile(t, keyless, "apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - issuer: https://issuer.test\n    subject: ci@example.test\n")
 	for _, tc := range []struct {
 		name string
 		src  Source

@@ -102,11 +102,10 @@ func (k testKey) signer(t testing.TB) attest.Signer {
 func keyPolicy(t testing.TB, dir string, k testKey) string {
 	t.Helper()
 	path := filepath.Join(dir, "policy-"+filepath.Base(filepath.Dir(k.pub))+".yaml")
-	writeTestFile(t, path, fmt.Sprintf(`apiVersion: twinforge.dev/v1
+	writeTestFile(t, path, fmt.Sprintf(`apiVersion: twinforge.dev/v2
 kind: Policy
 identities:
   - publicKey: %q
-requireReproduced: true
 requireSignedTimestamp: false
 requireTransparencyLog: false
 `, k.pub))

@@ -30,10 +30,10 @@ func TestReplacedKeyFileRefusedWithoutRestart(t *testing.T) {
 			var good pushed
 			if which == "identities" {
 				good = signedImage(t, reg.host, "team/app", "v1", old.signer(t))
-				writeTestFile(t, policy, fmt.Sprintf("apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - publicKey: %q\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n", keyFile))
+				writeTestFile(t, policy, fmt.Sprintf("apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - publicKey: %q\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n", keyFile))
 			} else {
 				good = imageWithVerdict(t, reg, "team/app", builder, old)
-				writeTestFile(t, policy, fmt.Sprintf("apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - publicKey: %q\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\nrequireRebuildVerdicts:\n  count: 1\n  identities:\n    - publicKey: %q\n", builder.pub, keyFile))
+				writeTestFile(t, policy, fmt.Sprintf("apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - publicKey: %q\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\nrequireReproduced:\n  by:\n    - publicKey: %q\n", builder.pub, keyFile))
 			}
 			wh := newTestWebhook(t, Source{PolicyFile: policy}, WithPollInterval(20*time.Millisecond))
 			if resp := decide(t, wh, "default", good.pinned); !resp.Allowed {

@@ -76,13 +76,12 @@ func TestKubernetes(t *testing.T) {
 	trustedRoot := filepath.Join(dir, "trusted_root.json")
 	writeTestFile(t, trustedRoot, string(st.TrustedRootJSON()))
 	for team, email := range map[string]string{"team-a": teamA, "team-b": teamB} {
-		writeTestFile(t, filepath.Join(dir, team+".yaml"), fmt.Sprintf(`apiVersion: twinforge.dev/v1
+		writeTestFile(t, filepath.Join(dir, team+".yaml"), fmt.Sprintf(`apiVersion: twinforge.dev/v2
 kind: Policy
 identities:
   - issuer: %q
     subject: %q
 builderIDs: [%q]
-requireReproduced: true
 maxAge: 1d
 `, st.OIDCIssuer(), email, attest.DefaultBuilderID))
 	}
@@ -174,7 +173,8 @@ tenants:
 		{"signed deployment by digest, registry without referrers API", deploymentYAML("worker", "team-a", fallback.pinned, ""), true, nil},
 		{"unsigned pod", podYAML("unsigned", "team-a", unsigned.tag), false, []string{unsigned.tag, unsigned.digest, `check "signature"`, "image is not signed"}},
 		{"tampered pod", podYAML("tampered", "team-a", tampered.tag), false, []string{tampered.tag, `check "subject"`}},
-		{"unreproduced pod", podYAML("unreproduced", "team-a", unreproduced.tag), false, []string{`check "policy.requireReproduced"`}},
+		// The builder's own record is information; no verdicts are asked for.
+		{"unreproduced pod", podYAML("unreproduced", "team-a", unreproduced.tag), true, nil},
 		{"unknown image", podYAML("unknown", "team-a", refReg.Host+"/team-a/nothing:v1"), false, []string{"not found"}},
 		{"another tenant's signer", podYAML("forged", "team-a", forged.tag), false, []string{`tenant "team-a"`, `check "identity"`}},
 		{"another tenant's image", podYAML("foreign", "team-a", teamBImage.tag), false, []string{teamBImage.tag, `no tenant of namespace "team-a"`}},

@@ -68,13 +68,12 @@ func TestKubernetesReverify(t *testing.T) {
 	dir := t.TempDir()
 	trustedRoot := filepath.Join(dir, "trusted_root.json")
 	writeTestFile(t, trustedRoot, string(st.TrustedRootJSON()))
-	writeTestFile(t, filepath.Join(dir, "team-a.yaml"), fmt.Sprintf(`apiVersion: twinforge.dev/v1
+	writeTestFile(t, filepath.Join(dir, "team-a.yaml"), fmt.Sprintf(`apiVersion: twinforge.dev/v2
 kind: Policy
 identities:
   - issuer: %q
     subject: %q
 builderIDs: [%q]
-requireReproduced: true
 maxAge: 1d
 `, st.OIDCIssuer(), teamA, attest.DefaultBuilderID))
 	config := filepath.Join(dir, "config.yaml")

@@ -22,14 +22,12 @@ func TestRebuildVerdicts(t *testing.T) {
 	builder, rebuilder := newTestKey(t), newTestKey(t)
 	dir := t.TempDir()
 	policy := dir + "/policy.yaml"
-	writeTestFile(t, policy, fmt.Sprintf(`apiVersion: twinforge.dev/v1
+	writeTestFile(t, policy, fmt.Sprintf(`apiVersion: twinforge.dev/v2
 kind: Policy
 identities:
   - publicKey: %q
-requireReproduced: true
-requireRebuildVerdicts:
-  count: 1
-  identities:
+requireReproduced:
+  by:
     - publicKey: %q
 requireSignedTimestamp: false
 requireTransparencyLog: false
@@ -86,7 +84,7 @@ requireTransparencyLog: false
 	}
 	for _, p := range []pushed{selfVouched, none} {
 		resp := decide(t, wh, "default", p.tag)
-		if resp.Allowed || !strings.Contains(message(resp), `check "`+verify.CheckRebuildVerdicts+`"`) {
+		if resp.Allowed || !strings.Contains(message(resp), `check "`+verify.CheckReproduced+`"`) {
 			t.Fatalf("%s: allowed %v: %s", p.tag, resp.Allowed, message(resp))
 		}
 	}

@@ -66,7 +66,7 @@ func BenchmarkVerifyOffline(b *testing.B) {
 	}
 	req := verify.Request{
 		Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image,
-		TrustedRoot: tr, Policy: realPolicy(b, st, "requireReproduced: true", "maxAge: 1h"),
+		TrustedRoot: tr, Policy: realPolicy(b, st, "maxAge: 1h"),
 	}
 	ctx := context.Background()
 	b.ResetTimer()

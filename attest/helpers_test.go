@@ -93,7 +93,7 @@ func signBoth(t testing.TB, s Signer, digest string, manifest []byte, reproduced
 // top-level lines.
 func policyDoc(identities []string, extra ...string) string {
 	var b strings.Builder
-	b.WriteString("apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n")
+	b.WriteString("apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n")
 	for _, id := range identities {
 		b.WriteString(id)
 		b.WriteString("\n")

@@ -44,7 +44,7 @@ func TestMaxAgeRefusesAFinishInTheFuture(t *testing.T) {
 		}
 		return &verify.Bundles{Provenance: b}
 	}
-	policy := mustPolicy(t, fmt.Sprintf("apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - publicKey: %q\nmaxAge: 1h\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n", pubPath))
+	policy := mustPolicy(t, fmt.Sprintf("apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - publicKey: %q\nmaxAge: 1h\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n", pubPath))
 	verifyAt := func(bs *verify.Bundles) error {
 		_, err := verify.Verify(ctx, verify.Request{Digest: digest, Provenance: bs.Provenance, Policy: policy})
 		return err

@@ -131,7 +131,7 @@ func TestRealKeylessEndToEnd(t *testing.T) {
 	// Offline: no network needed from here on.
 	res, err := verify.Verify(context.Background(), verify.Request{
 		Digest: digest, ImageManifest: m, Provenance: read.Provenance, Image: read.Image,
-		TrustedRoot: tr, Policy: realPolicy(t, st, "requireReproduced: true", "maxAge: 1h", "builderIDs: ['"+testBuilderID+"']"),
+		TrustedRoot: tr, Policy: realPolicy(t, st, "maxAge: 1h", "builderIDs: ['"+testBuilderID+"']"),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -82,7 +82,7 @@ func TestKeySignerRoundTrip(t *testing.T) {
 			if bs.Provenance.GetVerificationMaterial().GetPublicKey() == nil {
 				t.Fatal("key-signed bundle carries no public key hint")
 			}
-			p := mustPolicy(t, policyDoc([]string{keyIdentity(pubPath)}, "requireSignedTimestamp: false", "requireTransparencyLog: false", "requireReproduced: true"))
+			p := mustPolicy(t, policyDoc([]string{keyIdentity(pubPath)}, "requireSignedTimestamp: false", "requireTransparencyLog: false"))
 			res, err := verify.Verify(context.Background(), verify.Request{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image, Policy: p})
 			if err != nil {
 				t.Fatal(err)

@@ -179,12 +179,12 @@ func TestVerifyRebuildVerdicts(t *testing.T) {
 	// Rebuilders a and b, each an identity of its own; c is a second
 	// subject of b's.
 	policy := func(count int) *verify.Policy {
-		return virtualPolicy(t, v, "requireRebuildVerdicts:", "  count: "+string(rune('0'+count)), "  identities:",
+		return virtualPolicy(t, v, "requireReproduced:", "  count: "+string(rune('0'+count)), "  by:",
 			"    - issuer: "+v.issuer, "      subject: a@rebuild.test",
 			"    - issuer: "+v.issuer, "      subjectRegExp: '[bc]@rebuild\\.test'")
 	}
 	// One rebuilder entry that names the builder too.
-	lax := virtualPolicy(t, v, "requireRebuildVerdicts:", "  count: 1", "  identities:",
+	lax := virtualPolicy(t, v, "requireReproduced:", "  count: 1", "  by:",
 		"    - issuer: "+v.issuer, "      subjectRegExp: '.*@(rebuild|example)\\.test'")
 	tests := []struct {
 		name     string
@@ -219,7 +219,7 @@ func TestVerifyRebuildVerdicts(t *testing.T) {
 			res, err := verify.Verify(ctx, verify.Request{Digest: digest, ImageManifest: manifest, Provenance: bs.Provenance, Image: bs.Image,
 				Verdicts: tt.verdicts, TrustedRoot: v.trusted, Policy: policy(tt.count)})
 			if tt.counted < tt.count {
-				wantCheck(t, err, verify.CheckRebuildVerdicts)
+				wantCheck(t, err, verify.CheckReproduced)
 				for _, r := range tt.reasons {
 					if !strings.Contains(err.Error(), r) {
 						t.Errorf("refusal %q does not mention %q", err, r)
@@ -244,7 +244,7 @@ func TestVerifyRebuildVerdicts(t *testing.T) {
 		})
 	}
 
-	// Without requireRebuildVerdicts, verdicts are not looked at.
+	// Without requireReproduced, verdicts are not looked at.
 	res, err := verify.Verify(ctx, verify.Request{Digest: digest, Provenance: bs.Provenance, Verdicts: []*bundle.Bundle{mallory}, TrustedRoot: v.trusted, Policy: virtualPolicy(t, v)})
 	if err != nil || len(res.RebuildVerdicts) != 0 {
 		t.Errorf("verdicts looked at without the policy asking: %v %+v", err, res)

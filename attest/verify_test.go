@@ -57,7 +57,7 @@ func TestKeylessSignVerifyVirtual(t *testing.T) {
 	}
 	res, err := verify.Verify(context.Background(), verify.Request{
 		Digest: digest, ImageManifest: got, Provenance: read.Provenance, Image: read.Image,
-		TrustedRoot: v.trusted, Policy: virtualPolicy(t, v, "requireReproduced: true", "maxAge: 1h",
+		TrustedRoot: v.trusted, Policy: virtualPolicy(t, v, "maxAge: 1h",
 			"sourceRepositories: [https://git.example.test/team/*]", "builderIDs: ['"+testBuilderID+"']"),
 	})
 	if err != nil {
@@ -197,8 +197,11 @@ func TestVerifyRefusals(t *testing.T) {
 			check:  verify.CheckSourceRepositories, contains: "hello.git"},
 		{name: "builder id", req: verify.Request{Provenance: good.Provenance},
 			policy: virtualPolicy(t, v, "builderIDs: [https://builders.example.test/*]"), check: verify.CheckBuilderIDs},
-		{name: "not reproduced", req: verify.Request{Provenance: notReproduced.Provenance},
-			policy: virtualPolicy(t, v, "requireReproduced: true"), check: verify.CheckReproduced, contains: "not reproduced"},
+		// The builder's own record of its rebuild proves nothing:
+		// requireReproduced wants rebuilders' verdicts, even for a
+		// provenance that says it was reproduced.
+		{name: "reproduced by nobody", req: verify.Request{Provenance: good.Provenance},
+			policy: virtualPolicy(t, v, "requireReproduced: {by: [{issuer: "+v.issuer+", subject: rebuilder@example.test}]}"), check: verify.CheckReproduced, contains: "no rebuild verdicts"},
 		{name: "strict: not recorded", req: verify.Request{Provenance: unrecorded.Provenance},
 			policy: strictPolicy, check: verify.CheckStrictVariations, contains: "does not say"},
 		{name: "strict: not varied", req: verify.Request{Provenance: strictOff.Provenance},
@@ -362,7 +365,7 @@ func TestVerifyStrictVariations(t *testing.T) {
 		info.Rebuild.StrictVariations, info.Rebuild.Decided, info.Rebuild.Warned, info.Rebuild.Warnings = "", nil, nil, nil
 	})
 	res, err = verify.Verify(ctx, verify.Request{Digest: digest, Provenance: old, TrustedRoot: v.trusted,
-		Policy: virtualPolicy(t, v, "requireReproduced: true")})
+		Policy: virtualPolicy(t, v)})
 	if err != nil {
 		t.Fatalf("provenance without strict variations no longer verifies: %v", err)
 	}

@@ -116,16 +116,15 @@ us=$registry
 twinforge build --progress quiet --sign keyless --push "$origin/team/hello:1.0" --insecure \
 	--oci-layout "$work/hello-signed" examples/hello | grep -E '^(digest|reproduction|signature|pushed|tag)'
 
-step "8. verify against a policy: identity, builder, reproduced, age, signed timestamp, log entry"
+step "8. verify against a policy: identity, builder, age, signed timestamp, log entry"
 cat >"$work/policy.yaml" <<POLICY
-apiVersion: twinforge.dev/v1
+apiVersion: twinforge.dev/v2
 kind: Policy
 identities:
   - issuer: $TWINFORGE_OIDC_ISSUER
     subject: demo@twinforge.test
 builderIDs:
   - https://twinforge.dev/builders/local/v1
-requireReproduced: true
 maxAge: 1h
 POLICY
 twinforge verify --policy "$work/policy.yaml" --trusted-root "$TWINFORGE_TRUSTED_ROOT" "$work/hello-signed"

@@ -72,7 +72,7 @@ func signedLayout(t *testing.T, reproduced bool) (dir, digest string) {
 func keyPolicy(t *testing.T, extra string) *verify.Policy {
 	t.Helper()
 	pub, _ := filepath.Abs(filepath.Join("..", "testdata", "keys", "cosign.pub"))
-	p, err := verify.ParsePolicy([]byte(fmt.Sprintf("apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - publicKey: %s\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n%s", pub, extra)))
+	p, err := verify.ParsePolicy([]byte(fmt.Sprintf("apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - publicKey: %s\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n%s", pub, extra)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestLayoutEvidence(t *testing.T) {
 		t.Fatalf("Verify = %+v, %v", res, err)
 	}
 	var ve *verify.VerificationError
-	if _, err := ev.Verify(ctx, nil, keyPolicy(t, "requireReproduced: true\n")); !errors.As(err, &ve) || ve.Check != verify.CheckReproduced {
+	if _, err := ev.Verify(ctx, nil, keyPolicy(t, "requireReproduced: {by: [{publicKey: ../testdata/keys/release.pub}]}\n")); !errors.As(err, &ve) || ve.Check != verify.CheckReproduced {
 		t.Errorf("Verify under requireReproduced: %v", err)
 	}
 	if _, err := src.Evidence(ctx, "sha256:"+strings.Repeat("0", 64)); err == nil {

@@ -20,7 +20,7 @@ func (p *Policy) SignedByPolicyIdentity(b *bundle.Bundle, tm root.TrustedMateria
 }
 
 // SignedByRebuilder is SignedByPolicyIdentity for rebuild verdicts: signed
-// by one of the identities of requireRebuildVerdicts. It is false when the
+// by one of the rebuilders of requireReproduced. It is false when the
 // policy requires no verdicts.
 func (p *Policy) SignedByRebuilder(b *bundle.Bundle, tm root.TrustedMaterial) bool {
 	if p.rebuildVerdicts == nil {

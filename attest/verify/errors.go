@@ -33,8 +33,9 @@ const (
 	CheckSourceRepositories = "policy.sourceRepositories"
 	// CheckBuilderIDs: the provenance's builder is not allowed by the policy.
 	CheckBuilderIDs = "policy.builderIDs"
-	// CheckReproduced: the policy requires a reproduced build and the
-	// provenance records no matching rebuild.
+	// CheckReproduced: the policy requires the image reproduced by
+	// trusted rebuilders and fewer of them than it asks for have signed a
+	// verdict that counts (the builder's own record never does).
 	CheckReproduced = "policy.requireReproduced"
 	// CheckStrictVariations: the policy requires strict variations and the
 	// provenance records no rebuild under them, or one they changed.

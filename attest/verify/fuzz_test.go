@@ -171,7 +171,7 @@ func mustParsePolicy(t testing.TB, doc string) *Policy {
 // and a reproduced build at most an hour old, and, with verdicts, one
 // verdict of the rebuilder key.
 func fuzzPolicy(t testing.TB, builder testKey, rebuilder *testKey) *Policy {
-	doc := "apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - publicKey: " + builder.path +
+	doc := "apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - publicKey: " + builder.path +
 		"\nsourceRepositories: ['https://git.example.test/team/*']\nbuilderIDs: ['" + fuzzBuilderID + "']\n" +
 		"requireReproduced: true\nmaxAge: 1h\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n"
 	if rebuilder != nil {
@@ -393,11 +393,11 @@ func FuzzParsePolicy(f *testing.F) {
 		}
 		f.Add(b)
 	}
-	head := "apiVersion: twinforge.dev/v1\nkind: Policy\n"
+	head := "apiVersion: twinforge.dev/v2\nkind: Policy\n"
 	f.Add([]byte(head + "identities: [{issuer: https://i.test, subject: me}]\nmaxAge: 30d\n"))
 	f.Add([]byte(head + "identities:\n  - issuerRegExp: 'https://i\\.test'\n    subjectRegExp: '.*@x\\.test'\nsourceRepositories: ['regexp:https://g/o/.*', 'https://g/o/*']\n"))
 	f.Add([]byte(head + "identities:\n  - publicKey: key.pub\nrequireRebuildVerdicts:\n  count: 2\n  identities: [{publicKey: key.pub}, {issuer: a, subject: b}]\n"))
-	f.Add([]byte(`{"apiVersion":"twinforge.dev/v1","kind":"Policy","identities":[{"issuer":"a","subject":"b"}],"builderIDs":["x/**"]}`))
+	f.Add([]byte(`{"apiVersion":"twinforge.dev/v2","kind":"Policy","identities":[{"issuer":"a","subject":"b"}],"builderIDs":["x/**"]}`))
 	// Regression: regular expressions that closed the anchoring group.
 	f.Add([]byte(head + "identities:\n  - issuer: https://i.test\n    subjectRegExp: 'me@x\\.test)|(.*'\n"))
 	f.Add([]byte(head + "identities: [{issuer: a, subject: b}]\nsourceRepositories: ['regexp:https://g/o)|(.*']\n"))

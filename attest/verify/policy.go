@@ -20,8 +20,11 @@ import (
 
 // Policy file identity.
 const (
-	PolicyAPIVersion = "twinforge.dev/v1"
+	PolicyAPIVersion = "twinforge.dev/v2"
 	PolicyKind       = "Policy"
+	// PolicyAPIVersionV1 is the format before requireReproduced named
+	// rebuilders; it is refused with what to change.
+	PolicyAPIVersionV1 = "twinforge.dev/v1"
 )
 
 // ErrInvalidPolicy is wrapped by every error about a policy file's content.
@@ -34,13 +37,12 @@ type Policy struct {
 	identities             []policyIdentity
 	sourceRepositories     []pattern
 	builderIDs             []pattern
-	requireReproduced      bool
 	requireStrict          bool
 	maxAge                 time.Duration
 	requireSignedTimestamp bool
 	requireTransparencyLog bool
 	// rebuildVerdicts, when set, asks for rebuild verdicts from distinct
-	// trusted rebuilders (requireRebuildVerdicts).
+	// trusted rebuilders (requireReproduced).
 	rebuildVerdicts *verdictRequirement
 	// requireSBOM asks for a signed SBOM; deniedPackages refuses images
 	// whose SBOMs list a matching package (sbompolicy.go).
@@ -48,9 +50,9 @@ type Policy struct {
 	deniedPackages []packageRule
 }
 
-// verdictRequirement is the policy's requireRebuildVerdicts: at least count
+// verdictRequirement is the policy's requireReproduced: at least count
 // verified "reproduced" verdicts about the image, each from a distinct
-// signer matching one of identities.
+// signer matching one of identities, none of them the builder.
 type verdictRequirement struct {
 	count      int
 	identities []policyIdentity
@@ -90,8 +92,10 @@ func (p *Policy) RequireSignedTimestamp() bool { return p.requireSignedTimestamp
 // transparency log entry for every bundle.
 func (p *Policy) RequireTransparencyLog() bool { return p.requireTransparencyLog }
 
-// RequireReproduced reports whether the policy requires a reproduced build.
-func (p *Policy) RequireReproduced() bool { return p.requireReproduced }
+// RequireReproduced reports whether the policy requires the image to be
+// reproduced: rebuild verdicts signed by trusted rebuilders other than
+// the builder. The builder's own record of its rebuild never satisfies it.
+func (p *Policy) RequireReproduced() bool { return p.rebuildVerdicts != nil }
 
 // RequireStrictVariations reports whether the policy requires a build that
 // reproduced under the variations BuildKit pins as well.
@@ -114,8 +118,8 @@ func (p *Policy) NeedsTrustedRoot() bool {
 func (p *Policy) Identities() []string { return describeIdentities(p.identities) }
 
 // RequiredRebuildVerdicts is how many rebuild verdicts from distinct
-// trusted rebuilders the policy requires (requireRebuildVerdicts.count);
-// 0 when it requires none.
+// trusted rebuilders the policy requires (requireReproduced.count); 0
+// when it requires none.
 func (p *Policy) RequiredRebuildVerdicts() int {
 	if p.rebuildVerdicts == nil {
 		return 0
@@ -147,17 +151,28 @@ type policyFile struct {
 	Identities             []identityFile `yaml:"identities"`
 	SourceRepositories     []patternFile  `yaml:"sourceRepositories"`
 	BuilderIDs             []patternFile  `yaml:"builderIDs"`
-	RequireReproduced      bool           `yaml:"requireReproduced"`
+	RequireReproduced      *verdictsFile  `yaml:"requireReproduced"`
 	RequireStrict          bool           `yaml:"requireStrictVariations"`
 	MaxAge                 duration       `yaml:"maxAge"`
 	RequireSignedTimestamp *bool          `yaml:"requireSignedTimestamp"`
 	RequireTransparencyLog *bool          `yaml:"requireTransparencyLog"`
-	RequireRebuildVerdicts *verdictsFile  `yaml:"requireRebuildVerdicts"`
+	// RequireRebuildVerdicts is the v1 field that requireReproduced
+	// replaced; it is refused with what to write instead.
+	RequireRebuildVerdicts *removedField `yaml:"requireRebuildVerdicts"`
 	RequireSBOM            bool           `yaml:"requireSBOM"`
 	DeniedPackages         []deniedFile   `yaml:"deniedPackages"`
 }
 
-// verdictsFile is requireRebuildVerdicts: {count: N, identities: [...]}.
+// removedField is a field of an earlier format: where it was, to say
+// what replaced it.
+type removedField struct{ Line int }
+
+func (f *removedField) UnmarshalYAML(n *yaml.Node) error {
+	f.Line = n.Line
+	return nil
+}
+
+// verdictsFile is requireReproduced: {by: [...], count: N}.
 type verdictsFile struct {
 	line       int
 	count      int
@@ -165,28 +180,31 @@ type verdictsFile struct {
 	identities []identityFile
 }
 
-var verdictsFields = []string{"count", "identities"}
+var verdictsFields = []string{"by", "count"}
 
 func (f *verdictsFile) UnmarshalYAML(n *yaml.Node) error {
 	f.line = n.Line
+	if n.Kind == yaml.ScalarNode {
+		return fmt.Errorf("line %d: requireReproduced: %s: the builder's own record that it rebuilt the image proves nothing about a builder that lies; name the rebuilders whose signed verdicts must vouch for it: requireReproduced: {by: [IDENTITY, ...]}", n.Line, n.Value)
+	}
 	if n.Kind != yaml.MappingNode {
-		return fmt.Errorf("line %d: requireRebuildVerdicts is a mapping with count and identities", n.Line)
+		return fmt.Errorf("line %d: requireReproduced is a mapping with by (the trusted rebuilders) and count", n.Line)
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		switch k.Value {
 		case "count":
 			if v.Kind != yaml.ScalarNode {
-				return fmt.Errorf("line %d: requireRebuildVerdicts.count must be a number", v.Line)
+				return fmt.Errorf("line %d: requireReproduced.count must be a number", v.Line)
 			}
 			c, err := strconv.Atoi(v.Value)
 			if err != nil {
-				return fmt.Errorf("line %d: requireRebuildVerdicts.count %q must be a whole number", v.Line, v.Value)
+				return fmt.Errorf("line %d: requireReproduced.count %q must be a whole number", v.Line, v.Value)
 			}
 			f.count, f.countSet = c, true
-		case "identities":
+		case "by":
 			if v.Kind != yaml.SequenceNode {
-				return fmt.Errorf("line %d: requireRebuildVerdicts.identities must be a list of identities", v.Line)
+				return fmt.Errorf("line %d: requireReproduced.by must be a list of identities", v.Line)
 			}
 			for _, item := range v.Content {
 				var id identityFile
@@ -195,8 +213,10 @@ func (f *verdictsFile) UnmarshalYAML(n *yaml.Node) error {
 				}
 				f.identities = append(f.identities, id)
 			}
+		case "identities":
+			return fmt.Errorf("line %d: requireReproduced.identities: the rebuilders are requireReproduced.by", k.Line)
 		default:
-			return fmt.Errorf("line %d: field %s not found in requireRebuildVerdicts (use %s)", k.Line, k.Value, strings.Join(verdictsFields, ", "))
+			return fmt.Errorf("line %d: field %s not found in requireReproduced (use %s)", k.Line, k.Value, strings.Join(verdictsFields, ", "))
 		}
 	}
 	return nil
@@ -341,6 +361,9 @@ func ParsePolicy(data []byte) (*Policy, error) {
 }
 
 func parsePolicy(data []byte, baseDir string, readFile func(string) ([]byte, error)) (*Policy, error) {
+	if err := refuseV1(data); err != nil {
+		return nil, err
+	}
 	var f policyFile
 	if err := strictyaml.Decode(data, &f); err != nil {
 		if errors.Is(err, strictyaml.ErrEmpty) {
@@ -351,12 +374,50 @@ func parsePolicy(data []byte, baseDir string, readFile func(string) ([]byte, err
 	return f.compile(baseDir, readFile)
 }
 
+// refuseV1 refuses a policy of the first format, before the strict
+// parse would stop at its first v1 field, saying what to change.
+func refuseV1(data []byte) error {
+	var doc yaml.Node
+	if yaml.Unmarshal(data, &doc) != nil || len(doc.Content) != 1 || doc.Content[0].Kind != yaml.MappingNode {
+		return nil
+	}
+	m := doc.Content[0].Content
+	var v1 bool
+	var fixes []string
+	for i := 0; i+1 < len(m); i += 2 {
+		k, v := m[i], m[i+1]
+		switch k.Value {
+		case "apiVersion":
+			v1 = v.Value == PolicyAPIVersionV1
+		case "requireReproduced":
+			if v.Kind == yaml.ScalarNode && v.Value == "true" {
+				fixes = append(fixes, fmt.Sprintf("line %d: requireReproduced: true was the builder's own record of its rebuild; name the rebuilders whose signed verdicts must vouch for the image instead, requireReproduced: {by: [IDENTITY, ...]}, or drop it", k.Line))
+			}
+		case "requireRebuildVerdicts":
+			fixes = append(fixes, fmt.Sprintf("line %d: requireRebuildVerdicts: {count: N, identities: [...]} becomes requireReproduced: {count: N, by: [...]}", k.Line))
+		}
+	}
+	if !v1 {
+		return nil
+	}
+	msg := fmt.Sprintf("apiVersion %s is the old policy format: change it to %s. In %s, requireReproduced is satisfied only by rebuild verdicts signed by trusted rebuilders other than the builder; the builder's own record that it rebuilt the image is information, never proof (attest/policy.md)", PolicyAPIVersionV1, PolicyAPIVersion, PolicyAPIVersion)
+	if len(fixes) > 0 {
+		msg += "; " + strings.Join(fixes, "; ")
+	} else {
+		msg += "; nothing else in this file needs to change"
+	}
+	return fmt.Errorf("%w: %s", ErrInvalidPolicy, msg)
+}
+
 func (f *policyFile) compile(baseDir string, readFile func(string) ([]byte, error)) (*Policy, error) {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidPolicy}, args...)...)
 	}
 	if f.APIVersion != PolicyAPIVersion {
 		return nil, bad("apiVersion %q: want %s", f.APIVersion, PolicyAPIVersion)
+	}
+	if n := f.RequireRebuildVerdicts; n != nil {
+		return nil, bad("line %d: requireRebuildVerdicts: in %s it is requireReproduced: {count: N, by: [IDENTITY, ...]}", n.Line, PolicyAPIVersion)
 	}
 	if f.Kind != PolicyKind {
 		return nil, bad("kind %q: want %s", f.Kind, PolicyKind)
@@ -365,7 +426,6 @@ func (f *policyFile) compile(baseDir string, readFile func(string) ([]byte, erro
 		return nil, bad("no identities: a policy must say who may sign (issuer and subject, or publicKey)")
 	}
 	p := &Policy{
-		requireReproduced:      f.RequireReproduced,
 		requireStrict:          f.RequireStrict,
 		maxAge:                 f.MaxAge.d,
 		requireSignedTimestamp: f.RequireSignedTimestamp == nil || *f.RequireSignedTimestamp,
@@ -385,20 +445,21 @@ func (f *policyFile) compile(baseDir string, readFile func(string) ([]byte, erro
 	if p.builderIDs, err = compilePatterns(f.BuilderIDs, false); err != nil {
 		return nil, bad("builderIDs: %v", err)
 	}
-	if rv := f.RequireRebuildVerdicts; rv != nil {
+	if rv := f.RequireReproduced; rv != nil {
+		if !rv.countSet {
+			rv.count = 1
+		}
 		switch {
-		case !rv.countSet:
-			return nil, bad("line %d: requireRebuildVerdicts: no count: say how many rebuilders must have reproduced the image", rv.line)
 		case rv.count < 1:
-			return nil, bad("line %d: requireRebuildVerdicts.count %d: must be at least 1", rv.line, rv.count)
+			return nil, bad("line %d: requireReproduced.count %d: must be at least 1", rv.line, rv.count)
 		case len(rv.identities) == 0:
-			return nil, bad("line %d: requireRebuildVerdicts: no identities: say whose rebuild verdicts count", rv.line)
+			return nil, bad("line %d: requireReproduced: no rebuilders: say in by whose signed rebuild verdicts count", rv.line)
 		}
 		req := &verdictRequirement{count: rv.count}
 		for _, idf := range rv.identities {
 			id, err := idf.compile(baseDir, readFile)
 			if err != nil {
-				return nil, bad("line %d: requireRebuildVerdicts identity: %v", idf.line, err)
+				return nil, bad("line %d: requireReproduced.by identity: %v", idf.line, err)
 			}
 			req.identities = append(req.identities, id)
 		}

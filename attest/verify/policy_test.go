@@ -17,7 +17,7 @@ func TestLoadPolicyExample(t *testing.T) {
 	if len(p.identities) != 3 || p.identities[2].publicKey == nil || p.identities[0].cert == nil {
 		t.Fatalf("identities = %v", p.Identities())
 	}
-	if !p.RequireReproduced() || p.MaxAge() != 30*24*time.Hour || !p.RequireSignedTimestamp() || !p.RequireTransparencyLog() {
+	if !p.RequireReproduced() || p.RequiredRebuildVerdicts() != 1 || p.MaxAge() != 30*24*time.Hour || !p.RequireSignedTimestamp() || !p.RequireTransparencyLog() {
 		t.Errorf("policy = %+v", p)
 	}
 	repos := []struct {
@@ -48,7 +48,7 @@ func TestLoadPolicyExample(t *testing.T) {
 }
 
 func TestPolicyDefaults(t *testing.T) {
-	p, err := ParsePolicy([]byte("apiVersion: twinforge.dev/v1\nkind: Policy\nidentities: [{issuer: https://i.test, subject: me}]\n"))
+	p, err := ParsePolicy([]byte("apiVersion: twinforge.dev/v2\nkind: Policy\nidentities: [{issuer: https://i.test, subject: me}]\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,13 +56,13 @@ func TestPolicyDefaults(t *testing.T) {
 		t.Errorf("defaults = %+v", p)
 	}
 	// JSON is YAML.
-	if _, err := ParsePolicy([]byte(`{"apiVersion":"twinforge.dev/v1","kind":"Policy","identities":[{"issuer":"https://i.test","subject":"me"}]}`)); err != nil {
+	if _, err := ParsePolicy([]byte(`{"apiVersion":"twinforge.dev/v2","kind":"Policy","identities":[{"issuer":"https://i.test","subject":"me"}]}`)); err != nil {
 		t.Errorf("JSON policy: %v", err)
 	}
 }
 
 func TestPolicyErrors(t *testing.T) {
-	head := "apiVersion: twinforge.dev/v1\nkind: Policy\n"
+	head := "apiVersion: twinforge.dev/v2\nkind: Policy\n"
 	id := "identities:\n  - issuer: https://i.test\n    subject: me\n"
 	tests := []struct {
 		name string
@@ -72,11 +72,11 @@ func TestPolicyErrors(t *testing.T) {
 		{"empty", "", []string{"empty policy"}},
 		{"unknown top-level field", head + id + "requireReproducible: true\n", []string{"line 6", "requireReproducible"}},
 		{"unknown identity field", head + "identities:\n  - issuer: https://i.test\n    subjet: me\n", []string{"line 5", "subjet"}},
-		{"wrong type", head + id + "requireReproduced: sometimes\n", []string{"line 6", "bool"}},
+		{"wrong type", head + id + "requireSBOM: sometimes\n", []string{"line 6", "bool"}},
 		{"bad maxAge", head + id + "maxAge: a month\n", []string{"line 6", "maxAge"}},
 		{"negative maxAge", head + id + "maxAge: -1h\n", []string{"line 6", "negative"}},
 		{"wrong apiVersion", "apiVersion: v1\nkind: Policy\n" + id, []string{"apiVersion"}},
-		{"wrong kind", "apiVersion: twinforge.dev/v1\nkind: ClusterPolicy\n" + id, []string{"kind"}},
+		{"wrong kind", "apiVersion: twinforge.dev/v2\nkind: ClusterPolicy\n" + id, []string{"kind"}},
 		{"no identities", head, []string{"no identities"}},
 		{"issuer without subject", head + "identities:\n  - issuer: https://i.test\n", []string{"line 4", "no subject"}},
 		{"subject without issuer", head + "identities:\n  - subject: me\n", []string{"line 4", "no issuer"}},
@@ -170,15 +170,56 @@ func TestPolicyAnchorsCannotBeUndone(t *testing.T) {
 		"    issuer: https://i.test\n    subjectRegExp: 'builder@example\\.test)|(.*'",
 		"    issuerRegExp: 'x)|(.*'\n    subject: builder@example.test",
 	} {
-		doc := "apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  -" + strings.TrimPrefix(field, "   ") + "\n"
+		doc := "apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  -" + strings.TrimPrefix(field, "   ") + "\n"
 		if _, err := ParsePolicy([]byte(doc)); !errors.Is(err, ErrInvalidPolicy) {
 			t.Errorf("policy accepted (%v):\n%s", err, doc)
 		}
 	}
 	for _, pattern := range []string{"regexp:https://git\\.example\\.test/team/app)|(.*", "regexp:a)|(b"} {
-		doc := "apiVersion: twinforge.dev/v1\nkind: Policy\nidentities: [{issuer: i, subject: s}]\nsourceRepositories: ['" + pattern + "']\n"
+		doc := "apiVersion: twinforge.dev/v2\nkind: Policy\nidentities: [{issuer: i, subject: s}]\nsourceRepositories: ['" + pattern + "']\n"
 		if _, err := ParsePolicy([]byte(doc)); !errors.Is(err, ErrInvalidPolicy) {
 			t.Errorf("pattern %q accepted (%v)", pattern, err)
 		}
+	}
+}
+
+// A policy of the first format is refused with what to change, naming the
+// lines whose meaning changed; in the new format the builder's own record
+// of its rebuild cannot be asked for.
+func TestPolicyMigration(t *testing.T) {
+	v1 := "apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - issuer: https://i.test\n    subject: me\n"
+	v2 := "apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - issuer: https://i.test\n    subject: me\n"
+	tests := []struct {
+		name string
+		doc  string
+		want []string
+	}{
+		{"v1", v1, []string{"apiVersion twinforge.dev/v1 is the old policy format", "change it to twinforge.dev/v2", "nothing else in this file needs to change"}},
+		{"v1 requireReproduced", v1 + "requireReproduced: true\n", []string{"line 6: requireReproduced: true was the builder's own record", "requireReproduced: {by: [IDENTITY, ...]}"}},
+		{"v1 requireRebuildVerdicts", v1 + "requireRebuildVerdicts:\n  count: 2\n  identities: [{publicKey: k.pem}]\n",
+			[]string{"line 6: requireRebuildVerdicts", "becomes requireReproduced: {count: N, by: [...]}"}},
+		{"v2 requireReproduced: true", v2 + "requireReproduced: true\n", []string{"line 6", "the builder's own record", "name the rebuilders"}},
+		{"v2 requireRebuildVerdicts", v2 + "requireRebuildVerdicts: {count: 1, identities: [{issuer: a, subject: b}]}\n", []string{"line 6", "requireReproduced: {count: N, by:"}},
+		{"v2 requireReproduced.identities", v2 + "requireReproduced: {identities: [{issuer: a, subject: b}]}\n", []string{"line 6", "requireReproduced.by"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParsePolicy([]byte(tt.doc))
+			if !errors.Is(err, ErrInvalidPolicy) {
+				t.Fatalf("err = %v, want ErrInvalidPolicy", err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+	p, err := ParsePolicy([]byte(v2 + "requireReproduced:\n  by:\n    - issuer: https://i.test\n      subject: rebuilder\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !p.RequireReproduced() || p.RequiredRebuildVerdicts() != 1 || len(p.RebuilderIdentities()) != 1 {
+		t.Errorf("requireReproduced with a default count: %v %d %v", p.RequireReproduced(), p.RequiredRebuildVerdicts(), p.RebuilderIdentities())
 	}
 }

@@ -27,9 +27,6 @@ const (
 	// VerdictsDir is the directory, under an OCI layout's AttestationsDir,
 	// that holds verdict bundles (*.sigstore.json).
 	VerdictsDir = "verdicts"
-	// CheckRebuildVerdicts: the policy requires rebuild verdicts from more
-	// distinct trusted rebuilders than the evidence holds.
-	CheckRebuildVerdicts = "policy.requireRebuildVerdicts"
 )
 
 // VerdictPredicate is the predicate of a rebuild verdict statement, whose
@@ -294,7 +291,7 @@ func checkRebuildVerdicts(res *Result, v *bundleVerifier, verdicts []*bundle.Bun
 			}
 		}
 	}
-	return refuse(CheckRebuildVerdicts, errors.New(b.String()))
+	return refuse(CheckReproduced, errors.New(b.String()))
 }
 
 func plural(n int) string {

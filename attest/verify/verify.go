@@ -46,7 +46,7 @@ type Request struct {
 	// Verdicts are bundles of rebuild verdicts about the image (predicate
 	// PredicateRebuildVerdict, see attest/verdict.md), from whoever
 	// published them. They are looked at only when the policy sets
-	// requireRebuildVerdicts: each that verifies, is signed by one of its
+	// requireReproduced: each that verifies, is signed by one of its
 	// identities, names Digest and says "reproduced" counts once per
 	// distinct signer; the others are reported in Result.RebuildVerdicts
 	// and do not count.
@@ -145,7 +145,7 @@ type Result struct {
 	// provenance bundle.
 	TransparencyLogEntries int `json:"transparencyLogEntries"`
 	// RebuildVerdicts are the verdicts looked at for the policy's
-	// requireRebuildVerdicts, in the order given, counted or not;
+	// requireReproduced, in the order given, counted or not;
 	// ReproducedBy the distinct trusted rebuilders whose verdicts counted.
 	RebuildVerdicts []VerdictResult  `json:"rebuildVerdicts,omitempty"`
 	ReproducedBy    []SignerIdentity `json:"reproducedBy,omitempty"`
@@ -607,12 +607,6 @@ func checkProvenancePolicy(res *Result, p *Policy, now time.Time) error {
 	}
 	if len(p.builderIDs) > 0 && !matchAny(p.builderIDs, res.BuilderID) {
 		return refusef(CheckBuilderIDs, "builder %q is not allowed (allowed: %s)", res.BuilderID, patternList(p.builderIDs))
-	}
-	if p.requireReproduced && !res.Reproduced {
-		if res.RebuildDigest == "" {
-			return refusef(CheckReproduced, "the build was not reproduced: the provenance records no rebuild")
-		}
-		return refusef(CheckReproduced, "the rebuild produced %s, not %s", res.RebuildDigest, res.Digest)
 	}
 	if p.requireStrict {
 		if err := checkStrict(res); err != nil {

@@ -58,7 +58,7 @@ is vouched for by a signed rebuild verdict (predicate
 https://twinforge.dev/attestations/rebuild/v1, see attest/verdict.md): written
 to --verdict FILE, beside LAYOUT (LAYOUT/attestations/verdicts/), and with
 --push-verdict attached to the registry image as a referrer. Policies count
-verdicts with requireRebuildVerdicts (attest/policy.md).
+verdicts with requireReproduced (attest/policy.md).
 
 Examples:
   twinforge rebuild --policy policy.yaml --trusted-root trusted_root.json \

@@ -62,10 +62,10 @@ func (e *signEnv) identityToken(t *testing.T, subject string) string {
 func (e *signEnv) verdictPolicy(t *testing.T, count int, rebuilders ...string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "policy.yaml")
-	doc := "apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - issuer: " + e.stack.OIDCIssuer() + "\n    subject: builder@twinforge.test\n" +
+	doc := "apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - issuer: " + e.stack.OIDCIssuer() + "\n    subject: builder@twinforge.test\n" +
 		"builderIDs:\n  - https://twinforge.dev/builders/local/v1\nmaxAge: 1h\n"
 	if count > 0 {
-		doc += "requireRebuildVerdicts:\n  count: " + string(rune('0'+count)) + "\n  identities:\n"
+		doc += "requireReproduced:\n  count: " + string(rune('0'+count)) + "\n  by:\n"
 		for _, r := range rebuilders {
 			doc += "    - issuer: " + e.stack.OIDCIssuer() + "\n      subject: " + r + "\n"
 		}
@@ -181,7 +181,7 @@ func TestRebuildFromRegistry(t *testing.T) {
 	if refusal.code != exitRefused {
 		t.Fatalf("verify with two verdicts required: exit %d\n%s%s", refusal.code, refusal.stdout, refusal.stderr)
 	}
-	assertContains(t, "refusal", refusal.stderr, "policy.requireRebuildVerdicts", "1 of the 2")
+	assertContains(t, "refusal", refusal.stderr, "policy.requireReproduced", "1 of the 2")
 
 	// Rebuilder B: a fresh clone of the recorded repository, by tag.
 	stateB := t.TempDir()
@@ -338,7 +338,7 @@ func TestRebuildNotReproducible(t *testing.T) {
 	if v.code != exitRefused {
 		t.Fatalf("verify: exit %d\n%s%s", v.code, v.stdout, v.stderr)
 	}
-	assertContains(t, "verify", v.stderr, "policy.requireRebuildVerdicts", "no rebuild verdicts")
+	assertContains(t, "verify", v.stderr, "policy.requireReproduced", "no rebuild verdicts")
 }
 
 func TestRebuildHelp(t *testing.T) {

@@ -76,7 +76,7 @@ func TestSBOMAndReleaseIndex(t *testing.T) {
 
 	policy := func(extra string) string {
 		p := filepath.Join(t.TempDir(), "policy.yaml")
-		write(t, p, "apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - publicKey: "+filepath.Join(keys, "cosign.pub")+
+		write(t, p, "apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - publicKey: "+filepath.Join(keys, "cosign.pub")+
 			"\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\nrequireSBOM: true\n"+extra)
 		return p
 	}

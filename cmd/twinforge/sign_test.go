@@ -49,8 +49,8 @@ func newSignEnv(t *testing.T) *signEnv {
 func (e *signEnv) policy(t *testing.T, subject string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "policy.yaml")
-	write(t, p, "apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - issuer: "+e.stack.OIDCIssuer()+"\n    subject: "+subject+
-		"\nbuilderIDs:\n  - https://twinforge.dev/builders/local/v1\nrequireReproduced: true\nmaxAge: 1h\n")
+	write(t, p, "apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - issuer: "+e.stack.OIDCIssuer()+"\n    subject: "+subject+
+		"\nbuilderIDs:\n  - https://twinforge.dev/builders/local/v1\nmaxAge: 1h\n")
 	return p
 }
 
@@ -190,8 +190,8 @@ func TestKeySigning(t *testing.T) {
 	defer os.Unsetenv("COSIGN_PASSWORD")
 	c.must("build", "--progress", "quiet", "--sign", "key="+filepath.Join(keys, "cosign.key"), "--tsa-url", "", "--oci-layout", out, ctx)
 	policy := filepath.Join(t.TempDir(), "policy.yaml")
-	write(t, policy, "apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - publicKey: "+filepath.Join(keys, "cosign.pub")+
-		"\nrequireReproduced: true\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n")
+	write(t, policy, "apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - publicKey: "+filepath.Join(keys, "cosign.pub")+
+		"\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n")
 	c.must("verify", "--policy", policy, out)
 	other := filepath.Join(t.TempDir(), "other.yaml")
 	write(t, other, strings.Replace(readFile(t, policy), "cosign.pub", "release.pub", 1))

@@ -87,8 +87,8 @@ func TestPinnedVariationsWarn(t *testing.T) {
 	// strict variations refuses the image, one that does not accepts it.
 	policy := func(extra string) string {
 		p := filepath.Join(t.TempDir(), "policy.yaml")
-		write(t, p, "apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - publicKey: "+filepath.Join(keys, "cosign.pub")+
-			"\nrequireReproduced: true\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n"+extra)
+		write(t, p, "apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - publicKey: "+filepath.Join(keys, "cosign.pub")+
+			"\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n"+extra)
 		return p
 	}
 	v := c.must("verify", "--policy", policy(""), "--output", "json", warnOut)
@@ -168,7 +168,7 @@ func TestRebuildStrictVariations(t *testing.T) {
 	layout := filepath.Join(t.TempDir(), "img")
 	c.must("build", "--progress", "quiet", "--no-rebuild", "--sign", "key="+filepath.Join(keys, "cosign.key"), "--tsa-url", "", "--oci-layout", layout, ctx)
 	policy := filepath.Join(t.TempDir(), "policy.yaml")
-	write(t, policy, "apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - publicKey: "+filepath.Join(keys, "cosign.pub")+
+	write(t, policy, "apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - publicKey: "+filepath.Join(keys, "cosign.pub")+
 		"\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n")
 	rebuild := func(extra ...string) result {
 		args := append([]string{"rebuild", "--policy", policy, "--source", ctx, "--state-dir", t.TempDir(), "--progress", "quiet",

@@ -36,9 +36,9 @@ Each signature is checked, that it is about the image's digest, the signing
 certificate against the trusted root, the RFC 3161 timestamp and the
 transparency log entry; then that the signer is one of the policy's
 identities, that the provenance satisfies the policy (source repository,
-builder, reproduced, age) and, with requireRebuildVerdicts, that enough
-distinct trusted rebuilders signed verdicts that they reproduced the image
-(twinforge rebuild). Nothing is fetched but the registry's image manifest and
+builder, age) and, with requireReproduced, that enough distinct trusted
+rebuilders other than the builder signed verdicts that they reproduced the
+image (twinforge rebuild, twinforge build --rebuilder-sign). Nothing is fetched but the registry's image manifest and
 referrers, and the trusted root from TUF when --tuf-url is given.
 
 With --release-repo, the image must also be released: the TUF release index
@@ -250,7 +250,7 @@ type verifyOutput struct {
 	// ResolvedFrom is the tag a registry image was named by.
 	ResolvedFrom string `json:"resolvedFrom,omitempty"`
 	Policy       string `json:"policy"`
-	// RequiredVerdicts is the policy's requireRebuildVerdicts.count.
+	// RequiredVerdicts is the policy's requireReproduced.count.
 	RequiredVerdicts int `json:"requiredRebuildVerdicts,omitempty"`
 	// Release is what the release index says, with --release-repo.
 	Release *release.Target `json:"release,omitempty"`

@@ -65,11 +65,10 @@ func run(ctx context.Context, contextDir, layout, key, pub, buildkitd, state str
 	fmt.Printf("built    %s (%s)\n", res.Build.Digest, res.Reproduction())
 
 	// Verify what was stored, as anyone downstream would.
-	policy, err := verify.ParsePolicy([]byte(fmt.Sprintf(`apiVersion: twinforge.dev/v1
+	policy, err := verify.ParsePolicy([]byte(fmt.Sprintf(`apiVersion: twinforge.dev/v2
 kind: Policy
 identities:
   - publicKey: %q
-requireReproduced: true
 requireSignedTimestamp: false
 requireTransparencyLog: false
 `, pub)))

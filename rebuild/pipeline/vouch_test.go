@@ -163,7 +163,7 @@ func TestRebuilderVouchesForItself(t *testing.T) {
 	}
 	policy := func(rebuilderKeys ...string) *verify.Policy {
 		doc := fmt.Sprintf("apiVersion: %s\nkind: Policy\nidentities:\n  - publicKey: %q\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n", verify.PolicyAPIVersion, builderPub)
-		doc += "requireRebuildVerdicts:\n  count: 1\n  identities:\n"
+		doc += "requireReproduced:\n  by:\n"
 		for _, k := range rebuilderKeys {
 			doc += fmt.Sprintf("    - publicKey: %q\n", k)
 		}
