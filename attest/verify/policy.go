@@ -159,8 +159,8 @@ type policyFile struct {
 	// RequireRebuildVerdicts is the v1 field that requireReproduced
 	// replaced; it is refused with what to write instead.
 	RequireRebuildVerdicts *removedField `yaml:"requireRebuildVerdicts"`
-	RequireSBOM            bool           `yaml:"requireSBOM"`
-	DeniedPackages         []deniedFile   `yaml:"deniedPackages"`
+	RequireSBOM            bool          `yaml:"requireSBOM"`
+	DeniedPackages         []deniedFile  `yaml:"deniedPackages"`
 }
 
 // removedField is a field of an earlier format: where it was, to say
