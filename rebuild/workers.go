@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/twinforge/twinforge/attest"
@@ -43,6 +45,41 @@ type Workers struct {
 	// Purpose says what the workers are lent for, to whoever lists the
 	// pool.
 	Purpose string
+
+	mu sync.Mutex
+	// failed are the pool workers that failed during this build: not lent
+	// again to it.
+	failed []string
+}
+
+// Retryable reports whether a verified build that failed with err may be
+// tried again on other workers: a pool's worker died (or was lost) under
+// it, and the pool is asked for the others only.
+func (w *Workers) Retryable(err error) bool {
+	if w == nil || !errors.Is(err, isolation.ErrDaemonFailed) {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.failed) > 0
+}
+
+// MarkFailed records that a pool's worker failed under this build: it is
+// not lent to it again.
+func (w *Workers) MarkFailed(worker string) { w.fail(worker) }
+
+func (w *Workers) fail(worker string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !slices.Contains(w.failed, worker) {
+		w.failed = append(w.failed, worker)
+	}
+}
+
+func (w *Workers) excluded() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.failed)
 }
 
 func (w *Workers) validate() error {
@@ -80,9 +117,9 @@ func (d Daemons) startSeparate(ctx context.Context, strict bool) (build, second 
 		return func(s kube.QueueStatus) { w.OnQueue(side, s) }
 	}
 	req := func(side string) kube.Request {
-		return kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: queue(side)}
+		return kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: queue(side), ExcludeWorkers: w.excluded()}
 	}
-	dial := kube.DialOptions{TLS: w.PoolTLS}
+	dial := kube.DialOptions{TLS: w.PoolTLS, OnFailure: w.fail}
 
 	// Both from one pool: lent together, on two nodes.
 	if w.Build == "" && w.Rebuild == "" && w.RebuildPool == nil {
@@ -146,7 +183,7 @@ func (w *Workers) startBuild(ctx context.Context) (isolation.Daemon, error) {
 	if w.OnQueue != nil {
 		progress = func(s kube.QueueStatus) { w.OnQueue("build", s) }
 	}
-	ds, err := kube.AcquireDaemons(ctx, *w.Pool, []string{"build"}, kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: progress}, kube.DialOptions{TLS: w.PoolTLS})
+	ds, err := kube.AcquireDaemons(ctx, *w.Pool, []string{"build"}, kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: progress, ExcludeWorkers: w.excluded()}, kube.DialOptions{TLS: w.PoolTLS, OnFailure: w.fail})
 	if err != nil {
 		return nil, err
 	}
@@ -204,9 +241,9 @@ func (d Daemons) StartBuildPlaceRebuild(ctx context.Context) (_ isolation.Daemon
 		}
 		return func(s kube.QueueStatus) { w.OnQueue(side, s) }
 	}
-	dial := kube.DialOptions{TLS: w.PoolTLS, Name: "build"}
+	dial := kube.DialOptions{TLS: w.PoolTLS, Name: "build", OnFailure: w.fail}
 	if w.Build == "" && w.Rebuild == "" && w.RebuildPool == nil {
-		lent, err := kube.Acquire(ctx, *w.Pool, 2, kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: progress("build and rebuild")})
+		lent, err := kube.Acquire(ctx, *w.Pool, 2, kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: progress("build and rebuild"), ExcludeWorkers: w.excluded()})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -236,7 +273,7 @@ func (d Daemons) StartBuildPlaceRebuild(ctx context.Context) (_ isolation.Daemon
 	if w.RebuildPool != nil {
 		pool = w.RebuildPool
 	}
-	r := kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: progress("rebuild")}
+	r := kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: progress("rebuild"), ExcludeWorkers: w.excluded()}
 	if info := build.Info(); info.Cluster != "" {
 		r.ExcludeNodes, r.ExcludeCluster = []string{info.Node}, info.Cluster
 	}

@@ -106,6 +106,9 @@ type Result struct {
 	Verdict         *bundle.Bundle
 	VerdictFiles    []string
 	RebuilderSigner verify.SignerIdentity
+	// WorkerFailures are the attempts on a pool's workers that a worker
+	// died under before the one that counted.
+	WorkerFailures []string
 	// Push is what was pushed, nil without Request.Pusher.
 	Push *distribute.PushResult
 	// Started and Finished bound the run.
@@ -185,10 +188,10 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	case req.NoRebuild:
 		res.Build, err = buildOnce(ctx, req.Daemons, breq)
 	case req.Vouch != nil:
-		res.Build, res.Proof, rebuilder, err = buildAndVouchedRebuild(ctx, req, breq)
+		res.Build, res.Proof, rebuilder, res.WorkerFailures, err = onWorkers(ctx, req, breq, buildAndVouchedRebuild)
 		defer rebuilder.close()
 	default:
-		res.Build, res.Proof, err = buildAndRebuild(ctx, req, breq)
+		res.Build, res.Proof, _, res.WorkerFailures, err = onWorkers(ctx, req, breq, plainAttempt)
 	}
 	if err != nil {
 		return resultIfDiff(res, err), err

@@ -91,6 +91,11 @@ func buildAndVouchedRebuild(ctx context.Context, r Request, req builder.Request)
 		opts = append(opts, rebuild.WithProgress(progress))
 	}
 	res, err := rebuild.Verify(ctx, builder.New(b), proc, req, opts...)
+	// The rebuild process dials its worker itself; when the build's
+	// daemon still answers, a dead daemon is the rebuild's.
+	if errors.Is(err, isolation.ErrDaemonFailed) && worker.Pool != nil && b.Check(context.WithoutCancel(ctx)) == nil {
+		r.Daemons.Workers.MarkFailed(worker.Worker)
+	}
 	if cerr := b.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("stopping the build daemon: %w", cerr)
 	}
