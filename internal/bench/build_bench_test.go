@@ -153,3 +153,35 @@ func BenchmarkThirdConcurrentBuild(b *testing.B) {
 	ex := example(b, "hello")
 	compare(b, concurrentPlain(b, 3, ex, bases), concurrentPlain(b, 2, ex, bases))
 }
+
+// BenchmarkVerifiedBuildHelloRemoteWorkers: `twinforge build` with the
+// build on one remote worker and the rebuild on another (two stand-in
+// hosts, each a buildkitd of its own reached over TCP with mutual TLS)
+// against the same verified build on local private daemons, alternating
+// in one run. The workers are started fresh, empty, before each remote
+// build and are not timed: a pool's workers are running when a build
+// comes; the local build starts its daemons and is timed with them.
+func BenchmarkVerifiedBuildHelloRemoteWorkers(b *testing.B) {
+	testenv.NeedDaemon(b)
+	testenv.BaseImages(b)
+	ex := example(b, "hello")
+	var tRemote, tLocal time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		pool := testenv.NewWorkerPool(b, "bench")
+		w1 := testenv.NewHost(b, fmt.Sprintf("bench-a%d", i)).StartWorker(b, pool, "worker-a")
+		w2 := testenv.NewHost(b, fmt.Sprintf("bench-b%d", i)).StartWorker(b, pool, "worker-b")
+		start := time.Now()
+		twinforgeBuild(b, ex, "--builder", w1.Addr, "--builder-identity", w1.Identity,
+			"--rebuilder", w2.Addr, "--rebuilder-identity", w2.Identity,
+			"--tlscacert", pool.CAFile, "--tlscert", pool.ClientCert, "--tlskey", pool.ClientKey)
+		tRemote += time.Since(start)
+		start = time.Now()
+		twinforgeBuild(b, ex)
+		tLocal += time.Since(start)
+	}
+	n := float64(b.N)
+	b.ReportMetric(tRemote.Seconds()/n, "remote-s/op")
+	b.ReportMetric(tLocal.Seconds()/n, "local-s/op")
+	b.ReportMetric(tRemote.Seconds()/tLocal.Seconds(), "ratio")
+}
