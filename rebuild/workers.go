@@ -47,9 +47,9 @@ type Workers struct {
 	Purpose string
 
 	mu sync.Mutex
-	// failed are the pool workers that failed during this build: not lent
-	// again to it.
-	failed []string
+	// failed are the workers of each pool that failed during this build:
+	// not lent again to it.
+	failed map[*kube.Cluster][]string
 }
 
 // Retryable reports whether a verified build that failed with err may be
@@ -64,22 +64,37 @@ func (w *Workers) Retryable(err error) bool {
 	return len(w.failed) > 0
 }
 
-// MarkFailed records that a pool's worker failed under this build: it is
-// not lent to it again.
-func (w *Workers) MarkFailed(worker string) { w.fail(worker) }
+// pool is the pool a side's worker comes from: the build's, or the
+// rebuild's.
+func (w *Workers) pool(rebuild bool) *kube.Cluster {
+	if rebuild && w.RebuildPool != nil {
+		return w.RebuildPool
+	}
+	return w.Pool
+}
 
-func (w *Workers) fail(worker string) {
+// MarkFailed records that a worker of pool (Pool or RebuildPool) failed
+// under this build: it is not lent to it again.
+func (w *Workers) MarkFailed(pool *kube.Cluster, worker string) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if !slices.Contains(w.failed, worker) {
-		w.failed = append(w.failed, worker)
+	if w.failed == nil {
+		w.failed = map[*kube.Cluster][]string{}
+	}
+	if !slices.Contains(w.failed[pool], worker) {
+		w.failed[pool] = append(w.failed[pool], worker)
 	}
 }
 
-func (w *Workers) excluded() []string {
+// onFailure is the kube.DialOptions.OnFailure of pool's workers.
+func (w *Workers) onFailure(pool *kube.Cluster) func(string) {
+	return func(worker string) { w.MarkFailed(pool, worker) }
+}
+
+func (w *Workers) excluded(pool *kube.Cluster) []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return slices.Clone(w.failed)
+	return slices.Clone(w.failed[pool])
 }
 
 func (w *Workers) validate() error {
@@ -116,14 +131,16 @@ func (d Daemons) startSeparate(ctx context.Context, strict bool) (build, second 
 		}
 		return func(s kube.QueueStatus) { w.OnQueue(side, s) }
 	}
-	req := func(side string) kube.Request {
-		return kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: queue(side), ExcludeWorkers: w.excluded()}
+	req := func(side string, pool *kube.Cluster) kube.Request {
+		return kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: queue(side), ExcludeWorkers: w.excluded(pool)}
 	}
-	dial := kube.DialOptions{TLS: w.PoolTLS, OnFailure: w.fail}
+	dial := func(pool *kube.Cluster) kube.DialOptions {
+		return kube.DialOptions{TLS: w.PoolTLS, OnFailure: w.onFailure(pool)}
+	}
 
 	// Both from one pool: lent together, on two nodes.
 	if w.Build == "" && w.Rebuild == "" && w.RebuildPool == nil {
-		ds, err := kube.AcquireDaemons(ctx, *w.Pool, []string{"build", "rebuild"}, req("build and rebuild"), dial)
+		ds, err := kube.AcquireDaemons(ctx, *w.Pool, []string{"build", "rebuild"}, req("build and rebuild", w.Pool), dial(w.Pool))
 		if err != nil {
 			return nil, nil, err
 		}
@@ -137,7 +154,7 @@ func (d Daemons) startSeparate(ctx context.Context, strict bool) (build, second 
 		build, err = isolation.Start(ctx, d.options(isolation.WithName("build"))...)
 	default:
 		var ds []isolation.Daemon
-		ds, err = kube.AcquireDaemons(ctx, *w.Pool, []string{"build"}, req("build"), dial)
+		ds, err = kube.AcquireDaemons(ctx, *w.Pool, []string{"build"}, req("build", w.Pool), dial(w.Pool))
 		if err == nil {
 			build = ds[0]
 		}
@@ -149,17 +166,14 @@ func (d Daemons) startSeparate(ctx context.Context, strict bool) (build, second 
 	case w.Rebuild != "":
 		second, err = isolation.Remote(ctx, "rebuild", w.Rebuild, w.RebuildTLS)
 	default:
-		pool := w.Pool
-		if w.RebuildPool != nil {
-			pool = w.RebuildPool
-		}
-		r := req("rebuild")
+		pool := w.pool(true)
+		r := req("rebuild", pool)
 		// Never the build's node, if the pool is of the build's cluster.
 		if info := build.Info(); info.Cluster != "" {
 			r.ExcludeNodes, r.ExcludeCluster = []string{info.Node}, info.Cluster
 		}
 		var ds []isolation.Daemon
-		ds, err = kube.AcquireDaemons(ctx, *pool, []string{"rebuild"}, r, dial)
+		ds, err = kube.AcquireDaemons(ctx, *pool, []string{"rebuild"}, r, dial(pool))
 		if err == nil {
 			second = ds[0]
 		}
@@ -183,7 +197,7 @@ func (w *Workers) startBuild(ctx context.Context) (isolation.Daemon, error) {
 	if w.OnQueue != nil {
 		progress = func(s kube.QueueStatus) { w.OnQueue("build", s) }
 	}
-	ds, err := kube.AcquireDaemons(ctx, *w.Pool, []string{"build"}, kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: progress, ExcludeWorkers: w.excluded()}, kube.DialOptions{TLS: w.PoolTLS, OnFailure: w.fail})
+	ds, err := kube.AcquireDaemons(ctx, *w.Pool, []string{"build"}, kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: progress, ExcludeWorkers: w.excluded(w.Pool)}, kube.DialOptions{TLS: w.PoolTLS, OnFailure: w.onFailure(w.Pool)})
 	if err != nil {
 		return nil, err
 	}
@@ -241,9 +255,9 @@ func (d Daemons) StartBuildPlaceRebuild(ctx context.Context) (_ isolation.Daemon
 		}
 		return func(s kube.QueueStatus) { w.OnQueue(side, s) }
 	}
-	dial := kube.DialOptions{TLS: w.PoolTLS, Name: "build", OnFailure: w.fail}
+	dial := kube.DialOptions{TLS: w.PoolTLS, Name: "build", OnFailure: w.onFailure(w.Pool)}
 	if w.Build == "" && w.Rebuild == "" && w.RebuildPool == nil {
-		lent, err := kube.Acquire(ctx, *w.Pool, 2, kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: progress("build and rebuild"), ExcludeWorkers: w.excluded()})
+		lent, err := kube.Acquire(ctx, *w.Pool, 2, kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: progress("build and rebuild"), ExcludeWorkers: w.excluded(w.Pool)})
 		if err != nil {
 			return nil, nil, err
 		}
@@ -269,11 +283,8 @@ func (d Daemons) StartBuildPlaceRebuild(ctx context.Context) (_ isolation.Daemon
 	if w.Rebuild != "" {
 		return build, &RebuildWorker{Address: w.Rebuild, TLS: w.RebuildTLS}, nil
 	}
-	pool := w.Pool
-	if w.RebuildPool != nil {
-		pool = w.RebuildPool
-	}
-	r := kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: progress("rebuild"), ExcludeWorkers: w.excluded()}
+	pool := w.pool(true)
+	r := kube.Request{Purpose: w.Purpose, Wait: w.Wait, Progress: progress("rebuild"), ExcludeWorkers: w.excluded(pool)}
 	if info := build.Info(); info.Cluster != "" {
 		r.ExcludeNodes, r.ExcludeCluster = []string{info.Node}, info.Cluster
 	}

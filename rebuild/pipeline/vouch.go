@@ -94,7 +94,7 @@ func buildAndVouchedRebuild(ctx context.Context, r Request, req builder.Request)
 	// The rebuild process dials its worker itself; when the build's
 	// daemon still answers, a dead daemon is the rebuild's.
 	if errors.Is(err, isolation.ErrDaemonFailed) && worker.Pool != nil && b.Check(context.WithoutCancel(ctx)) == nil {
-		r.Daemons.Workers.MarkFailed(worker.Worker)
+		r.Daemons.Workers.MarkFailed(worker.Pool, worker.Worker)
 	}
 	if cerr := b.Close(); cerr != nil && err == nil {
 		err = fmt.Errorf("stopping the build daemon: %w", cerr)
