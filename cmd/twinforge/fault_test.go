@@ -127,7 +127,7 @@ func TestSigstoreDownAtSigning(t *testing.T) {
 		return tok
 	}
 	policy := filepath.Join(t.TempDir(), "policy.yaml")
-	write(t, policy, "apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - issuer: "+st.OIDCIssuer()+"\n    subject: builder@twinforge.test\n")
+	write(t, policy, "apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - issuer: "+st.OIDCIssuer()+"\n    subject: builder@twinforge.test\n")
 	trustedRoot := filepath.Join(st.Dir(), "trusted_root.json")
 
 	c := newCLI(t)

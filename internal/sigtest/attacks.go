@@ -78,7 +78,7 @@ func Manifest() (manifest []byte, digest string) {
 // subject exactly), with the extra top-level lines given.
 func PolicyDoc(ids []Identity, extra ...string) string {
 	var b strings.Builder
-	b.WriteString("apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n")
+	b.WriteString("apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n")
 	for _, id := range ids {
 		fmt.Fprintf(&b, "  - issuer: %q\n    subject: %q\n", id.Issuer, id.Subject)
 	}
@@ -93,20 +93,19 @@ func PolicyDoc(ids []Identity, extra ...string) string {
 const noLog = "requireTransparencyLog: false"
 
 // strictPolicy is the policy of most attacks: the builder, the team's
-// repositories, the local builder, a reproduced build at most an hour old,
+// repositories, the local builder, a build at most an hour old,
 // timestamps and a log entry required (the defaults).
 func strictPolicy(extra ...string) string {
 	return PolicyDoc([]Identity{Builder}, append([]string{
 		"sourceRepositories: ['" + RepositoryPattern + "']",
 		"builderIDs: ['" + DefaultBuilderID + "']",
-		"requireReproduced: true",
 		"maxAge: 1h",
 	}, extra...)...)
 }
 
-// verdictPolicy adds requireRebuildVerdicts of count from the rebuilders.
+// verdictPolicy adds requireReproduced of count from the rebuilders.
 func verdictPolicy(count int, rebuilders ...Identity) string {
-	lines := []string{"requireRebuildVerdicts:", fmt.Sprintf("  count: %d", count), "  identities:"}
+	lines := []string{"requireReproduced:", fmt.Sprintf("  count: %d", count), "  by:"}
 	for _, r := range rebuilders {
 		lines = append(lines, fmt.Sprintf("    - issuer: %q\n      subject: %q", r.Issuer, r.Subject))
 	}
@@ -192,8 +191,10 @@ func Attacks(a *Authority) ([]Attack, error) {
 
 		// What the provenance says.
 		attack("provenance for another digest", verify.CheckSubject, sign(prov(func(p *Provenance) { p.Digest = otherDigest; p.RebuildDigest = otherDigest }), Builder, Options{}), strictPolicy()),
-		attack("rebuild of another digest", verify.CheckReproduced, sign(prov(func(p *Provenance) { p.RebuildDigest = otherDigest }), Builder, Options{}), strictPolicy()),
-		attack("rebuild claimed but not reproduced", verify.CheckReproduced, sign(prov(func(p *Provenance) { p.Reproduced = false }), Builder, Options{}), strictPolicy()),
+		// The builder's own record of its rebuild proves nothing: without a
+		// rebuilder's verdict, requireReproduced refuses whatever it says.
+		attack("builder's record of a rebuild of another digest", verify.CheckReproduced, sign(prov(func(p *Provenance) { p.RebuildDigest = otherDigest }), Builder, Options{}), verdictPolicy(1, RebuilderA, RebuilderB)),
+		attack("builder's record that it reproduced, no verdict", verify.CheckReproduced, goodProv, verdictPolicy(1, RebuilderA, RebuilderB)),
 		attack("repository glob does not cross a slash", verify.CheckSourceRepositories, sign(prov(func(p *Provenance) { p.Repository = Repository + "/../../evil/app" }), Builder, Options{}), strictPolicy()),
 		attack("repository glob is anchored", verify.CheckSourceRepositories, sign(prov(func(p *Provenance) { p.Repository = "https://evil.test/" + Repository }), Builder, Options{}), strictPolicy()),
 		attack("repository regexp does not match past a newline", verify.CheckSourceRepositories, sign(prov(func(p *Provenance) { p.Repository = Repository + "\nhttps://evil.test/x" }), Builder, Options{}),
@@ -259,6 +260,7 @@ func Attacks(a *Authority) ([]Attack, error) {
 		imageAttack("image signature without a log entry", verify.CheckTransparencyLog, must(a.SignArtifact(manifest, Builder, Options{NoLogEntry: true}))),
 	)
 
+	firstVerdictAttack := len(out)
 	verdictAttack := func(name, check string, count int, verdicts ...*bundle.Bundle) Attack {
 		at := attack(name, check, goodProv, verdictPolicy(count, RebuilderA, RebuilderB))
 		at.Verdicts = verdicts
@@ -268,21 +270,21 @@ func Attacks(a *Authority) ([]Attack, error) {
 	withPolicy := func(at Attack, policy string) Attack { at.Policy = policy; return at }
 	out = append(out,
 		verdictAttack("two verdicts from two rebuilders", "", 2, verdict(Verdict{}, RebuilderA), verdict(Verdict{}, RebuilderB)),
-		verdictAttack("no verdict", verify.CheckRebuildVerdicts, 1),
-		verdictAttack("verdict for another digest", verify.CheckRebuildVerdicts, 1, verdict(Verdict{Digest: otherDigest}, RebuilderA)),
-		verdictAttack("verdict whose rebuild gave another digest", verify.CheckRebuildVerdicts, 1, verdict(Verdict{RebuiltDigest: otherDigest}, RebuilderA)),
-		verdictAttack("verdict that did not reproduce", verify.CheckRebuildVerdicts, 1, verdict(Verdict{Result: "differs"}, RebuilderA)),
-		verdictAttack("verdict from an untrusted rebuilder", verify.CheckRebuildVerdicts, 1, verdict(Verdict{}, stranger)),
-		duplicate(verdictAttack("verdicts from a duplicate rebuilder", verify.CheckRebuildVerdicts, 2, verdict(Verdict{}, RebuilderA), verdict(Verdict{}, RebuilderA))),
+		verdictAttack("no verdict", verify.CheckReproduced, 1),
+		verdictAttack("verdict for another digest", verify.CheckReproduced, 1, verdict(Verdict{Digest: otherDigest}, RebuilderA)),
+		verdictAttack("verdict whose rebuild gave another digest", verify.CheckReproduced, 1, verdict(Verdict{RebuiltDigest: otherDigest}, RebuilderA)),
+		verdictAttack("verdict that did not reproduce", verify.CheckReproduced, 1, verdict(Verdict{Result: "differs"}, RebuilderA)),
+		verdictAttack("verdict from an untrusted rebuilder", verify.CheckReproduced, 1, verdict(Verdict{}, stranger)),
+		duplicate(verdictAttack("verdicts from a duplicate rebuilder", verify.CheckReproduced, 2, verdict(Verdict{}, RebuilderA), verdict(Verdict{}, RebuilderA))),
 		// Even where the builder is also trusted as a rebuilder.
-		withPolicy(verdictAttack("verdict signed by the builder", verify.CheckRebuildVerdicts, 1, verdict(Verdict{}, Builder)), verdictPolicy(1, RebuilderA, RebuilderB, Builder)),
-		verdictAttack("verdict for another provenance", verify.CheckRebuildVerdicts, 1, verdict(Verdict{Provenance: prov(func(p *Provenance) { p.Ref = "refs/heads/other" })}, RebuilderA)),
-		verdictAttack("verdict for a provenance by another signer", verify.CheckRebuildVerdicts, 1, verdict(Verdict{ProvenanceSigner: stranger}, RebuilderA)),
-		verdictAttack("verdict whose certificate expired", verify.CheckRebuildVerdicts, 1, sign(Verdict{Digest: digest, Provenance: goodStatement, ProvenanceSigner: Builder}.Statement(), RebuilderA, Options{NotBefore: now.Add(-30 * time.Minute)})),
+		withPolicy(verdictAttack("verdict signed by the builder", verify.CheckReproduced, 1, verdict(Verdict{}, Builder)), verdictPolicy(1, RebuilderA, RebuilderB, Builder)),
+		verdictAttack("verdict for another provenance", verify.CheckReproduced, 1, verdict(Verdict{Provenance: prov(func(p *Provenance) { p.Ref = "refs/heads/other" })}, RebuilderA)),
+		verdictAttack("verdict for a provenance by another signer", verify.CheckReproduced, 1, verdict(Verdict{ProvenanceSigner: stranger}, RebuilderA)),
+		verdictAttack("verdict whose certificate expired", verify.CheckReproduced, 1, sign(Verdict{Digest: digest, Provenance: goodStatement, ProvenanceSigner: Builder}.Statement(), RebuilderA, Options{NotBefore: now.Add(-30 * time.Minute)})),
 	)
 	if goodB := verdict(Verdict{}, RebuilderB); goodB != nil {
-		for i := range out {
-			if out[i].Check == verify.CheckRebuildVerdicts {
+		for i := firstVerdictAttack; i < len(out); i++ {
+			if out[i].Check == verify.CheckReproduced {
 				out[i].GoodVerdict = goodB
 			}
 		}
