@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -67,6 +68,9 @@ type Request struct {
 	OCILayout string
 	// Progress receives BuildKit's status updates; Build closes it.
 	Progress chan<- *client.SolveStatus
+	// NoCache runs every step, reusing nothing the daemon has: a cold
+	// build even on a daemon that keeps a cache, or a remote one.
+	NoCache bool
 }
 
 // BaseImage is an image a Dockerfile names, served from an OCI layout.
@@ -92,8 +96,13 @@ type Result struct {
 	OCILayout string `json:"ociLayout"`
 	// Duration is how long the build took.
 	Duration time.Duration `json:"-"`
-	// Builder is the daemon that built it.
+	// Builder is the daemon that built it, its Cache as this build used
+	// it (cold with NoCache).
 	Builder isolation.Info `json:"builder"`
+	// Steps is how many steps the build had; CachedSteps how many of
+	// them BuildKit reused from the daemon's cache instead of running.
+	Steps       int `json:"steps"`
+	CachedSteps int `json:"cachedSteps"`
 }
 
 type daemonBuilder struct {
@@ -137,7 +146,7 @@ func (b *daemonBuilder) Build(ctx context.Context, req Request) (res *Result, re
 		}
 	}()
 
-	attrs, err := frontendAttrs(req)
+	attrs, err := frontendAttrs(req, b.daemon.Info().Cache)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +238,12 @@ func (b *daemonBuilder) Build(ctx context.Context, req Request) (res *Result, re
 		if derr := b.daemon.Check(context.WithoutCancel(ctx)); derr != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBuildFailed, derr)
 		}
-		return nil, fmt.Errorf("%w: %s%s", ErrBuildFailed, cleanSolveError(solveErr), logs.failureTail())
+		// What a failed step wrote is garbage BuildKit keeps until it
+		// next collects; in a kept cache that would fill the disk for the
+		// next build, so collect it now.
+		collectGarbage(context.WithoutCancel(ctx), c, b.daemon.Info())
+		msg := cleanSolveError(solveErr) + logs.failureTail()
+		return nil, fmt.Errorf("%w: %s%s", ErrBuildFailed, msg, diskFullHint(msg, b.daemon.Info()))
 	}
 
 	digest := resp.ExporterResponse[exptypes.ExporterImageDigestKey]
@@ -243,13 +257,25 @@ func (b *daemonBuilder) Build(ctx context.Context, req Request) (res *Result, re
 	if err := dest.commit(); err != nil {
 		return nil, err
 	}
+	info := b.daemon.Info()
+	if req.NoCache {
+		cold := isolation.CacheInfo{State: isolation.CacheCold}
+		if info.Cache != nil {
+			cold = *info.Cache
+			cold.State = isolation.CacheCold
+		}
+		info.Cache = &cold
+	}
+	steps, cached := logs.steps()
 	return &Result{
-		Digest:    digest,
-		MediaType: mediaType,
-		Platform:  platform,
-		OCILayout: dest.final,
-		Duration:  time.Since(start),
-		Builder:   b.daemon.Info(),
+		Digest:      digest,
+		MediaType:   mediaType,
+		Platform:    platform,
+		OCILayout:   dest.final,
+		Duration:    time.Since(start),
+		Builder:     info,
+		Steps:       steps,
+		CachedSteps: cached,
 	}, nil
 }
 
@@ -331,6 +357,43 @@ func cleanSolveError(err error) string {
 		msg += "\n(twinforge lets a build use only the images, URLs and git sources its lock pins: add it with `twinforge lock`)"
 	}
 	return msg
+}
+
+// collectGarbage has a daemon that keeps a cache drop what no cache
+// record holds, the leftovers of a failed step: a prune that matches no
+// record still runs BuildKit's garbage collection.
+func collectGarbage(ctx context.Context, c *client.Client, info isolation.Info) {
+	if info.Cache == nil || info.Cache.Dir == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	_ = c.Prune(ctx, nil, client.WithFilter([]string{"id==twinforge-collect-garbage-only"}))
+}
+
+// diskFullHint explains a build that failed because the disk under the
+// daemon filled up: the error or the step's output says so (ENOSPC), or
+// the file system holding the daemon's state is all but full.
+func diskFullHint(msg string, info isolation.Info) string {
+	dir := info.StateDir
+	if info.Cache != nil && info.Cache.Dir != "" {
+		dir = info.Cache.Dir
+	}
+	full := strings.Contains(strings.ToLower(msg), "no space left on device")
+	if !full && dir != "" {
+		var st syscall.Statfs_t
+		if syscall.Statfs(dir, &st) == nil && st.Blocks > 0 && st.Bavail*100 < st.Blocks {
+			full = true
+		}
+	}
+	if !full {
+		return ""
+	}
+	where := "the daemon's state"
+	if dir != "" {
+		where = dir
+	}
+	return "\n(the disk holding " + where + " is full: no space left on device. Free space there or choose another state directory (--state-dir); the daemon's cache is kept and stays usable)"
 }
 
 // contextFS is the build context as BuildKit may read it: without what

@@ -2,6 +2,7 @@ package builder
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"maps"
@@ -13,6 +14,7 @@ import (
 	"github.com/tonistiigi/fsutil"
 
 	"github.com/twinforge/twinforge/hermetic"
+	"github.com/twinforge/twinforge/isolation"
 )
 
 // builtinFrontend is the only frontend a build runs: BuildKit's own
@@ -42,14 +44,18 @@ const (
 var frontendOptions = map[string]bool{
 	"filename": true, "force-network-mode": true, attrPinFrontend: true,
 	"target": true, "platform": true, "hostname": true, "ulimit": true,
+	attrNoCache: true,
 }
+
+// attrNoCache makes BuildKit run every step, reusing nothing it has.
+const attrNoCache = "no-cache"
 
 // frontendAttrs are the frontend options of a request: the Dockerfile,
 // build args (the request's, then the ones twinforge sets), target,
 // platform, hostname and ulimit, with RUN steps' network forced to none
 // and the frontend pinned to the built-in one.
-func frontendAttrs(req Request) (map[string]string, error) {
-	ns, err := cacheNamespace()
+func frontendAttrs(req Request, cache *isolation.CacheInfo) (map[string]string, error) {
+	ns, err := cacheNamespace(cache)
 	if err != nil {
 		return nil, err
 	}
@@ -64,6 +70,9 @@ func frontendAttrs(req Request) (map[string]string, error) {
 	// After the request's, so that none can replace them.
 	attrs[attrBuildArg+argEpoch] = strconv.FormatInt(req.SourceDateEpoch, 10)
 	attrs[attrBuildArg+argCacheNamespace] = ns
+	if req.NoCache {
+		attrs[attrNoCache] = ""
+	}
 	for k, v := range map[string]string{"target": req.Target, "platform": req.Platform, "hostname": req.Hostname, "ulimit": req.Ulimit} {
 		if v != "" {
 			attrs[k] = v
@@ -72,7 +81,15 @@ func frontendAttrs(req Request) (map[string]string, error) {
 	return attrs, nil
 }
 
-func cacheNamespace() (string, error) {
+// cacheNamespace is the RUN --mount=type=cache namespace of a build: on a
+// daemon that keeps a cache of its own (one per side and scope), the same
+// for every build, so that cache mounts are kept with the rest of it; on
+// any other daemon one of its own, so that they start empty.
+func cacheNamespace(cache *isolation.CacheInfo) (string, error) {
+	if cache != nil && cache.Dir != "" {
+		sum := sha256.Sum256([]byte(cache.Scope))
+		return "twinforge-scope-" + hex.EncodeToString(sum[:12]), nil
+	}
 	b := make([]byte, 12)
 	if _, err := rand.Read(b); err != nil {
 		return "", fmt.Errorf("choosing a cache namespace: %w", err)

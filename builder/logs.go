@@ -21,6 +21,7 @@ type vertexLogs struct {
 	order  []digest.Digest
 	lines  map[digest.Digest][]string
 	buffer map[digest.Digest]*bytes.Buffer
+	cached map[digest.Digest]bool
 }
 
 func newVertexLogs() *vertexLogs {
@@ -29,6 +30,7 @@ func newVertexLogs() *vertexLogs {
 		errs:   map[digest.Digest]string{},
 		lines:  map[digest.Digest][]string{},
 		buffer: map[digest.Digest]*bytes.Buffer{},
+		cached: map[digest.Digest]bool{},
 	}
 }
 
@@ -42,6 +44,9 @@ func (l *vertexLogs) add(s *client.SolveStatus) {
 		l.names[v.Digest] = v.Name
 		if v.Error != "" {
 			l.errs[v.Digest] = v.Error
+		}
+		if v.Cached {
+			l.cached[v.Digest] = true
 		}
 	}
 	for _, lg := range s.Logs {
@@ -95,4 +100,12 @@ func (l *vertexLogs) failureTail() string {
 		}
 	}
 	return b.String()
+}
+
+// steps is how many steps the build had, and how many of them BuildKit
+// reused from its cache.
+func (l *vertexLogs) steps() (all, cached int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.order), len(l.cached)
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/moby/buildkit/solver/pb"
 	"github.com/moby/buildkit/sourcepolicy"
 	spb "github.com/moby/buildkit/sourcepolicy/pb"
+
+	"github.com/twinforge/twinforge/isolation"
 )
 
 // sourceOp is the source op BuildKit's own LLB client makes for st, so the
@@ -76,7 +78,7 @@ func TestDefaultPolicy(t *testing.T) {
 func TestFrontendAttrs(t *testing.T) {
 	bases := []BaseImage{{Name: "example.test/base:1", Digest: "sha256:1111111111111111111111111111111111111111111111111111111111111111", Layout: "/l"}}
 	req := Request{Dockerfile: "sub/Dockerfile", BuildArgs: map[string]string{"VERSION": "1"}, SourceDateEpoch: 7, Target: "app", Platform: "linux/amd64"}
-	attrs, err := frontendAttrs(req)
+	attrs, err := frontendAttrs(req, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,10 +89,32 @@ func TestFrontendAttrs(t *testing.T) {
 		}
 	}
 	ns := attrs["build-arg:BUILDKIT_CACHE_MOUNT_NS"]
-	again, _ := frontendAttrs(req)
+	again, _ := frontendAttrs(req, nil)
 	if ns == "" || ns == again["build-arg:BUILDKIT_CACHE_MOUNT_NS"] {
 		t.Errorf("cache namespaces %q and %q: want one of its own per build", ns, again["build-arg:BUILDKIT_CACHE_MOUNT_NS"])
 	}
+	// On a daemon that keeps a cache for its scope, cache mounts are kept
+	// with it: the namespace stays, and differs between scopes.
+	kept := func(scope string) string {
+		a, err := frontendAttrs(req, &isolation.CacheInfo{Scope: scope, State: isolation.CacheWarm, Dir: "/c"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a["build-arg:BUILDKIT_CACHE_MOUNT_NS"]
+	}
+	if a, b, c := kept("github.com/a/x"), kept("github.com/a/x"), kept("github.com/b/y"); a != b || a == c {
+		t.Errorf("cached namespaces %q, %q (same scope), %q (another): want the same per scope, another per scope", a, b, c)
+	}
+	if _, ok := attrs[attrNoCache]; ok {
+		t.Error("no-cache set without NoCache")
+	}
+	req.NoCache = true
+	if cold, _ := frontendAttrs(req, nil); cold[attrNoCache] != "" {
+		t.Errorf("NoCache: no-cache attr %q missing", cold[attrNoCache])
+	} else if _, ok := cold[attrNoCache]; !ok {
+		t.Error("NoCache: no-cache attr missing")
+	}
+	req.NoCache = false
 	attrs["context:example.test/base:1"] = "oci-layout://base0@" + bases[0].Digest
 	if err := checkFrontendAttrs(attrs, bases); err != nil {
 		t.Fatalf("twinforge's own options refused: %v", err)
@@ -106,7 +130,7 @@ func TestFrontendAttrs(t *testing.T) {
 		"frontend caps":          {"frontend.caps", "moby.buildkit.frontend.inputs", `"frontend.caps"`},
 		"registry named context": {"context:example.test/base:1", "docker-image://example.test/base:1", "OCI layouts only"},
 		"unknown named context":  {"context:example.test/other:1", "oci-layout://base0@" + bases[0].Digest, "context:example.test/other:1"},
-		"no-cache":               {"no-cache", "", `"no-cache"`},
+		"extra hosts":            {"add-hosts", "registry=127.0.0.1", `"add-hosts"`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			bad := map[string]string{}

@@ -66,6 +66,23 @@ type Info struct {
 	// sha256 fingerprint.
 	Identity    string `json:"identity,omitempty"`
 	Certificate string `json:"certificate,omitempty"`
+	// Cache is what the daemon's persistent cache held when it started
+	// (WithCache); nil for a daemon that started from nothing and keeps
+	// nothing, or a remote one.
+	Cache *CacheInfo `json:"cache,omitempty"`
+}
+
+// CacheState is CacheWarm or CacheCold for a private daemon: cold unless
+// it started on a cache an earlier daemon left. A remote daemon's is
+// CacheRemote, unless a build made it cold (builder.Request.NoCache).
+func (i Info) CacheState() string {
+	switch {
+	case i.Cache != nil:
+		return i.Cache.State
+	case i.Remote:
+		return CacheRemote
+	}
+	return CacheCold
 }
 
 // ErrMissingBinary is returned when buildkitd or runc cannot be found.

@@ -12,6 +12,12 @@
 // removes its state unless it was asked to keep it. State left behind by a
 // run that crashed is found and removed by the next Start.
 //
+// WithCache keeps a daemon's BuildKit root between runs instead, one per
+// daemon name (side: build, rebuild) and scope (tenant), never shared:
+// checked blob by blob before each start, discarded when corrupted (the
+// daemon then starts cold and Info().Cache says why), held by one daemon
+// at a time. Info().Cache records whether the daemon started cold or warm.
+//
 // Remote connects to an existing buildkitd (a worker on another machine,
 // or on Kubernetes, see package isolation/kube) over mutual TLS instead; it
 // satisfies the same Daemon interface. It pins the worker's certificate and

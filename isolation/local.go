@@ -39,6 +39,11 @@ type localDaemon struct {
 	info     Info
 	closeMu  sync.Once
 	closeErr error
+	// root is buildkitd's root: inside dir, or the cache directory's
+	// when the daemon keeps a cache (cacheLock is then held).
+	root      string
+	cacheLock *os.File
+	cache     *CacheInfo
 }
 
 var _ Daemon = (*localDaemon)(nil)
@@ -110,6 +115,18 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 	}
 	d.addr = "unix://" + sock
 
+	d.root = filepath.Join(dir, "root")
+	if o.cacheScope != "" {
+		root, lock, info, err := openCache(o)
+		if err != nil {
+			return nil, err
+		}
+		d.cacheLock, d.cache = lock, info
+		if root != "" {
+			d.root = root
+		}
+	}
+
 	// A configuration file of its own keeps the host's /etc/buildkit out,
 	// gives every container a network namespace with loopback alone and
 	// switches the gateway frontend off.
@@ -123,13 +140,16 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 	}
 	args := []string{
 		"--config", cfg,
-		"--root", filepath.Join(dir, "root"),
+		"--root", d.root,
 		"--addr", d.addr,
 		"--oci-worker=true",
 		"--containerd-worker=false",
 		"--oci-worker-binary", runtimeBinary(runc, shim),
 		"--oci-worker-snapshotter", o.snapshotter,
-		"--oci-worker-gc=false",
+		// A daemon's state is removed when it stops, so it collects no
+		// garbage while it builds; a kept cache is bounded by BuildKit's
+		// default policy instead, which never removes what a build uses.
+		"--oci-worker-gc=" + strconv.FormatBool(d.cacheLock != nil),
 		"--otel-socket-path", filepath.Join(dir, "otel.sock"),
 		"--cdi-disabled",
 	}
@@ -143,45 +163,41 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 		name = taskset
 	}
 
-	logf, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("opening daemon log: %w", err)
-	}
-	defer logf.Close()
-
-	cmd := exec.Command(name, args...)
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.Dir = dir
-	cmd.Env = daemonEnv(tmp)
+	env := daemonEnv(tmp)
 	if shim != "" {
-		cmd.Env = append(cmd.Env, "TWINFORGE_SHIM_RUNC="+runc, "TWINFORGE_SHIM_UMASK="+o.shim.umask, "TWINFORGE_SHIM_TZ="+o.shim.tz)
+		env = append(env, "TWINFORGE_SHIM_RUNC="+runc, "TWINFORGE_SHIM_UMASK="+o.shim.umask, "TWINFORGE_SHIM_TZ="+o.shim.tz)
 	}
-	// Its own process group keeps a terminal's Ctrl-C away from the daemon,
-	// so twinforge decides the order of shutdown; the parent-death signal
-	// stops it if twinforge itself is killed.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting buildkitd: %w", err)
-	}
-	d.cmd = cmd
-	go func() {
-		d.waitErr = cmd.Wait()
-		close(d.exited)
-	}()
-	if err := fsatomic.WriteFile(filepath.Join(dir, "pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
-		return nil, fmt.Errorf("writing daemon pid: %w", err)
+	if err := d.spawn(name, args, env); err != nil {
+		return nil, err
 	}
 	if o.keepState {
 		if err := os.WriteFile(filepath.Join(dir, keepMarker), nil, 0o600); err != nil {
 			return nil, fmt.Errorf("marking state to keep: %w", err)
 		}
 	}
-	o.logger.Debug("buildkitd started", "name", o.name, "pid", cmd.Process.Pid, "addr", d.addr, "state", dir)
 
 	version, err := d.waitReady(ctx)
+	if err != nil && d.cache != nil && d.cache.State == CacheWarm && ctx.Err() == nil {
+		// A cache buildkitd will not start on (a damaged database, say)
+		// is discarded; the daemon starts again, cold.
+		o.logger.Warn("buildkitd would not start on its cache: discarding it and starting cold", "name", o.name, "cache", d.cache.Dir, "err", err)
+		d.stop()
+		if derr := discard(d.root); derr != nil {
+			return nil, fmt.Errorf("%w (discarding the cache: %v)", err, derr)
+		}
+		d.cache.State = CacheCold
+		d.cache.Reset = fmt.Sprintf("discarded: buildkitd would not start on it (%v)", firstLine(err.Error()))
+		d.exited = make(chan struct{})
+		if err := d.spawn(name, args, env); err != nil {
+			return nil, err
+		}
+		version, err = d.waitReady(ctx)
+	}
 	if err != nil {
 		return nil, err
+	}
+	if d.cache != nil && d.cache.State == CacheWarm {
+		d.collectGarbage(ctx)
 	}
 	d.info = Info{
 		WorkerID:        d.info.WorkerID,
@@ -195,6 +211,7 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 		CPUSet:          o.cpuset,
 		Kernel:          kernelRelease(),
 		StateDir:        dir,
+		Cache:           d.cache,
 	}
 	if o.shim != nil {
 		d.info.Umask, d.info.TZ = o.shim.umask, o.shim.tz
@@ -318,21 +335,17 @@ func (d *localDaemon) Close() error {
 		defer func() {
 			d.opts.logger.Debug("buildkitd closed", "name", d.opts.name, "took", time.Since(start))
 		}()
-		if d.cmd != nil && d.cmd.Process != nil {
-			_ = d.cmd.Process.Signal(syscall.SIGTERM)
-			select {
-			case <-d.exited:
-			case <-time.After(d.opts.stopTimeout):
-				d.opts.logger.Warn("buildkitd did not stop in time; killing it", "name", d.opts.name)
-				_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-				<-d.exited
-			}
-			// runc shims or build processes may outlive the daemon in its group.
-			_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
-			d.opts.logger.Debug("buildkitd stopped", "name", d.opts.name, "took", time.Since(start))
-		}
+		d.stop()
+		d.opts.logger.Debug("buildkitd stopped", "name", d.opts.name, "took", time.Since(start))
 		if err := unmountUnder(d.dir); err != nil {
 			errs = append(errs, err)
+		}
+		if d.cacheLock != nil {
+			// The cache stays; what a step left mounted in it does not.
+			if err := unmountUnder(d.root); err != nil {
+				errs = append(errs, err)
+			}
+			_ = d.cacheLock.Close()
 		}
 		if d.sockDir != "" {
 			if err := os.RemoveAll(d.sockDir); err != nil {
@@ -350,6 +363,80 @@ func (d *localDaemon) Close() error {
 		d.closeErr = errors.Join(errs...)
 	})
 	return d.closeErr
+}
+
+// spawn starts buildkitd as name with args and env, logging to the
+// daemon's log.
+func (d *localDaemon) spawn(name string, args, env []string) error {
+	logf, err := os.OpenFile(d.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("opening daemon log: %w", err)
+	}
+	defer logf.Close()
+
+	cmd := exec.Command(name, args...)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	cmd.Dir = d.dir
+	cmd.Env = env
+	// Its own process group keeps a terminal's Ctrl-C away from the daemon,
+	// so twinforge decides the order of shutdown; the parent-death signal
+	// stops it if twinforge itself is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("starting buildkitd: %w", err)
+	}
+	d.cmd = cmd
+	exited := d.exited
+	go func() {
+		d.waitErr = cmd.Wait()
+		close(exited)
+	}()
+	if err := fsatomic.WriteFile(filepath.Join(d.dir, "pid"), []byte(strconv.Itoa(cmd.Process.Pid)), 0o600); err != nil {
+		return fmt.Errorf("writing daemon pid: %w", err)
+	}
+	d.opts.logger.Debug("buildkitd started", "name", d.opts.name, "pid", cmd.Process.Pid, "addr", d.addr, "root", d.root)
+	return nil
+}
+
+// stop ends the daemon process: SIGTERM, then SIGKILL to its process
+// group after the stop timeout.
+func (d *localDaemon) stop() {
+	if d.cmd == nil || d.cmd.Process == nil {
+		return
+	}
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(d.opts.stopTimeout):
+		d.opts.logger.Warn("buildkitd did not stop in time; killing it", "name", d.opts.name)
+		_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+		<-d.exited
+	}
+	// runc shims or build processes may outlive the daemon in its group.
+	_ = syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+}
+
+// collectGarbage drops what a daemon's kept state holds that no cache
+// record does (leftovers of a run that crashed or failed), before a
+// build needs the space: a prune that matches no record still runs
+// BuildKit's garbage collection.
+func (d *localDaemon) collectGarbage(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	c, err := client.New(ctx, d.addr)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	if err := c.Prune(ctx, nil, client.WithFilter([]string{"id==twinforge-collect-garbage-only"})); err != nil {
+		d.opts.logger.Warn("collecting the cache's garbage", "name", d.opts.name, "err", err)
+	}
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 // logTail returns the last lines of the daemon log, ready to append to an

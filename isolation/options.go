@@ -27,6 +27,7 @@ type options struct {
 	tcp          *tcpListener
 	shim         *runtimeShim
 	cniPluginDir string
+	cacheScope   string
 }
 
 type runtimeShim struct {
