@@ -137,6 +137,15 @@ type Builder struct {
 	Snapshotter string `json:"snapshotter,omitempty"`
 	// CPUSet is the CPU affinity the daemon runs under, if restricted.
 	CPUSet string `json:"cpuset,omitempty"`
+	// Cache is how the daemon's cache was used: "cold" (nothing reused),
+	// "warm" (from a cache of its own side) or "remote" (a remote
+	// daemon's own); empty records nothing. CacheScope is the tenant the
+	// cache belongs to, CacheReset why a cache was not used.
+	Cache      string `json:"cache,omitempty"`
+	CacheScope string `json:"cacheScope,omitempty"`
+	CacheReset string `json:"cacheReset,omitempty"`
+	// RootFS is the file system the daemon's snapshots were on.
+	RootFS string `json:"rootFS,omitempty"`
 	// Worker says which remote worker the daemon is, when known: the
 	// identity and certificate fingerprint it presented, the node (and
 	// Kubernetes cluster and pod) it ran on, the host name and BuildKit

@@ -330,6 +330,7 @@ func builderDependencies(b Builder) []*intoto.ResourceDescriptor {
 			ann["cpuset"] = b.CPUSet
 		}
 		b.Worker.annotations(ann)
+		addCache(ann, b)
 		rd := &intoto.ResourceDescriptor{Name: "buildkitd", Uri: "pkg:github/moby/buildkit@" + b.BuildKitVersion}
 		rd.Annotations, _ = structpb.NewStruct(ann)
 		out = append(out, rd)
@@ -340,6 +341,16 @@ func builderDependencies(b Builder) []*intoto.ResourceDescriptor {
 		out = append(out, rd)
 	}
 	return out
+}
+
+// addCache records whether a daemon started cold or warm (from a cache
+// of its own side), its cache's scope, and why a cache was discarded.
+func addCache(ann map[string]any, b Builder) {
+	for k, v := range map[string]string{"cache": b.Cache, "cacheScope": b.CacheScope, "cacheReset": b.CacheReset, "rootFS": b.RootFS} {
+		if v != "" {
+			ann[k] = v
+		}
+	}
 }
 
 var runcVersionRe = regexp.MustCompile(`(?:runc version\s+)?v?([0-9][0-9A-Za-z.+~-]*)`)
@@ -382,6 +393,7 @@ func rebuildByproduct(subject string, r *Rebuild) *intoto.ResourceDescriptor {
 		ann["cpuset"] = r.Builder.CPUSet
 	}
 	r.Builder.Worker.annotations(ann)
+	addCache(ann, r.Builder)
 	rd := &intoto.ResourceDescriptor{
 		Name:   verify.RebuildByproduct,
 		Digest: map[string]string{"sha256": strings.TrimPrefix(r.Digest, "sha256:")},

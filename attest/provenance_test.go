@@ -3,6 +3,7 @@ package attest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"flag"
 	"os"
 	"path/filepath"
@@ -386,4 +387,36 @@ func TestMaterials(t *testing.T) {
 	if diff := cmp.Diff(want, got, cmp.AllowUnexported(material{})); diff != "" {
 		t.Errorf("materials (-want +got):\n%s", diff)
 	}
+}
+
+// Each side's cache is recorded apart: warm on one side says nothing of
+// the other.
+func TestProvenanceCache(t *testing.T) {
+	info := fixtureBuildInfo(t)
+	info.Build.Cache, info.Build.CacheScope = "warm", "https://github.com/example/hello"
+	info.Rebuild.Builder.Cache, info.Rebuild.Builder.CacheScope = "cold", "https://github.com/example/hello"
+	info.Rebuild.Builder.CacheReset = "discarded: blob sha256:abc… does not match its digest"
+	info.Rebuild.Builder.RootFS = "tmpfs"
+	st, err := Provenance(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prov, err := verify.ProvenancePredicate(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buildkitd map[string]any
+	for _, d := range prov.GetRunDetails().GetBuilder().GetBuilderDependencies() {
+		if d.GetName() == "buildkitd" {
+			buildkitd = d.GetAnnotations().AsMap()
+		}
+	}
+	if buildkitd["cache"] != "warm" || buildkitd["cacheScope"] != "https://github.com/example/hello" {
+		t.Errorf("build's buildkitd annotations %v: want cache warm with its scope", buildkitd)
+	}
+	rb := prov.GetRunDetails().GetByproducts()[0].GetAnnotations().AsMap()
+	if rb["cache"] != "cold" || rb["rootFS"] != "tmpfs" || !strings.Contains(fmt.Sprint(rb["cacheReset"]), "does not match") {
+		t.Errorf("rebuild annotations %v: want cache cold, rootFS tmpfs and why the cache was reset", rb)
+	}
+
 }

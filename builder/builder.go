@@ -258,7 +258,9 @@ func (b *daemonBuilder) Build(ctx context.Context, req Request) (res *Result, re
 		return nil, err
 	}
 	info := b.daemon.Info()
-	if req.NoCache {
+	if req.NoCache || (info.Cache == nil && !info.Remote) {
+		// Every result says how its build used a cache: cold when the
+		// daemon kept none or every step was run.
 		cold := isolation.CacheInfo{State: isolation.CacheCold}
 		if info.Cache != nil {
 			cold = *info.Cache

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -147,48 +148,86 @@ func TestCacheInUseIsNotShared(t *testing.T) {
 
 // A blob truncated in a cache is found before the daemon starts: the cache
 // is discarded, that side runs cold and Info says why; the next run is
-// warm again.
+// warm again. So on disk and in memory (the rebuild's).
 func TestCorruptedCacheIsDiscarded(t *testing.T) {
 	testenv.NeedDaemon(t)
 	bases := testenv.BaseImages(t)
-	state := t.TempDir()
-	dir := stampDockerfile(t, bases, "")
-	const scope = "https://github.com/example/corrupt"
-	opts := []isolation.Option{isolation.WithName("rebuild"), isolation.WithSnapshotter("native"), isolation.WithCache(scope)}
-	first := buildOn(t, state, dir, bases, false, opts...)
-	if first.err != nil {
-		t.Fatal(first.err)
-	}
-	blob := largestBlob(t, filepath.Join(isolation.CacheDir(state, scope, "rebuild"), "root"))
-	fi, err := os.Stat(blob)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Truncate(blob, fi.Size()/2); err != nil {
-		t.Fatal(err)
-	}
+	for name, tc := range map[string]struct {
+		opts []isolation.Option
+		root func(state, scope string) string
+	}{
+		"on disk": {
+			opts: []isolation.Option{isolation.WithName("build"), isolation.WithCache("https://github.com/example/corrupt")},
+			root: func(state, scope string) string {
+				return filepath.Join(isolation.CacheDir(state, scope, "build"), "root")
+			},
+		},
+		"on its own file system": {
+			opts: []isolation.Option{isolation.WithName("rebuild"), isolation.WithSnapshotter("native"), isolation.WithOwnFileSystem(), isolation.WithCache("https://github.com/example/corrupt")},
+			root: func(state, scope string) string {
+				// The image is mounted only while a daemon runs: mount it
+				// to reach a blob.
+				dir := isolation.CacheDir(state, scope, "rebuild")
+				mnt := t.TempDir()
+				if out, err := exec.Command("mount", "-o", "loop", filepath.Join(dir, "root.img"), mnt).CombinedOutput(); err != nil {
+					t.Fatalf("mounting the cache image: %v\n%s", err, out)
+				}
+				t.Cleanup(func() { _ = exec.Command("umount", mnt).Run() })
+				return mnt
+			},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			state := t.TempDir()
+			dir := stampDockerfile(t, bases, "")
+			first := buildOn(t, state, dir, bases, false, tc.opts...)
+			if first.err != nil {
+				t.Fatal(first.err)
+			}
+			rootDir := tc.root(state, "https://github.com/example/corrupt")
+			blob := largestBlob(t, rootDir)
+			fi, err := os.Stat(blob)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Truncate(blob, fi.Size()/2); err != nil {
+				t.Fatal(err)
+			}
+			if name == "on its own file system" {
+				if out, err := exec.Command("umount", rootDir).CombinedOutput(); err != nil {
+					t.Fatalf("unmounting the cache image: %v\n%s", err, out)
+				}
+			}
 
-	got := buildOn(t, state, dir, bases, false, opts...)
-	if got.err != nil {
-		t.Fatalf("build after the cache was corrupted: %v", got.err)
-	}
-	c := got.info.Cache
-	if c == nil || c.State != isolation.CacheCold || !strings.Contains(c.Reset, "does not match its digest") || !strings.Contains(c.Reset, filepath.Base(blob)[:12]) {
-		t.Fatalf("cache after truncating %s: %+v, want it discarded, cold, naming the blob", blob, c)
-	}
-	if got.stamp == first.stamp || got.cached != 0 {
-		t.Errorf("the corrupted side reused a step: stamp %q (first %q), %d cached", got.stamp, first.stamp, got.cached)
-	}
-	again := buildOn(t, state, dir, bases, false, opts...)
-	if again.err != nil || again.info.CacheState() != isolation.CacheWarm || again.stamp != got.stamp {
-		t.Fatalf("run after the cold one: err %v, cache %s, stamp %q (cold run %q): want warm again", again.err, again.info.CacheState(), again.stamp, got.stamp)
+			got := buildOn(t, state, dir, bases, false, tc.opts...)
+			if got.err != nil {
+				t.Fatalf("build after the cache was corrupted: %v", got.err)
+			}
+			c := got.info.Cache
+			if c == nil || c.State != isolation.CacheCold || !strings.Contains(c.Reset, "does not match its digest") || !strings.Contains(c.Reset, filepath.Base(blob)[:12]) {
+				t.Fatalf("cache after truncating %s: %+v, want it discarded, cold, naming the blob", blob, c)
+			}
+			if got.stamp == first.stamp || got.cached != 0 {
+				t.Errorf("the corrupted side reused a step: stamp %q (first %q), %d cached", got.stamp, first.stamp, got.cached)
+			}
+			again := buildOn(t, state, dir, bases, false, tc.opts...)
+			if again.err != nil || again.info.CacheState() != isolation.CacheWarm || again.stamp != got.stamp {
+				t.Fatalf("run after the cold one: err %v, cache %s, stamp %q (cold run %q): want warm again", again.err, again.info.CacheState(), again.stamp, got.stamp)
+			}
+		})
 	}
 }
 
 // largestBlob is the largest blob of a BuildKit root's content store.
 func largestBlob(t *testing.T, root string) string {
 	t.Helper()
-	blobs, err := filepath.Glob(filepath.Join(root, "*", "content", "blobs", "sha256", "*"))
+	var blobs []string
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && filepath.Base(filepath.Dir(p)) == "sha256" && filepath.Base(filepath.Dir(filepath.Dir(filepath.Dir(p)))) == "content" {
+			blobs = append(blobs, p)
+		}
+		return err
+	})
 	if err != nil || len(blobs) == 0 {
 		t.Fatalf("no blobs under %s (%v)", root, err)
 	}

@@ -91,10 +91,9 @@ func scopeKey(scope string) string {
 	return readable + "-" + hex.EncodeToString(sum[:6])
 }
 
-// openCache takes the cache directory for the daemon being started and
-// checks it. It returns the BuildKit root to use, the lock to hold while
-// the daemon runs (nil when the cache was busy and root is "") and what
-// the cache held.
+// openCache takes the cache directory for the daemon being started. It
+// returns the BuildKit root to use and the lock to hold while the daemon
+// runs; root is "" when the cache was busy (info says so).
 func openCache(o *options) (root string, lock *os.File, info *CacheInfo, err error) {
 	dir := CacheDir(o.stateDir, o.cacheScope, o.name)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -116,21 +115,63 @@ func openCache(o *options) (root string, lock *os.File, info *CacheInfo, err err
 		return "", nil, nil, fmt.Errorf("locking cache %s: %w", dir, err)
 	}
 	root = filepath.Join(dir, "root")
-	if _, err := os.Stat(root); err == nil {
-		start := time.Now()
-		if verr := verifyContent(root); verr != nil {
-			info.Reset = fmt.Sprintf("discarded: %v", verr)
-			o.logger.Warn("cache corrupted: discarding it and starting cold", "name", o.name, "cache", dir, "err", verr)
-			if err := discard(root); err != nil {
-				lock.Close()
-				return "", nil, nil, fmt.Errorf("discarding corrupted cache %s: %w", dir, err)
-			}
-		} else {
-			info.State = CacheWarm
-			o.logger.Debug("cache verified", "name", o.name, "cache", dir, "took", time.Since(start))
-		}
-	}
+	// What a crashed run left mounted there goes first.
+	_ = unmountBelow(root)
+	_ = detach(root)
 	return root, lock, info, nil
+}
+
+// cacheImage is the XFS image of a cache kept on a file system of its own.
+func cacheImage(cacheDir string) string { return filepath.Join(cacheDir, "root.img") }
+
+// hasState reports whether a BuildKit root holds a worker's state.
+func hasState(root string) bool {
+	m, _ := filepath.Glob(filepath.Join(root, "runc-*"))
+	return len(m) > 0
+}
+
+// checkCache decides whether the daemon starts warm: its root holds an
+// earlier daemon's state and every blob of it matches its digest. A
+// corrupted cache is discarded.
+func (d *localDaemon) checkCache() error {
+	if !hasState(d.root) {
+		return nil
+	}
+	start := time.Now()
+	if verr := verifyContent(d.root); verr != nil {
+		d.cache.Reset = fmt.Sprintf("discarded: %v", verr)
+		d.opts.logger.Warn("cache corrupted: discarding it and starting cold", "name", d.opts.name, "cache", d.cache.Dir, "err", verr)
+		if err := d.resetCache(); err != nil {
+			return fmt.Errorf("discarding corrupted cache %s: %w", d.cache.Dir, err)
+		}
+		return nil
+	}
+	d.cache.State = CacheWarm
+	d.opts.logger.Debug("cache verified", "name", d.opts.name, "cache", d.cache.Dir, "took", time.Since(start))
+	return nil
+}
+
+// resetCache empties the cache: its image made anew, or its root removed.
+func (d *localDaemon) resetCache() error {
+	if d.unmountRoot != nil && d.rootImage != "" {
+		if err := d.unmountRoot(); err != nil {
+			return err
+		}
+		d.unmountRoot = nil
+		if err := os.Remove(d.rootImage); err != nil {
+			return err
+		}
+		unmount, err := mountImage(d.rootImage, d.root)
+		if err != nil {
+			return err
+		}
+		d.unmountRoot = unmount
+		return nil
+	}
+	if err := discard(d.root); err != nil {
+		return err
+	}
+	return os.MkdirAll(d.root, 0o700)
 }
 
 // verifyContent checks every blob of every worker's content store under

@@ -70,6 +70,9 @@ type Info struct {
 	// (WithCache); nil for a daemon that started from nothing and keeps
 	// nothing, or a remote one.
 	Cache *CacheInfo `json:"cache,omitempty"`
+	// RootFS is the type of the file system holding a private daemon's
+	// snapshots ("ext4", "tmpfs"); empty when unknown.
+	RootFS string `json:"rootFS,omitempty"`
 }
 
 // CacheState is CacheWarm or CacheCold for a private daemon: cold unless

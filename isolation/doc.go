@@ -17,6 +17,9 @@
 // checked blob by blob before each start, discarded when corrupted (the
 // daemon then starts cold and Info().Cache says why), held by one daemon
 // at a time. Info().Cache records whether the daemon started cold or warm.
+// WithOwnFileSystem mounts the daemon's root on a file system of its own
+// while it runs (a tmpfs, or an XFS image holding its cache), which a
+// rebuild uses to vary the file system and keep native snapshots cheap.
 //
 // Remote connects to an existing buildkitd (a worker on another machine,
 // or on Kubernetes, see package isolation/kube) over mutual TLS instead; it

@@ -328,3 +328,58 @@ func TestLockedStateIsNotReaped(t *testing.T) {
 		t.Fatalf("abandoned state was kept: %v", err)
 	}
 }
+
+// A daemon on a file system of its own gets a tmpfs, or an XFS image when
+// it keeps a cache; neither stays mounted after Close, and the cache is
+// there again for the next daemon.
+func TestOwnFileSystem(t *testing.T) {
+	testenv.NeedDaemon(t)
+	state := t.TempDir()
+	start := func(opts ...isolation.Option) isolation.Daemon {
+		t.Helper()
+		d, err := isolation.Start(context.Background(), append([]isolation.Option{isolation.WithStateDir(state), isolation.WithName("rebuild"),
+			isolation.WithSnapshotter("native"), isolation.WithOwnFileSystem(),
+			isolation.WithBuildkitd(testenv.Binary(t, "buildkitd")), isolation.WithLogger(testenv.Logger(t))}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	mounted := func() []string {
+		raw, _ := os.ReadFile("/proc/self/mounts")
+		var out []string
+		for _, l := range strings.Split(string(raw), "\n") {
+			if strings.Contains(l, state) {
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	d := start()
+	if got := d.Info().RootFS; got != "tmpfs" {
+		d.Close()
+		t.Fatalf("root on %q, want a tmpfs of its own", got)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if m := mounted(); len(m) > 0 {
+		t.Fatalf("still mounted after Close: %v", m)
+	}
+
+	const scope = "https://github.com/example/ownfs"
+	for i, want := range []string{isolation.CacheCold, isolation.CacheWarm} {
+		d := start(isolation.WithCache(scope))
+		info := d.Info()
+		if info.RootFS != "xfs" || info.CacheState() != want {
+			d.Close()
+			t.Fatalf("cached daemon %d: root on %q, cache %s; want an XFS image, %s", i, info.RootFS, info.CacheState(), want)
+		}
+		if err := d.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if m := mounted(); len(m) > 0 {
+			t.Fatalf("still mounted after Close: %v", m)
+		}
+	}
+}

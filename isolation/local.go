@@ -44,6 +44,10 @@ type localDaemon struct {
 	root      string
 	cacheLock *os.File
 	cache     *CacheInfo
+	// unmountRoot unmounts the root's own file system (WithOwnFileSystem);
+	// rootImage is the cache's image it is mounted from.
+	unmountRoot func() error
+	rootImage   string
 }
 
 var _ Daemon = (*localDaemon)(nil)
@@ -126,6 +130,28 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 			d.root = root
 		}
 	}
+	if o.ownFS {
+		var unmount func() error
+		if d.cacheLock != nil {
+			d.rootImage = cacheImage(d.cache.Dir)
+			unmount, err = mountImage(d.rootImage, d.root)
+		} else {
+			unmount, err = mountTmpfs(d.root)
+		}
+		if err != nil {
+			o.logger.Warn("keeping the daemon's root on the state directory's file system", "name", o.name, "err", err)
+			d.rootImage = ""
+		}
+		d.unmountRoot = unmount
+	}
+	if err := os.MkdirAll(d.root, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the daemon's root: %w", err)
+	}
+	if d.cacheLock != nil {
+		if err := d.checkCache(); err != nil {
+			return nil, err
+		}
+	}
 
 	// A configuration file of its own keeps the host's /etc/buildkit out,
 	// gives every container a network namespace with loopback alone and
@@ -150,7 +176,9 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 		// garbage while it builds; a kept cache is bounded by BuildKit's
 		// default policy instead, which never removes what a build uses.
 		"--oci-worker-gc=" + strconv.FormatBool(d.cacheLock != nil),
-		"--otel-socket-path", filepath.Join(dir, "otel.sock"),
+		// Beside the gRPC socket: a deep state directory moves both out of
+		// it, as a unix socket address is short.
+		"--otel-socket-path", filepath.Join(filepath.Dir(sock), "otel.sock"),
 		"--cdi-disabled",
 	}
 	if o.tcp != nil {
@@ -182,7 +210,7 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 		// is discarded; the daemon starts again, cold.
 		o.logger.Warn("buildkitd would not start on its cache: discarding it and starting cold", "name", o.name, "cache", d.cache.Dir, "err", err)
 		d.stop()
-		if derr := discard(d.root); derr != nil {
+		if derr := d.resetCache(); derr != nil {
 			return nil, fmt.Errorf("%w (discarding the cache: %v)", err, derr)
 		}
 		d.cache.State = CacheCold
@@ -212,6 +240,7 @@ func Start(ctx context.Context, opts ...Option) (_ Daemon, retErr error) {
 		Kernel:          kernelRelease(),
 		StateDir:        dir,
 		Cache:           d.cache,
+		RootFS:          fsType(d.root),
 	}
 	if o.shim != nil {
 		d.info.Umask, d.info.TZ = o.shim.umask, o.shim.tz
@@ -340,12 +369,15 @@ func (d *localDaemon) Close() error {
 		if err := unmountUnder(d.dir); err != nil {
 			errs = append(errs, err)
 		}
-		if d.cacheLock != nil {
-			// The cache stays; what a step left mounted in it does not.
-			if err := unmountUnder(d.root); err != nil {
+		// A root kept as a cache or on its own file system: what a step
+		// left mounted in it goes, then the file system itself, cleanly.
+		if err := unmountBelow(d.root); err != nil {
+			errs = append(errs, err)
+		}
+		if d.unmountRoot != nil {
+			if err := d.unmountRoot(); err != nil {
 				errs = append(errs, err)
 			}
-			_ = d.cacheLock.Close()
 		}
 		if d.sockDir != "" {
 			if err := os.RemoveAll(d.sockDir); err != nil {
@@ -356,6 +388,9 @@ func (d *localDaemon) Close() error {
 			d.opts.logger.Info("kept daemon state", "name", d.opts.name, "dir", d.dir)
 		} else if err := removeAll(d.dir); err != nil {
 			errs = append(errs, fmt.Errorf("removing daemon state %s: %w", d.dir, err))
+		}
+		if d.cacheLock != nil {
+			_ = d.cacheLock.Close()
 		}
 		if d.lock != nil {
 			_ = d.lock.Close()

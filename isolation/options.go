@@ -28,6 +28,7 @@ type options struct {
 	shim         *runtimeShim
 	cniPluginDir string
 	cacheScope   string
+	ownFS        bool
 }
 
 type runtimeShim struct {

@@ -42,6 +42,7 @@ func ReapStale(stateDir string, logger *slog.Logger) {
 			logger.Warn("stale daemon state: removing", "dir", dir, "err", err)
 			continue
 		}
+
 		logger.Info("removed state left by an earlier run", "dir", dir)
 	}
 }

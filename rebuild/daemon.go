@@ -20,12 +20,16 @@ const (
 )
 
 // DaemonOptions are the isolation options that start a rebuild daemon with
-// the deciding variations: another snapshotter (and so another directory
-// order) and one CPU instead of all.
+// the deciding variations: another snapshotter on another file system (a
+// tmpfs, or an XFS image for a kept cache: directory order and inode
+// numbers differ in every directory, and a native snapshot costs a memory
+// copy or a reflink, not a disk write waited on) and one CPU instead of
+// all.
 func DaemonOptions() []isolation.Option {
 	opts := []isolation.Option{
 		isolation.WithName("rebuild"),
 		isolation.WithSnapshotter(RebuildSnapshotter),
+		isolation.WithOwnFileSystem(),
 	}
 	if runtime.NumCPU() > 1 {
 		opts = append(opts, isolation.WithCPUSet("0"))

@@ -238,8 +238,10 @@ func WithHostname(name string) Option {
 	return func(o *options) error { o.hostname = name; return nil }
 }
 
-// WithProgress receives every build's status; the rebuilds' steps are
-// prefixed "[rebuild]" and "[strict]". Verify closes the channel.
+// WithProgress receives every build's status, each side's steps prefixed
+// with its name ("[build]", "[rebuild]", "[strict]") so that a display
+// shows both at once, apart; steps BuildKit reused are marked cached as it
+// reports them. Verify closes the channel.
 func WithProgress(ch chan<- *client.SolveStatus) Option {
 	return func(o *options) error { o.progress = ch; return nil }
 }
@@ -317,7 +319,7 @@ func Verify(ctx context.Context, build, rebuild builder.Builder, req builder.Req
 		sreq = o.rebuildRequest(req, "-strict", "")
 		second, name = o.strictB, "strict rebuild"
 	}
-	req.Progress = progress.stream("")
+	req.Progress = progress.stream(prefix("build"))
 	sreq.Progress = progress.stream(prefix(name))
 	results, strictErr, err := pair(ctx, build, req, second, sreq, name, o.offset, o.strict != StrictOff)
 	if err != nil {
@@ -608,6 +610,9 @@ func variations(a, b *builder.Result, ra, rb builder.Request, o *options) []Vari
 	add("hostname", or(ra.Hostname, defaultHostname), rb.Hostname)
 	add("ulimit", or(ra.Ulimit, "daemon default"), rb.Ulimit)
 	add("snapshotter", a.Builder.Snapshotter, b.Builder.Snapshotter)
+	if a.Builder.RootFS != "" && b.Builder.RootFS != "" {
+		add("file system", a.Builder.RootFS, b.Builder.RootFS)
+	}
 	add("cpus", cpus(a.Builder), cpus(b.Builder))
 	add("daemon", a.Builder.Address, b.Builder.Address)
 	add("state", or(a.Builder.StateDir, "remote"), or(b.Builder.StateDir, "remote"))

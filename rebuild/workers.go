@@ -207,7 +207,11 @@ func (w *Workers) startBuild(ctx context.Context) (isolation.Daemon, error) {
 // AttestedBuilder is a daemon's description as provenance and verdicts
 // record it: with the worker it is, for a remote one.
 func AttestedBuilder(i isolation.Info) attest.Builder {
-	b := attest.Builder{Remote: i.Remote, BuildKitVersion: i.BuildKitVersion, Runc: i.Runc, Snapshotter: i.Snapshotter, CPUSet: i.CPUSet}
+	b := attest.Builder{Remote: i.Remote, BuildKitVersion: i.BuildKitVersion, Runc: i.Runc, Snapshotter: i.Snapshotter, CPUSet: i.CPUSet,
+		Cache: i.CacheState(), RootFS: i.RootFS}
+	if i.Cache != nil {
+		b.CacheScope, b.CacheReset = i.Cache.Scope, i.Cache.Reset
+	}
 	if i.Remote {
 		b.Worker = &attest.Worker{Identity: i.Identity, Certificate: i.Certificate, Node: i.Node, Cluster: i.Cluster, Pod: i.Pod, Hostname: i.Hostname, WorkerID: i.WorkerID}
 	}
