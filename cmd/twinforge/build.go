@@ -7,11 +7,13 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/twinforge/twinforge/builder"
 	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/hermetic"
 	"github.com/twinforge/twinforge/isolation"
@@ -72,6 +74,8 @@ Examples:
 			&cli.DurationFlag{Name: "rebuild-offset", Value: time.Second, Usage: "how much later the rebuild starts (at least 1s), so wall-clock leaks show"},
 			&cli.StringFlag{Name: "rebuild-snapshotter", Value: rebuild.RebuildSnapshotter, Usage: "snapshotter of the rebuild daemon: native (the build uses overlayfs, so file system layout differences show) or overlayfs (faster, one variation fewer)"},
 			strictVariationsFlag(),
+			&cli.StringFlag{Name: "cache-scope", Usage: "tenant whose caches the build and the rebuild use, each its own (default: the lock's source repository)", EnvVars: []string{"TWINFORGE_CACHE_SCOPE"}},
+			&cli.BoolFlag{Name: "cold", Usage: "build and rebuild from nothing, reusing no cache (release builds); the provenance records each side cold or warm", EnvVars: []string{"TWINFORGE_COLD"}},
 			&cli.StringFlag{Name: "runc-shim", Usage: "runtime shim that varies umask and time zone in the strict rebuild", Value: defaultBinary("twinforge-runc-shim"), EnvVars: []string{"TWINFORGE_RUNC_SHIM"}},
 		}, append(append(daemonFlags(), workerFlags()...), signFlags()...)...),
 		Action: runBuild,
@@ -91,6 +95,8 @@ type buildOptions struct {
 	shim       string
 	snapshot   string
 	strict     rebuild.Strictness
+	cacheScope string
+	cold       bool
 	daemon     daemonConfig
 	sign       *signOptions
 	vouch      *pipeline.Vouch
@@ -113,6 +119,8 @@ func buildOptionsFrom(c *cli.Context) (*buildOptions, error) {
 		shim:       c.String("runc-shim"),
 		snapshot:   c.String("rebuild-snapshotter"),
 		strict:     strictVariationsFrom(c),
+		cacheScope: c.String("cache-scope"),
+		cold:       c.Bool("cold"),
 	}
 	if o.daemon, err = daemonConfigFrom(c); err != nil {
 		return nil, err
@@ -205,6 +213,8 @@ func runBuild(c *cli.Context) error {
 		Daemons:          daemons,
 		NoRebuild:        o.noRebuild,
 		StrictVariations: o.strict,
+		CacheScope:       o.cacheScope,
+		Cold:             o.cold,
 		RebuildOffset:    o.offset,
 		Progress:         ch,
 		Signer:           signer,
@@ -217,6 +227,9 @@ func runBuild(c *cli.Context) error {
 	}
 	if res != nil && res.Proof != nil {
 		writeWarnings(c.App.ErrWriter, res.Proof.Warnings)
+		if o.progress != "quiet" {
+			writeSides(c.App.ErrWriter, res.Proof)
+		}
 	}
 	var diff *rebuild.DiffError
 	if errors.As(err, new(*rebuild.StrictFailure)) && res != nil {
@@ -243,6 +256,30 @@ func runBuild(c *cli.Context) error {
 		return err
 	}
 	return writeBuildResult(c.App.Writer, o.output, newBuildOutput(res, o.sign.method, nil))
+}
+
+// writeSides prints each side's time and cache on one line, and what
+// happened to a cache that could not be used.
+func writeSides(w io.Writer, res *rebuild.Result) {
+	type side struct {
+		name string
+		r    *builder.Result
+	}
+	sides := []side{{"build", res.Build}, {"rebuild", res.Rebuild}}
+	if res.Strict != nil && res.Strict != res.Rebuild {
+		sides = append(sides, side{"strict rebuild", res.Strict})
+	}
+	var parts []string
+	for _, s := range sides {
+		if s.r == nil {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s %.1fs (%s, %d of %d steps cached)", s.name, s.r.Duration.Seconds(), s.r.Builder.CacheState(), s.r.CachedSteps, s.r.Steps))
+		if c := s.r.Builder.Cache; c != nil && c.Reset != "" {
+			fmt.Fprintf(w, "warning: the %s's cache was not used, that side ran cold: %s\n", s.name, c.Reset)
+		}
+	}
+	fmt.Fprintln(w, strings.Join(parts, " · "))
 }
 
 // buildOutput is the result of a build as --output json prints it.

@@ -46,10 +46,58 @@ func TestBuildExampleJSON(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(got.Rebuild.OCILayout, "index.json")); err != nil {
 		t.Errorf("rebuild layout not kept: %v", err)
 	}
-	assertContains(t, "progress", r.stderr, "RUN set -e", "[rebuild] [2/4] RUN set -e")
+	assertContains(t, "progress", r.stderr, "[build] [2/4] RUN set -e", "[rebuild] [2/4] RUN set -e", "build ", " · rebuild ", "steps cached")
 	if _, err := os.Stat(filepath.Join(out, "blobs", "sha256", strings.TrimPrefix(got.Digest, "sha256:"))); err != nil {
 		t.Errorf("manifest not in the layout: %v", err)
 	}
+	c.assertClean()
+}
+
+// Each side keeps a cache of its own between builds: the second build of
+// the same tree starts both sides warm and reuses their steps, --cold
+// starts both from nothing, and each result says which.
+func TestBuildCachesPerSide(t *testing.T) {
+	testenv.NeedDaemon(t)
+	c := newCLI(t)
+	ex := filepath.Join(testenv.RepoRoot(t), "examples", "files")
+	build := func(extra ...string) (build, rebuild string, stderr string) {
+		t.Helper()
+		r := c.must(append([]string{"build", "--progress", "plain", "--output", "json", "--oci-layout", filepath.Join(t.TempDir(), "out")}, append(extra, ex)...)...)
+		var got struct {
+			Builder struct {
+				Cache *struct{ Scope, State string }
+			}
+			Rebuild struct {
+				Builder struct {
+					Cache *struct{ Scope, State string }
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
+			t.Fatalf("--output json: %v\n%s", err, r.stdout)
+		}
+		state := func(c *struct{ Scope, State string }) string {
+			if c == nil {
+				return "none"
+			}
+			return c.State
+		}
+		return state(got.Builder.Cache), state(got.Rebuild.Builder.Cache), r.stderr
+	}
+	b, rb, _ := build()
+	if b != "cold" || rb != "cold" {
+		t.Errorf("first build: build %s, rebuild %s; want both cold", b, rb)
+	}
+	b, rb, stderr := build()
+	if b != "warm" || rb != "warm" {
+		t.Errorf("second build: build %s, rebuild %s; want both warm", b, rb)
+	}
+	assertContains(t, "progress", stderr, "CACHED", "build ", "(warm, ", " · rebuild ")
+	b, rb, stderr = build("--cold")
+	if b != "cold" || rb != "cold" {
+		t.Errorf("--cold: build %s, rebuild %s; want both cold", b, rb)
+	}
+	assertContains(t, "progress", stderr, "(cold, 0 of ")
 	c.assertClean()
 }
 

@@ -56,6 +56,14 @@ type Request struct {
 	// RebuildOffset is how much later the rebuild starts, so that wall
 	// clock leaks show. The default is DefaultRebuildOffset.
 	RebuildOffset time.Duration
+	// CacheScope is the tenant whose caches the build and the rebuild use,
+	// each side its own (isolation.WithCache). The default is the
+	// repository of the lock's source (rebuild.CacheScope).
+	CacheScope string
+	// Cold starts both sides from nothing and keeps nothing; on a remote
+	// build daemon every step runs. The provenance records each side's
+	// cache.
+	Cold bool
 	// Progress receives BuildKit's status updates of the build and the
 	// rebuild; Run closes it. Optional.
 	Progress chan<- *client.SolveStatus
@@ -181,6 +189,12 @@ func Run(ctx context.Context, req Request) (*Result, error) {
 	}
 	breq.OCILayout = req.OCILayout
 	breq.ImageName = req.Tag
+	// Each private daemon keeps a cache of its own side for the scope,
+	// unless cold; a remote daemon's cache is its own, so cold there means
+	// every step runs.
+	req.Daemons.Options = append(append([]isolation.Option{}, req.Daemons.Options...),
+		rebuild.CacheOptions(rebuild.CacheScope(lock, req.ContextDir, req.CacheScope), req.Cold)...)
+	breq.NoCache = req.Cold && req.Daemons.Remote != ""
 	// The builds own the progress channel from here.
 	breq.Progress, progress = progress, nil
 	var rebuilder *vouching
