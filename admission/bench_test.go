@@ -34,17 +34,18 @@ type benchCase struct {
 // evidence of another image), by tag and by digest.
 type benchFixture struct {
 	url    string
+	ca     string
 	client *http.Client
 	cases  []benchCase
 }
 
-func newBenchFixture(b *testing.B, opts ...Option) *benchFixture {
+func newBenchFixture(b testing.TB, opts ...Option) *benchFixture {
 	return newBenchFixtureRelease(b, false, opts...)
 }
 
 // newBenchFixtureRelease is newBenchFixture, with a release index listing
 // every signed image when withRelease is set.
-func newBenchFixtureRelease(b *testing.B, withRelease bool, opts ...Option) *benchFixture {
+func newBenchFixtureRelease(b testing.TB, withRelease bool, opts ...Option) *benchFixture {
 	b.Helper()
 	reg := newMemRegistry(b)
 	key := newTestKey(b)
@@ -88,11 +89,11 @@ func newBenchFixtureRelease(b *testing.B, withRelease bool, opts ...Option) *ben
 	client := httpsClient(b, pki.CA)
 	client.Transport.(*http.Transport).DisableKeepAlives = false
 	client.Transport.(*http.Transport).MaxIdleConnsPerHost = benchWorkers
-	return &benchFixture{url: "https://" + ln.Addr().String() + PathValidate, client: client, cases: cases}
+	return &benchFixture{url: "https://" + ln.Addr().String() + PathValidate, ca: pki.CA, client: client, cases: cases}
 }
 
 // review sends one pod review and says whether it was admitted.
-func (f *benchFixture) review(b *testing.B, body []byte) (bool, error) {
+func (f *benchFixture) review(b testing.TB, body []byte) (bool, error) {
 	resp, err := f.client.Post(f.url, "application/json", bytes.NewReader(body))
 	if err != nil {
 		return false, err
@@ -111,7 +112,7 @@ func (f *benchFixture) review(b *testing.B, body []byte) (bool, error) {
 
 // run sends n reviews, cycling through the mix, from workers clients,
 // and returns each review's latency and how many decisions were wrong.
-func (f *benchFixture) run(b *testing.B, n, workers int) (latencies []time.Duration, wrong int64) {
+func (f *benchFixture) run(b testing.TB, n, workers int) (latencies []time.Duration, wrong int64) {
 	bodies := make([][]byte, len(f.cases))
 	for i, c := range f.cases {
 		bodies[i] = reviewBody(b, podKind, admissionv1.Create, "default", podObject(c.image), nil)

@@ -410,3 +410,33 @@ func TestRevocationHotReload(t *testing.T) {
 		t.Fatal("a broken revocation list emptied it")
 	}
 }
+
+// A parsed reference is kept and given again; an invalid one is refused
+// each time and never kept; a full cache starts again.
+func TestRefCache(t *testing.T) {
+	var c refCache
+	a, err := c.parse("registry.example/team/app:1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := c.parse("registry.example/team/app:1")
+	if a != b || a.String() != "registry.example/team/app:1" {
+		t.Errorf("second parse %v, want the kept %v", b, a)
+	}
+	for range 2 {
+		if _, err := c.parse("Registry.example/UPPER:x y"); err == nil {
+			t.Error("invalid reference parsed")
+		}
+	}
+	if len(c.refs) != 1 {
+		t.Errorf("%d references kept, want the valid one", len(c.refs))
+	}
+	for i := range refCacheSize + 1 {
+		if _, err := c.parse(fmt.Sprintf("registry.example/team/app:%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(c.refs) > refCacheSize {
+		t.Errorf("%d references kept, want at most %d", len(c.refs), refCacheSize)
+	}
+}

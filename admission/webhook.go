@@ -77,6 +77,7 @@ type webhook struct {
 	log      *slog.Logger
 	registry registryClient
 	cache    *decisionCache
+	refs     refCache
 	metrics  *metrics
 	mux      *http.ServeMux
 	ops      *http.ServeMux
@@ -520,7 +521,7 @@ func (w *webhook) decideImage(ctx context.Context, snap *snapshot, namespace, im
 	if image == "" {
 		return "", fmt.Errorf("%w: empty image", errInvalidImage)
 	}
-	ref, err := name.ParseReference(image)
+	ref, err := w.refs.parse(image)
 	if err != nil {
 		return "", fmt.Errorf("%w %q: %v", errInvalidImage, image, err)
 	}
