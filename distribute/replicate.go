@@ -108,6 +108,10 @@ func Replicate(ctx context.Context, src name.Reference, dests []name.Repository,
 	if s.shared, err = shareLayers(s.desc, blobs); err != nil {
 		return nil, fmt.Errorf("replicating %s: reading the source: %w", src, explain(err))
 	}
+	if s.shared != nil {
+		// Downloads end before their files go.
+		defer s.shared.wait()
+	}
 
 	results = make([]DestResult, len(dests))
 	sem := make(chan struct{}, o.jobs)
@@ -242,6 +246,11 @@ func replicateOne(ctx context.Context, o *options, rep *reporter, s *source, dst
 	res.Skipped = exists && len(missing) == 0
 
 	if !exists {
+		if s.shared != nil && dst.Registry.String() != s.registry.String() {
+			// Every layer's download starts at the first destination that
+			// lacks the image, all at once; the others join them.
+			s.shared.prefetch()
+		}
 		update(PhaseUpload, s.digest.String())
 		ropts := o.remote(ctx)
 		progress, wait := rep.bytes(ctx, dst.String())
