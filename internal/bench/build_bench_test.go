@@ -1,17 +1,23 @@
 package bench
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/twinforge/twinforge/builder"
+	"github.com/twinforge/twinforge/hermetic"
 	"github.com/twinforge/twinforge/internal/testenv"
+	"github.com/twinforge/twinforge/isolation"
+	"github.com/twinforge/twinforge/rebuild"
 )
 
 // plainBuild starts a fresh buildkitd, builds the example with buildctl
@@ -19,15 +25,26 @@ import (
 // of plain BuildKit does for an isolated build.
 func plainBuild(b *testing.B, example string, bases []builder.BaseImage) {
 	b.Helper()
-	root := b.TempDir()
+	plainBuildOn(b, b.TempDir(), "", false, example, bases)
+}
+
+// plainBuildOn is plainBuild with the daemon's state in root, kept when
+// keep is set (a warm daemon next time), and the daemon pinned to cpus
+// (taskset's list form) when not empty.
+func plainBuildOn(b *testing.B, root, cpus string, keep bool, example string, bases []builder.BaseImage) {
+	b.Helper()
 	sock := "unix://" + filepath.Join(root, "buildkitd.sock")
 	cfg := filepath.Join(root, "buildkitd.toml")
 	if err := os.WriteFile(cfg, nil, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	daemon := exec.Command(testenv.Binary(b, "buildkitd"), "--config", cfg, "--root", filepath.Join(root, "root"),
+	args := []string{testenv.Binary(b, "buildkitd"), "--config", cfg, "--root", filepath.Join(root, "root"),
 		"--addr", sock, "--oci-worker=true", "--containerd-worker=false", "--oci-worker-gc=false",
-		"--otel-socket-path", filepath.Join(root, "otel.sock"), "--cdi-disabled")
+		"--otel-socket-path", filepath.Join(root, "otel.sock"), "--cdi-disabled"}
+	if cpus != "" {
+		args = append([]string{"taskset", "-c", cpus}, args...)
+	}
+	daemon := exec.Command(args[0], args[1:]...)
 	daemon.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := daemon.Start(); err != nil {
 		b.Fatal(err)
@@ -35,7 +52,11 @@ func plainBuild(b *testing.B, example string, bases []builder.BaseImage) {
 	defer func() {
 		daemon.Process.Signal(syscall.SIGTERM)
 		daemon.Wait()
-		os.RemoveAll(root)
+		if !keep {
+			os.RemoveAll(root)
+		} else {
+			os.RemoveAll(filepath.Join(root, "out"))
+		}
 	}()
 	buildctl := testenv.Binary(b, "buildctl")
 	for deadline := time.Now().Add(time.Minute); ; {
@@ -47,7 +68,7 @@ func plainBuild(b *testing.B, example string, bases []builder.BaseImage) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	args := []string{"--addr", sock, "build", "--frontend", "dockerfile.v0",
+	args = []string{"--addr", sock, "build", "--frontend", "dockerfile.v0",
 		"--local", "context=" + example, "--local", "dockerfile=" + example,
 		"--opt", "build-arg:SOURCE_DATE_EPOCH=0", "--opt", "force-network-mode=none",
 		"--output", "type=oci,dest=" + filepath.Join(root, "out") + ",tar=false,oci-mediatypes=true,rewrite-timestamp=true,compression=gzip,force-compression=true"}
@@ -184,4 +205,136 @@ func BenchmarkVerifiedBuildHelloRemoteWorkers(b *testing.B) {
 	b.ReportMetric(tRemote.Seconds()/n, "remote-s/op")
 	b.ReportMetric(tLocal.Seconds()/n, "local-s/op")
 	b.ReportMetric(tRemote.Seconds()/tLocal.Seconds(), "ratio")
+}
+
+// BenchmarkVerifiedBuildHelloOtherWorker: the verified build with the
+// rebuild on another worker, against one plain build. Two workers stand
+// for two machines: each a private daemon on a core of its own (the build
+// on CPU 1, the rebuild, with every deciding variation, on CPU 0), reached
+// over its own socket. The plain build runs on CPU 1 alone, like the
+// build. Target: ratio ≤ 1.10, the proof costs no waiting.
+func BenchmarkVerifiedBuildHelloOtherWorker(b *testing.B) {
+	if runtime.NumCPU() < 2 {
+		b.Skip("needs two CPUs to stand for two workers")
+	}
+	bases := testenv.BaseImages(b)
+	ex := example(b, "hello")
+	req := lockedRequest(b, ex)
+	compare(b, func() {
+		state := b.TempDir()
+		start := func(opts ...isolation.Option) isolation.Daemon {
+			d, err := isolation.Start(context.Background(), append([]isolation.Option{isolation.WithStateDir(state),
+				isolation.WithBuildkitd(testenv.Binary(b, "buildkitd"))}, opts...)...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return d
+		}
+		var build, rb isolation.Daemon
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() { defer wg.Done(); build = start(isolation.WithName("build"), isolation.WithCPUSet("1")) }()
+		go func() { defer wg.Done(); rb = start(rebuild.DaemonOptions()...) }()
+		wg.Wait()
+		defer func() { build.Close(); rb.Close() }()
+		r := req
+		r.OCILayout = filepath.Join(state, "out")
+		if _, err := rebuild.Verify(context.Background(), builder.New(build), builder.New(rb), r); err != nil {
+			b.Fatal(err)
+		}
+	}, func() { plainBuildOn(b, b.TempDir(), "1", false, ex, bases) })
+}
+
+// lockedRequest is the build request twinforge makes from the example's
+// lock.
+func lockedRequest(b *testing.B, dir string) builder.Request {
+	b.Helper()
+	lockPath := filepath.Join(dir, hermetic.DefaultFileName)
+	l, err := hermetic.Load(lockPath)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req, err := builder.FromLock(context.Background(), builder.LockedInput{Lock: l, LockPath: lockPath, ContextDir: dir, ImageCache: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return req
+}
+
+// BenchmarkIncrementalVerifiedBuild: after a one-line change to main.go, a
+// verified build with each side's own cache, warm from the build before,
+// against buildctl rebuilding the same change on a daemon that kept its
+// state (its local cache), daemon start included on both sides. The
+// change and the relock it needs happen outside the timing. Target: ratio
+// ≤ 1.25, and seconds.
+func BenchmarkIncrementalVerifiedBuild(b *testing.B) {
+	testenv.NeedDaemon(b)
+	bases := testenv.BaseImages(b)
+	// A copy of examples/hello beside links to the base layouts its lock
+	// names by relative path.
+	tree := b.TempDir()
+	for _, name := range []string{"base", "golang"} {
+		if err := os.Symlink(example(b, name), filepath.Join(tree, name)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	ex := filepath.Join(tree, "hello")
+	if out, err := exec.Command("cp", "-a", example(b, "hello"), ex).CombinedOutput(); err != nil {
+		b.Fatalf("copying the example: %v\n%s", err, out)
+	}
+	mainGo := filepath.Join(ex, "main.go")
+	orig, err := os.ReadFile(mainGo)
+	if err != nil {
+		b.Fatal(err)
+	}
+	state, plainRoot := b.TempDir(), b.TempDir()
+	change := 0
+	edit := func() {
+		change++
+		src := strings.Replace(string(orig), `name := "world"`, fmt.Sprintf(`name := "world %d"`, change), 1)
+		if err := os.WriteFile(mainGo, []byte(src), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		cmd := exec.Command(testenv.Binary(b, "twinforge"), "lock", ex)
+		cmd.Env = append(os.Environ(), "TWINFORGE_STATE_DIR="+state)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("relocking: %v\n%s", err, out)
+		}
+	}
+	ours := func() { twinforgeBuildIn(b, state, ex) }
+	theirs := func() { plainBuildOn(b, plainRoot, "", true, ex, bases) }
+	// Warm both sides' caches and buildctl's once, untimed.
+	edit()
+	ours()
+	theirs()
+	testenv.NeedDaemon(b)
+	var tOurs, tTheirs time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		edit()
+		b.StartTimer()
+		start := time.Now()
+		theirs()
+		tTheirs += time.Since(start)
+		start = time.Now()
+		ours()
+		tOurs += time.Since(start)
+	}
+	n := float64(b.N)
+	b.ReportMetric(tOurs.Seconds()/n, "twinforge-s/op")
+	b.ReportMetric(tTheirs.Seconds()/n, "buildctl-s/op")
+	b.ReportMetric(tOurs.Seconds()/tTheirs.Seconds(), "ratio")
+}
+
+// twinforgeBuildIn runs `twinforge build` with its state (and so its
+// caches) in state.
+func twinforgeBuildIn(b *testing.B, state, example string, extra ...string) {
+	b.Helper()
+	out := b.TempDir()
+	cmd := exec.Command(testenv.Binary(b, "twinforge"), append(append([]string{"build", "--progress", "quiet", "--oci-layout", filepath.Join(out, "img")}, extra...), example)...)
+	cmd.Env = append(os.Environ(), "TWINFORGE_STATE_DIR="+state)
+	if o, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("twinforge build: %v\n%s", err, o)
+	}
 }
