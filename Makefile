@@ -107,8 +107,8 @@ fuzz:
 # is shared: the load average is recorded with the run, and ratios measured
 # side by side in one loop cancel part of it.
 BENCH_PKGS ?= ./attest/ ./distribute/ ./admission/
-BENCH_BUILDS ?= .
-BENCH_BUILD_TIMES ?= 3x
+BENCH_BUILDS ?= BuildHello$$|VerifiedBuildHello$$|VerifiedBuildHelloOtherWorker|IncrementalVerifiedBuild
+BENCH_BUILD_TIMES ?= 2x
 bench: deps examples build
 	@mkdir -p $(dir $(BENCH_RESULTS))
 	@raw=$$(mktemp); trap 'rm -f $$raw' EXIT; \
