@@ -98,6 +98,21 @@ func TestBuildCachesPerSide(t *testing.T) {
 		t.Errorf("--cold: build %s, rebuild %s; want both cold", b, rb)
 	}
 	assertContains(t, "progress", stderr, "(cold, 0 of ")
+
+	// A blob truncated in the build's cache: that side runs cold, the
+	// other stays warm, and the operator is told.
+	blobs, _ := filepath.Glob(filepath.Join(c.state, "cache", "*", "build", "root", "runc-*", "content", "blobs", "sha256", "*"))
+	if len(blobs) == 0 {
+		t.Fatal("no blob in the build's cache")
+	}
+	if err := os.Truncate(blobs[0], 1); err != nil {
+		t.Fatal(err)
+	}
+	b, rb, stderr = build()
+	if b != "cold" || rb != "warm" {
+		t.Errorf("after corrupting the build's cache: build %s, rebuild %s; want build cold, rebuild warm", b, rb)
+	}
+	assertContains(t, "warning", stderr, "warning: the build's cache was not used, that side ran cold", "does not match its digest")
 	c.assertClean()
 }
 
@@ -267,7 +282,10 @@ func TestNotReproducibleExits3(t *testing.T) {
 	ctx := c.context("clock")
 	c.lock(ctx)
 	out := filepath.Join(t.TempDir(), "clock")
-	r := c.run("build", "--progress", "quiet", "--oci-layout", out, ctx)
+	// The fixture records whole seconds (busybox's date has no %N); a
+	// wider offset keeps a loaded machine from running both steps in the
+	// same second.
+	r := c.run("build", "--progress", "quiet", "--rebuild-offset", "4s", "--oci-layout", out, ctx)
 	if r.code != exitNotReproducible {
 		t.Fatalf("exit %d, want 3\n%s", r.code, r.stderr)
 	}
