@@ -2,6 +2,7 @@ package rebuild
 
 import (
 	"runtime"
+	"strconv"
 
 	"github.com/twinforge/twinforge/isolation"
 )
@@ -24,7 +25,7 @@ const (
 // tmpfs, or an XFS image for a kept cache: directory order and inode
 // numbers differ in every directory, and a native snapshot costs a memory
 // copy or a reflink, not a disk write waited on) and one CPU instead of
-// all.
+// all, the one that was idlest a moment ago.
 func DaemonOptions() []isolation.Option {
 	opts := []isolation.Option{
 		isolation.WithName("rebuild"),
@@ -32,7 +33,7 @@ func DaemonOptions() []isolation.Option {
 		isolation.WithOwnFileSystem(),
 	}
 	if runtime.NumCPU() > 1 {
-		opts = append(opts, isolation.WithCPUSet("0"))
+		opts = append(opts, isolation.WithCPUSet(strconv.Itoa(idlestCPU())))
 	}
 	return opts
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"syscall"
@@ -298,4 +299,12 @@ func pidOf(t *testing.T, dir string) int {
 		pid = pid*10 + int(c-'0')
 	}
 	return pid
+}
+
+// The rebuild's one CPU is one this machine has.
+func TestIdlestCPU(t *testing.T) {
+	cpu := rebuild.IdlestCPUForTest()
+	if cpu < 0 || cpu >= runtime.NumCPU() {
+		t.Fatalf("idlest CPU %d, want one of 0..%d", cpu, runtime.NumCPU()-1)
+	}
 }

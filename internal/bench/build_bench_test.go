@@ -234,7 +234,7 @@ func BenchmarkVerifiedBuildHelloOtherWorker(b *testing.B) {
 		var wg sync.WaitGroup
 		wg.Add(2)
 		go func() { defer wg.Done(); build = start(isolation.WithName("build"), isolation.WithCPUSet("1")) }()
-		go func() { defer wg.Done(); rb = start(rebuild.DaemonOptions()...) }()
+		go func() { defer wg.Done(); rb = start(append(rebuild.DaemonOptions(), isolation.WithCPUSet("0"))...) }()
 		wg.Wait()
 		defer func() { build.Close(); rb.Close() }()
 		r := req
