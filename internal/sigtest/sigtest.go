@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"sync"
 	"time"
 
 	"github.com/secure-systems-lab/go-securesystemslib/dsse"
@@ -57,8 +58,9 @@ const PayloadType = "application/vnd.in-toto+json"
 // Authority is one Sigstore deployment in memory: a Fulcio certificate
 // authority of its own (so that tests choose each certificate's validity
 // and extensions) and a VirtualSigstore for the timestamp authority and
-// the transparency log.
+// the transparency log. It is safe for concurrent use.
 type Authority struct {
+	mu       sync.Mutex // guards serial
 	vs       *ca.VirtualSigstore
 	rootCert *x509.Certificate
 	inter    *x509.Certificate
@@ -210,9 +212,12 @@ func (a *Authority) newSigner(id Identity, o Options) (*signer, error) {
 		}
 		exts = append(exts, pkix.Extension{Id: oidSourceRepository, Value: repoDER})
 	}
+	a.mu.Lock()
 	a.serial++
+	serial := a.serial
+	a.mu.Unlock()
 	cert, err := createCert(&x509.Certificate{
-		SerialNumber: big.NewInt(a.serial), EmailAddresses: []string{id.Subject},
+		SerialNumber: big.NewInt(serial), EmailAddresses: []string{id.Subject},
 		NotBefore: notBefore, NotAfter: notBefore.Add(lifetime),
 		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageCodeSigning},
 		ExtraExtensions: exts,
@@ -235,7 +240,7 @@ func (a *Authority) SignStatement(payload []byte, id Identity, o Options) (*bund
 	if err != nil {
 		return nil, err
 	}
-	pb := a.bundleFor(s, o)
+	pb := a.bundleFor(s)
 	pb.Content = &protobundle.Bundle_DsseEnvelope{DsseEnvelope: &protodsse.Envelope{
 		Payload: payload, PayloadType: PayloadType, Signatures: []*protodsse.Signature{{Sig: sig}},
 	}}
@@ -266,7 +271,7 @@ func (a *Authority) SignArtifact(artifact []byte, id Identity, o Options) (*bund
 	if err != nil {
 		return nil, err
 	}
-	pb := a.bundleFor(s, o)
+	pb := a.bundleFor(s)
 	pb.Content = &protobundle.Bundle_MessageSignature{MessageSignature: &protocommon.MessageSignature{
 		MessageDigest: &protocommon.HashOutput{Algorithm: protocommon.HashAlgorithm_SHA2_256, Digest: digest[:]},
 		Signature:     sig,
@@ -289,7 +294,7 @@ func (a *Authority) integratedTime(o Options) time.Time {
 	return o.IntegratedTime
 }
 
-func (a *Authority) bundleFor(s *signer, o Options) *protobundle.Bundle {
+func (a *Authority) bundleFor(s *signer) *protobundle.Bundle {
 	return &protobundle.Bundle{
 		MediaType: BundleMediaType,
 		VerificationMaterial: &protobundle.VerificationMaterial{
