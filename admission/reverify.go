@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/client-go/kubernetes"
 )
 
 // PathReverify serves the last re-verification report as JSON
@@ -207,6 +208,7 @@ func WithReverifyReports(ch chan<- *ReverifyReport) Option {
 type reverifier struct {
 	w        *webhook
 	kube     kubeAPI
+	cs       kubernetes.Interface
 	log      *slog.Logger
 	interval time.Duration
 	retry    time.Duration
@@ -236,12 +238,12 @@ type reverifyStatus struct {
 }
 
 func newReverifier(w *webhook) (*reverifier, error) {
-	kc, err := newKubeClient(*w.o.reverify)
+	cs, err := NewKubernetesClient(*w.o.reverify, w.o.userAgent)
 	if err != nil {
 		return nil, fmt.Errorf("re-verification: %w", err)
 	}
 	r := &reverifier{
-		w: w, kube: kc, log: w.log, interval: w.o.reverifyInterval, retry: w.o.reverifyRetry,
+		w: w, kube: newKubeClient(cs), cs: cs, log: w.log, interval: w.o.reverifyInterval, retry: w.o.reverifyRetry,
 		exempt: map[string]bool{}, reports: w.o.reverifyReports, kick: make(chan struct{}, 1),
 		gauges: map[string][]string{}, recorded: map[string]time.Time{},
 	}
@@ -344,7 +346,7 @@ func (r *reverifier) pass(ctx context.Context, trigger string) (*ReverifyReport,
 		w.metrics.reverifyRuns.WithLabelValues(trigger, result).Inc()
 	}
 
-	pods, err := r.kube.listPods(ctx)
+	pods, err := r.kube.listPods(ctx, "")
 	if err != nil {
 		err = fmt.Errorf("re-verification: listing pods: %w", err)
 		rep.Error = err.Error()

@@ -1,30 +1,34 @@
 package admission
 
 import (
-	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/pager"
+	"k8s.io/client-go/transport"
 )
 
-// KubeConfig says how the re-verifier reaches the Kubernetes API server.
-// The re-verifier lists pods (GET /api/v1/pods) and creates, reads and
-// patches Events (/api/v1/namespaces/NS/events): the ClusterRole Manifests
-// makes with ManifestOptions.ReverifyInterval allows exactly that.
+// KubeConfig says how the re-verifier, and the node agent, reach the
+// Kubernetes API server, through client-go. The re-verifier lists pods and
+// creates, reads and patches Events, holds a Lease with leader election, and
+// reads the pull secrets and service accounts of the pods it checks: the
+// ClusterRole and Role Manifests makes with ManifestOptions.ReverifyInterval
+// allow exactly that.
 type KubeConfig struct {
 	// URL is the API server, https://HOST[:PORT]. Required; plain HTTP is
 	// refused.
@@ -83,19 +87,18 @@ func (k KubeConfig) validate() error {
 
 // kubeAPI is what the re-verifier needs of the Kubernetes API server.
 type kubeAPI interface {
-	// listPods lists the pods of every namespace.
-	listPods(ctx context.Context) ([]corev1.Pod, error)
+	// listPods lists the pods of every namespace, or with a field selector
+	// ("spec.nodeName=NODE") those it selects.
+	listPods(ctx context.Context, fieldSelector string) ([]corev1.Pod, error)
 	// recordEvent creates ev, or, when an Event of that name exists (an
 	// earlier pass or another replica reported the same violation), counts
 	// one more occurrence on it.
 	recordEvent(ctx context.Context, ev *corev1.Event) error
 }
 
-// kubeClient is the kubeAPI over plain HTTPS and JSON.
+// kubeClient is the kubeAPI over client-go.
 type kubeClient struct {
-	base      string // URL without a trailing slash
-	tokenFile string
-	http      *http.Client
+	cs kubernetes.Interface
 }
 
 var _ kubeAPI = (*kubeClient)(nil)
@@ -104,151 +107,118 @@ var _ kubeAPI = (*kubeClient)(nil)
 const (
 	// kubePageSize is how many pods one list request asks for.
 	kubePageSize = 500
-	// kubeMaxBody bounds one response (a page of pods).
-	kubeMaxBody = 64 << 20
 	// kubeRequestTimeout bounds one request.
 	kubeRequestTimeout = 30 * time.Second
+	// kubeQPS and kubeBurst bound the request rate, as client-go's
+	// defaults (5, 10) would slow a pass that records many Events.
+	kubeQPS, kubeBurst = 20, 40
 )
 
-func newKubeClient(k KubeConfig) (*kubeClient, error) {
+// restConfig is the client-go configuration of k. The token file is read
+// again every minute, and at once after the API server refuses the token
+// read before, as projected service account tokens rotate.
+func (k KubeConfig) restConfig(userAgent string) (*rest.Config, error) {
 	if err := k.validate(); err != nil {
 		return nil, err
 	}
-	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
 	if k.CAFile != "" {
-		pem, err := os.ReadFile(k.CAFile)
-		if err != nil {
+		if _, err := os.Stat(k.CAFile); err != nil {
 			return nil, fmt.Errorf("reading the Kubernetes API CA: %w", err)
 		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("Kubernetes API CA %s: no PEM certificate", k.CAFile)
-		}
-		tlsConfig.RootCAs = pool
 	}
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.TLSClientConfig = tlsConfig
-	t.Proxy = nil // the API server is reached directly, as client-go does in a pod
-	return &kubeClient{
-		base:      strings.TrimSuffix(k.URL, "/"),
-		tokenFile: k.TokenFile,
-		http:      &http.Client{Transport: t, Timeout: kubeRequestTimeout},
+	if _, err := os.Stat(k.TokenFile); err != nil {
+		return nil, fmt.Errorf("reading the Kubernetes API token: %w", err)
+	}
+	return &rest.Config{
+		Host:            k.URL,
+		WrapTransport:   transport.ResettableTokenSourceWrapTransport(transport.NewCachedFileTokenSource(k.TokenFile)),
+		TLSClientConfig: rest.TLSClientConfig{CAFile: k.CAFile},
+		UserAgent:       userAgent,
+		// JSON, which every API server and proxy in front of one speaks.
+		ContentConfig: rest.ContentConfig{ContentType: "application/json", AcceptContentTypes: "application/json"},
+		Timeout:       kubeRequestTimeout,
+		QPS:           kubeQPS,
+		Burst:         kubeBurst,
+		// The API server is reached directly, as in a pod.
+		Proxy: func(*http.Request) (*url.URL, error) { return nil, nil },
 	}, nil
 }
 
-// kubeError is a failed Kubernetes API request, with the Status the API
-// server answered when it sent one.
-type kubeError struct {
-	method, path string
-	code         int
-	status       metav1.Status
-}
-
-func (e *kubeError) Error() string {
-	msg := e.status.Message
-	if msg == "" {
-		msg = http.StatusText(e.code)
-	}
-	return fmt.Sprintf("Kubernetes API %s %s: %d %s", e.method, e.path, e.code, msg)
-}
-
-func isKubeConflict(err error) bool {
-	var ke *kubeError
-	return errors.As(err, &ke) && ke.code == http.StatusConflict
-}
-
-// do sends a request and decodes a 2xx answer into out (when not nil).
-func (c *kubeClient) do(ctx context.Context, method, path, contentType string, body, out any) error {
-	token, err := os.ReadFile(c.tokenFile)
+// NewKubernetesClient is the client-go clientset of k, for the programs
+// that share the admission package's way of reaching the API server (the
+// node agent).
+func NewKubernetesClient(k KubeConfig, userAgent string) (kubernetes.Interface, error) {
+	cfg, err := k.restConfig(userAgent)
 	if err != nil {
-		return fmt.Errorf("reading the Kubernetes API token: %w", err)
+		return nil, err
 	}
-	var rd io.Reader
-	if body != nil {
-		data, err := json.Marshal(body)
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("Kubernetes API client: %w", err)
+	}
+	return cs, nil
+}
+
+func newKubeClient(cs kubernetes.Interface) *kubeClient {
+	return &kubeClient{cs: cs}
+}
+
+func (c *kubeClient) listPods(ctx context.Context, fieldSelector string) ([]corev1.Pod, error) {
+	var pods []corev1.Pod
+	p := pager.New(pager.SimplePageFunc(func(opts metav1.ListOptions) (runtime.Object, error) {
+		return c.cs.CoreV1().Pods(metav1.NamespaceAll).List(ctx, opts)
+	}))
+	p.PageSize = kubePageSize
+	err := p.EachListItem(ctx, metav1.ListOptions{FieldSelector: fieldSelector}, func(obj runtime.Object) error {
+		pod, ok := obj.(*corev1.Pod)
+		if !ok {
+			return fmt.Errorf("Kubernetes API: listing pods answered a %T", obj)
+		}
+		pods = append(pods, *pod)
+		return nil
+	})
+	if err != nil {
+		return nil, kubeError("listing pods", err)
+	}
+	return pods, nil
+}
+
+func (c *kubeClient) recordEvent(ctx context.Context, ev *corev1.Event) error {
+	events := c.cs.CoreV1().Events(ev.Namespace)
+	_, err := events.Create(ctx, ev, metav1.CreateOptions{})
+	if !apierrors.IsAlreadyExists(err) {
 		if err != nil {
-			return fmt.Errorf("encoding %s %s: %w", method, path, err)
+			return kubeError("creating Event "+ev.Namespace+"/"+ev.Name, err)
 		}
-		rd = bytes.NewReader(data)
+		return nil
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	// The Event exists: count this occurrence on it, as client-go's event
+	// recorder does.
+	old, err := events.Get(ctx, ev.Name, metav1.GetOptions{})
 	if err != nil {
-		return fmt.Errorf("Kubernetes API %s %s: %w", method, path, err)
+		return kubeError("reading Event "+ev.Namespace+"/"+ev.Name, err)
 	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "twinforge-admission")
-	if body != nil {
-		req.Header.Set("Content-Type", contentType)
-	}
-	resp, err := c.http.Do(req)
+	patch, err := json.Marshal(map[string]any{
+		"count":         max(old.Count, 1) + 1,
+		"lastTimestamp": ev.LastTimestamp,
+		"message":       ev.Message,
+	})
 	if err != nil {
-		return fmt.Errorf("Kubernetes API %s %s: %w", method, path, err)
+		return err
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, kubeMaxBody+1))
-	if err != nil {
-		return fmt.Errorf("Kubernetes API %s %s: reading the answer: %w", method, path, err)
-	}
-	if len(data) > kubeMaxBody {
-		return fmt.Errorf("Kubernetes API %s %s: answer larger than %d bytes", method, path, kubeMaxBody)
-	}
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		ke := &kubeError{method: method, path: path, code: resp.StatusCode}
-		_ = json.Unmarshal(data, &ke.status) // the API server answers a Status; anything else has none
-		ke.status.Message = truncate(ke.status.Message, 512)
-		return ke
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("Kubernetes API %s %s: decoding the answer: %w", method, path, err)
-		}
+	if _, err := events.Patch(ctx, ev.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		return kubeError("counting Event "+ev.Namespace+"/"+ev.Name, err)
 	}
 	return nil
 }
 
-func (c *kubeClient) listPods(ctx context.Context) ([]corev1.Pod, error) {
-	var pods []corev1.Pod
-	cont := ""
-	for page := 0; ; page++ {
-		q := url.Values{"limit": {fmt.Sprint(kubePageSize)}}
-		if cont != "" {
-			q.Set("continue", cont)
-		}
-		var list corev1.PodList
-		if err := c.do(ctx, http.MethodGet, "/api/v1/pods?"+q.Encode(), "", nil, &list); err != nil {
-			return nil, err
-		}
-		if list.Kind != "" && list.Kind != "PodList" {
-			return nil, fmt.Errorf("Kubernetes API GET /api/v1/pods: answered a %s, not a PodList", list.Kind)
-		}
-		pods = append(pods, list.Items...)
-		if cont = list.Continue; cont == "" {
-			return pods, nil
-		}
-		if page > 10000 {
-			return nil, errors.New("Kubernetes API GET /api/v1/pods: more than 10000 pages")
-		}
+// kubeError says what failed, with the HTTP status code of an API server's
+// refusal ("Kubernetes API: listing pods: 403 pods is forbidden: ...").
+// The error still unwraps to client-go's, for apierrors.IsNotFound and the
+// like.
+func kubeError(doing string, err error) error {
+	if status, ok := err.(apierrors.APIStatus); ok || errors.As(err, &status) {
+		return fmt.Errorf("Kubernetes API: %s: %d %w", doing, status.Status().Code, err)
 	}
-}
-
-func (c *kubeClient) recordEvent(ctx context.Context, ev *corev1.Event) error {
-	base := "/api/v1/namespaces/" + url.PathEscape(ev.Namespace) + "/events"
-	err := c.do(ctx, http.MethodPost, base, "application/json", ev, nil)
-	if !isKubeConflict(err) {
-		return err
-	}
-	// The Event exists: count this occurrence on it, as client-go's event
-	// recorder does.
-	path := base + "/" + url.PathEscape(ev.Name)
-	var old corev1.Event
-	if err := c.do(ctx, http.MethodGet, path, "", nil, &old); err != nil {
-		return err
-	}
-	patch := map[string]any{
-		"count":         max(old.Count, 1) + 1,
-		"lastTimestamp": ev.LastTimestamp,
-		"message":       ev.Message,
-	}
-	return c.do(ctx, http.MethodPatch, path, "application/merge-patch+json", patch, nil)
+	return fmt.Errorf("Kubernetes API: %s: %w", doing, err)
 }

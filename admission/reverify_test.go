@@ -58,6 +58,7 @@ func newFakeKube(t *testing.T) *fakeKube {
 			writeStatus(w, http.StatusUnauthorized, "Unauthorized")
 			return
 		}
+		w.Header().Set("Content-Type", "application/json")
 		mux.ServeHTTP(w, r)
 	}))
 	t.Cleanup(f.Close)
@@ -87,6 +88,7 @@ func fail(w http.ResponseWriter, script *[]int, what string) bool {
 	code := (*script)[0]
 	*script = (*script)[1:]
 	if code == 0 {
+		w.Header().Set("Content-Type", "text/html")
 		io.WriteString(w, "<html>a proxy's error page</html>")
 	} else {
 		writeStatus(w, code, fmt.Sprintf("%s failed on purpose", what))
@@ -129,7 +131,11 @@ func (f *fakeKube) postEvent(w http.ResponseWriter, r *http.Request) {
 	}
 	key := ev.Namespace + "/" + ev.Name
 	if _, ok := f.events[key]; ok {
-		writeStatus(w, http.StatusConflict, "events "+ev.Name+" already exists")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusConflict)
+		json.NewEncoder(w).Encode(metav1.Status{TypeMeta: metav1.TypeMeta{Kind: "Status", APIVersion: "v1"},
+			Status: metav1.StatusFailure, Message: "events " + ev.Name + " already exists",
+			Reason: metav1.StatusReasonAlreadyExists, Code: http.StatusConflict})
 		return
 	}
 	f.events[key] = &ev
@@ -455,12 +461,16 @@ tenants:
 	}
 
 	// A pod that is gone is no longer reported; the token file is read
-	// again for every request (projected tokens rotate).
+	// again when the API server refuses the token read before (projected
+	// tokens rotate): one pass fails, the next succeeds.
 	fk.setPods(testPod("team-a", "app", "app="+good.tag))
 	fk.mu.Lock()
 	fk.token = "token-2"
 	fk.mu.Unlock()
 	writeTestFile(t, fk.tokenFile, "token-2")
+	if _, err = wh.Reverify(ctx); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Errorf("the old token was accepted: %v", err)
+	}
 	if rep, err = wh.Reverify(ctx); err != nil || rep.Violations != 0 {
 		t.Fatalf("after the pods are gone: %v, %v", err, violationPods(rep))
 	}
@@ -510,8 +520,7 @@ func TestReverifyAPIErrors(t *testing.T) {
 	}{
 		{"server error", http.StatusInternalServerError, "", "500 listing pods failed on purpose"},
 		{"forbidden", http.StatusForbidden, "", "403 listing pods failed on purpose"},
-		{"not JSON", 0, "", "decoding the answer"},
-		{"wrong token", 0, "token-wrong", "401 Unauthorized"},
+		{"not JSON", 0, "", "text/html"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.token != "" {
@@ -545,6 +554,16 @@ func TestReverifyAPIErrors(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("wrong token", func(t *testing.T) {
+		// The token file is read when the client starts.
+		writeTestFile(t, fk.tokenFile, "token-wrong")
+		defer writeTestFile(t, fk.tokenFile, fk.token)
+		wh := newTestWebhook(t, src, WithReverification(fk.config()), WithReverifyInterval(0), WithLogger(log))
+		if _, err := wh.Reverify(ctx); err == nil || !strings.Contains(err.Error(), "401 Unauthorized") {
+			t.Fatalf("err = %v, want 401 Unauthorized", err)
+		}
+	})
 
 	t.Run("event not recorded", func(t *testing.T) {
 		fk.mu.Lock()
