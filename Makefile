@@ -16,7 +16,7 @@ BUILDKIT_VERSION := $(shell awk '{for(i=1;i<NF;i++) if($$i=="github.com/moby/bui
 BUILDKIT_TOOL := $(shell awk '{for(i=1;i<NF;i++) if($$i=="github.com/moby/buildkit"){print $$(i+1); exit}}' tools/buildkit/go.mod)
 BUILDKIT_DIR  := $(TOOLS_CACHE)/buildkit-$(BUILDKIT_VERSION)
 VERSION       ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-APT_PACKAGES  := runc containernetworking-plugins skopeo busybox-static util-linux git shellcheck curl xfsprogs
+APT_PACKAGES  := runc containernetworking-plugins skopeo busybox-static util-linux mount iproute2 git shellcheck curl xfsprogs
 GO_TEST_FLAGS ?= -count=1 -timeout 40m
 BENCH_RESULTS ?= bench/results.txt
 
@@ -27,12 +27,13 @@ export PATH := $(BIN):$(PATH)
 all: build
 
 ## deps: install runc & co. when missing, build every component from its pinned module
-deps: apt-deps buildkit sigstore-tools registry-tools actionlint-tools kube-tools
+deps: apt-deps buildkit sigstore-tools registry-tools actionlint-tools kube-tools node-tools
 
 include tools/sigstore.mk
 include tools/registry.mk
 include tools/actionlint.mk
 include tools/kubernetes.mk
+include tools/node.mk
 
 apt-deps:
 	@missing=""; \

@@ -5,9 +5,11 @@
 // bin/kube-apiserver and bin/kubectl from the modules pinned under
 // tools/kubernetes.
 //
-// The cluster has no scheduler, controller manager or kubelet: objects are
-// stored (pods stay Pending) and admission, webhooks included, runs as in
-// any cluster. The ServiceAccount admission plugin is off, since no
+// Start's cluster has no scheduler, controller manager or kubelet: objects
+// are stored (pods stay Pending) and admission, webhooks included, runs as
+// in any cluster. StartNode adds a node (containerd, runc and a kubelet) and
+// the controller manager and scheduler, so that pods really run
+// (docs/node.md). The ServiceAccount admission plugin is off, since no
 // controller creates the default service accounts.
 package kubetest
 
@@ -22,11 +24,13 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -57,6 +61,24 @@ type Cluster struct {
 
 	kubectl string
 	procs   []*process
+	pki     testenv.PKI
+	// tokens are the bearer tokens of the node's components, by component
+	// (componentUsers).
+	tokens map[string]string
+	node   *Node
+}
+
+// componentUsers are the users (and groups) the components of a Node
+// authenticate as: the scheduler with the role Kubernetes bootstraps for it,
+// the kubelet authorized by the Node authorizer. The controller manager is
+// an administrator: its own role only suffices with a service account per
+// controller (--use-service-account-credentials), which needs the token
+// controller and the ServiceAccount admission plugin this cluster runs
+// without.
+var componentUsers = map[string]string{
+	"kube-controller-manager": `system:kube-controller-manager,system:kube-controller-manager,"system:masters"`,
+	"kube-scheduler":          "system:kube-scheduler,system:kube-scheduler,",
+	"kubelet":                 "system:node:" + NodeName + ",system:node:" + NodeName + `,"system:nodes"`,
 }
 
 // Binary returns one of the Kubernetes tools from bin/ (TWINFORGE_BIN
@@ -111,9 +133,16 @@ func Start(t testing.TB) *Cluster {
 	pki := testenv.NewPKI(t, filepath.Join(c.Dir, mkdir(t, c.Dir, "pki")))
 	c.CAFile = pki.CA
 	saKey, saPub := writeServiceAccountKey(t, filepath.Join(c.Dir, "pki"))
+	c.pki = pki
 	c.Token = randomToken(t)
 	tokens := filepath.Join(c.Dir, "tokens.csv")
-	writeFile(t, tokens, fmt.Sprintf("%s,admin,admin-uid,system:masters\n", c.Token))
+	csv := fmt.Sprintf("%s,admin,admin-uid,system:masters\n", c.Token)
+	c.tokens = map[string]string{}
+	for _, component := range slices.Sorted(maps.Keys(componentUsers)) {
+		c.tokens[component] = randomToken(t)
+		csv += c.tokens[component] + "," + componentUsers[component] + "\n"
+	}
+	writeFile(t, tokens, csv)
 	c.startReady(t, "kube-apiserver", apiBin, 1, func(ports []string) ([]string, string) {
 		c.URL = "https://127.0.0.1:" + ports[0]
 		return []string{
@@ -129,7 +158,11 @@ func Start(t testing.TB) *Cluster {
 			"--service-account-key-file=" + saPub,
 			"--service-account-signing-key-file=" + saKey,
 			"--token-auth-file=" + tokens,
-			"--authorization-mode=RBAC",
+			"--authorization-mode=Node,RBAC",
+			"--enable-admission-plugins=NodeRestriction",
+			"--kubelet-preferred-address-types=InternalIP",
+			"--kubelet-client-certificate=" + pki.ClientCert,
+			"--kubelet-client-key=" + pki.ClientKey,
 			// Build workers run privileged, as buildkitd with runc needs.
 			"--allow-privileged=true",
 			"--service-cluster-ip-range=10.0.0.0/24",
@@ -139,27 +172,44 @@ func Start(t testing.TB) *Cluster {
 		}, c.URL + "/readyz"
 	}, &pki, c.Token)
 
-	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
-	writeFile(t, c.Kubeconfig, fmt.Sprintf(`apiVersion: v1
+	c.Kubeconfig = c.writeKubeconfig(t, "kubeconfig", "admin", c.Token)
+	return c
+}
+
+// componentKubeconfig is the kubeconfig of a Node component
+// (componentUsers).
+func (c *Cluster) componentKubeconfig(t testing.TB, component string) string {
+	t.Helper()
+	token, ok := c.tokens[component]
+	if !ok {
+		t.Fatalf("no credentials for %s", component)
+	}
+	return c.writeKubeconfig(t, component+".kubeconfig", component, token)
+}
+
+func (c *Cluster) writeKubeconfig(t testing.TB, file, user, token string) string {
+	t.Helper()
+	path := filepath.Join(c.Dir, file)
+	writeFile(t, path, fmt.Sprintf(`apiVersion: v1
 kind: Config
 clusters:
 - name: kubetest
   cluster:
-    server: %s
-    certificate-authority: %s
+    server: %[1]s
+    certificate-authority: %[2]s
 users:
-- name: admin
+- name: %[3]s
   user:
-    token: %s
+    token: %[4]s
 contexts:
 - name: kubetest
   context:
     cluster: kubetest
-    user: admin
+    user: %[3]s
     namespace: default
 current-context: kubetest
-`, c.URL, c.CAFile, c.Token))
-	return c
+`, c.URL, c.CAFile, user, token))
+	return path
 }
 
 // Kubectl runs bin/kubectl against the cluster, with stdin when not nil, and
