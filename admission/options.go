@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"io"
@@ -46,6 +47,7 @@ type options struct {
 	allowTags        bool
 	denialReasons    bool
 	registry         []distribute.Option
+	recordKey        ed25519.PrivateKey
 	insecureLoopback bool
 	now              func() time.Time
 
@@ -87,6 +89,9 @@ func makeOptions(opts ...Option) (*options, error) {
 			return nil, fmt.Errorf("the negative cache TTL (%s) exceeds the cache TTL (%s): refusals would outlive admissions", o.negativeTTL, o.cacheTTL)
 		}
 		o.negativeTTL = o.cacheTTL // the default, under a shorter cache TTL
+	}
+	if o.recordKey != nil && !o.mutation {
+		return nil, errors.New("WithRecordKey with WithValidationOnly: the mutating webhook writes the admission records")
 	}
 	if o.reverifySet && o.reverify == nil {
 		return nil, errors.New("re-verification options without WithReverification")
@@ -220,6 +225,23 @@ func WithValidationOnly() Option {
 func WithAllowTagsUnsafe() Option {
 	return func(o *options) error {
 		o.allowTags = true
+		return nil
+	}
+}
+
+// WithRecordKey has the mutating webhook put a signed admission Record on
+// every pod it admits (AnnotationRecord, AnnotationRecordSignature): the
+// digest verified for each container and the tenants whose policies
+// passed, signed with key, which only the webhook holds. The node agent
+// verifies records with the public key and compares what runs with them.
+// It needs mutation (not WithValidationOnly). By default no record is
+// written.
+func WithRecordKey(key ed25519.PrivateKey) Option {
+	return func(o *options) error {
+		if len(key) != ed25519.PrivateKeySize {
+			return fmt.Errorf("WithRecordKey: an Ed25519 private key has %d bytes, not %d", ed25519.PrivateKeySize, len(key))
+		}
+		o.recordKey = key
 		return nil
 	}
 }

@@ -35,7 +35,7 @@ var _ registryClient = (*remoteClient)(nil)
 
 func newRemoteClient(registry []distribute.Option, insecureLoopback bool) (*remoteClient, error) {
 	opts := []distribute.Option{
-		distribute.WithUserAgent("twinforge-admission"),
+		distribute.WithUserAgent(userAgent),
 		// Each repository's authentication is kept, bounded: image names
 		// come from users, so the state they cause must stay bounded.
 		distribute.WithAuthCache(distribute.NewAuthCache(maxPullers)),
@@ -90,3 +90,7 @@ type markedError struct {
 
 func (e *markedError) Error() string   { return e.err.Error() }
 func (e *markedError) Unwrap() []error { return []error{e.mark, e.err} }
+
+// userAgent is what the webhook calls itself to registries and to the API
+// server.
+const userAgent = "twinforge-admission"

@@ -238,7 +238,7 @@ type reverifyStatus struct {
 }
 
 func newReverifier(w *webhook) (*reverifier, error) {
-	cs, err := NewKubernetesClient(*w.o.reverify, w.o.userAgent)
+	cs, err := NewKubernetesClient(*w.o.reverify, userAgent)
 	if err != nil {
 		return nil, fmt.Errorf("re-verification: %w", err)
 	}
@@ -506,7 +506,7 @@ func (r *reverifier) verifyAll(ctx context.Context, snap *snapshot, verdicts map
 			defer func() { <-sem; wg.Done() }()
 			ictx, cancel := context.WithTimeout(ctx, r.w.o.deadline)
 			defer cancel()
-			d, err := r.w.decideGuarded(ictx, snap, t.namespace, t.ref, false)
+			d, _, err := r.w.decideGuarded(ictx, snap, t.namespace, t.ref, false)
 			mu.Lock()
 			verdicts[t] = &imageOutcome{digest: d, err: err}
 			mu.Unlock()

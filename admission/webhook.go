@@ -337,8 +337,9 @@ func (w *webhook) deadlineFor(r *http.Request) time.Duration {
 // imageVerdict is the decision about one image of a review.
 type imageVerdict struct {
 	containerImage
-	digest string // resolved digest, "" when not resolved
-	err    error  // nil: admitted
+	digest  string           // resolved digest, "" when not resolved
+	tenants []RecordedTenant // the tenants whose policies passed
+	err     error            // nil: admitted
 }
 
 // review decides one AdmissionRequest.
@@ -365,6 +366,7 @@ func (w *webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest,
 	if err != nil {
 		return deny(err)
 	}
+	all := images
 	// An UPDATE is decided on the images it introduces: an image already in
 	// the old object at the same place was decided when it came in, and a
 	// later revocation must not block, say, removing a finalizer.
@@ -397,6 +399,13 @@ func (w *webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest,
 	log.Info("review decided", "allowed", resp.Allowed, "images", len(verdicts), "duration", time.Since(start).String())
 	if !resp.Allowed {
 		return denied(req.UID, truncate(strings.Join(reasons, "; "), maxMessageBytes))
+	}
+	if mutate && w.o.recordKey != nil && kind.gvk.Kind == "Pod" {
+		ops, err := w.recordPatch(req, snap, all, verdicts)
+		if err != nil {
+			return deny(err)
+		}
+		patch = append(patch, ops...)
 	}
 	if mutate && len(patch) > 0 {
 		data, err := json.Marshal(patch)
@@ -433,8 +442,9 @@ func introduced(cur, old []containerImage) []containerImage {
 // decideAll decides each distinct image once, a few at a time.
 func (w *webhook) decideAll(ctx context.Context, snap *snapshot, namespace string, images []containerImage, refuseTags bool) []imageVerdict {
 	type result struct {
-		digest string
-		err    error
+		digest  string
+		tenants []RecordedTenant
+		err     error
 	}
 	var distinct []string
 	results := map[string]*result{}
@@ -452,9 +462,9 @@ func (w *webhook) decideAll(ctx context.Context, snap *snapshot, namespace strin
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			d, err := w.decideGuarded(ctx, snap, namespace, image, refuseTags)
+			d, tenants, err := w.decideGuarded(ctx, snap, namespace, image, refuseTags)
 			mu.Lock()
-			results[image] = &result{d, err}
+			results[image] = &result{d, tenants, err}
 			mu.Unlock()
 		}()
 	}
@@ -462,7 +472,7 @@ func (w *webhook) decideAll(ctx context.Context, snap *snapshot, namespace strin
 	out := make([]imageVerdict, len(images))
 	for i, img := range images {
 		r := results[img.Image]
-		out[i] = imageVerdict{containerImage: img, digest: r.digest, err: r.err}
+		out[i] = imageVerdict{containerImage: img, digest: r.digest, tenants: r.tenants, err: r.err}
 	}
 	return out
 }
@@ -473,14 +483,14 @@ var errPanicked = errors.New("deciding the image panicked")
 // decideGuarded is decideImage on a goroutine of its own: a panic anywhere
 // in it (tag resolution, a registry client, verification) denies the image
 // instead of ending the process.
-func (w *webhook) decideGuarded(ctx context.Context, snap *snapshot, namespace, image string, refuseTags bool) (digest string, err error) {
+func (w *webhook) decideGuarded(ctx context.Context, snap *snapshot, namespace, image string, refuseTags bool) (digest string, tenants []RecordedTenant, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			w.log.Error("deciding an image panicked: denied", "image", image, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			digest, err = "", fmt.Errorf("%w (fail closed): %v", errPanicked, r)
+			digest, tenants, err = "", nil, fmt.Errorf("%w (fail closed): %v", errPanicked, r)
 		}
 	}()
-	return w.decideImage(ctx, snap, namespace, image, refuseTags)
+	return w.decide(ctx, snap, namespace, image, refuseTags)
 }
 
 // denialMessage is what the API server shows the user about one denied
@@ -518,17 +528,23 @@ func (w *webhook) denialMessage(uid types.UID, v imageVerdict, reason string) st
 // the digest it resolved, if any. With refuseTags, an image named by tag is
 // denied for every tenant that does not allow tags.
 func (w *webhook) decideImage(ctx context.Context, snap *snapshot, namespace, image string, refuseTags bool) (string, error) {
+	d, _, err := w.decide(ctx, snap, namespace, image, refuseTags)
+	return d, err
+}
+
+// decide is decideImage, also returning the tenants whose policies passed.
+func (w *webhook) decide(ctx context.Context, snap *snapshot, namespace, image string, refuseTags bool) (string, []RecordedTenant, error) {
 	if image == "" {
-		return "", fmt.Errorf("%w: empty image", errInvalidImage)
+		return "", nil, fmt.Errorf("%w: empty image", errInvalidImage)
 	}
 	ref, err := w.refs.parse(image)
 	if err != nil {
-		return "", fmt.Errorf("%w %q: %v", errInvalidImage, image, err)
+		return "", nil, fmt.Errorf("%w %q: %v", errInvalidImage, image, err)
 	}
 	repo := canonicalRepository(ref.Context())
 	tenants := snap.tenantsFor(namespace, repo)
 	if len(tenants) == 0 {
-		return "", fmt.Errorf("%w: no tenant of namespace %q covers repository %s", ErrNoPolicy, namespace, repo)
+		return "", nil, fmt.Errorf("%w: no tenant of namespace %q covers repository %s", ErrNoPolicy, namespace, repo)
 	}
 	var d name.Digest
 	switch r := ref.(type) {
@@ -538,29 +554,30 @@ func (w *webhook) decideImage(ctx context.Context, snap *snapshot, namespace, im
 		if refuseTags && !w.o.allowTags {
 			for _, t := range tenants {
 				if !t.AllowTags {
-					return "", &tenantError{tenant: t.Name, err: fmt.Errorf("%w: %s: the webhook does not pin tags (validation only), so the kubelet may run another digest than the one verified; name the image by digest, run the webhook with mutation, or set allowTags on the tenant", ErrTagNotPinned, image)}
+					return "", nil, &tenantError{tenant: t.Name, err: fmt.Errorf("%w: %s: the webhook does not pin tags (validation only), so the kubelet may run another digest than the one verified; name the image by digest, run the webhook with mutation, or set allowTags on the tenant", ErrTagNotPinned, image)}
 				}
 			}
 		}
 		if d, err = w.registry.resolve(ctx, r); err != nil {
-			return "", err
+			return "", nil, err
 		}
 	}
 	digest := d.DigestStr()
 	if !sha256Digest.MatchString(digest) {
-		return "", fmt.Errorf("%w %q: only sha256 digests are verified", errInvalidImage, image)
+		return "", nil, fmt.Errorf("%w %q: only sha256 digests are verified", errInvalidImage, image)
 	}
 	if snap.revoked.has(digest) {
-		return digest, fmt.Errorf("%w: %s is on the revocation list", ErrRevoked, digest)
+		return digest, nil, fmt.Errorf("%w: %s is on the revocation list", ErrRevoked, digest)
 	}
 	// The release index is consulted on every decision, cached or not: a
 	// tag moved or an index gone stale denies at once.
 	released := ""
 	if w.o.release != nil {
 		if released, err = w.releaseCheck(ref, digest); err != nil {
-			return digest, err
+			return digest, nil, err
 		}
 	}
+	passed := make([]RecordedTenant, 0, len(tenants))
 	for _, t := range tenants {
 		key := repo + "@" + digest + "|" + t.Name + "|" + t.version + "|" + released
 		outcome, err := w.cache.lookup(ctx, key, func(ctx context.Context) error {
@@ -568,14 +585,15 @@ func (w *webhook) decideImage(ctx context.Context, snap *snapshot, namespace, im
 		})
 		w.metrics.cache.WithLabelValues(outcome.String()).Inc()
 		if err != nil {
-			return digest, &tenantError{tenant: t.Name, err: err}
+			return digest, nil, &tenantError{tenant: t.Name, err: err}
 		}
+		passed = append(passed, RecordedTenant{Name: t.Name, Policy: t.version})
 	}
 	// The list may have changed while the image was verified.
 	if w.snap.Load().revoked.has(digest) {
-		return digest, fmt.Errorf("%w: %s is on the revocation list", ErrRevoked, digest)
+		return digest, nil, fmt.Errorf("%w: %s is on the revocation list", ErrRevoked, digest)
 	}
-	return digest, nil
+	return digest, passed, nil
 }
 
 // verify fetches an image's evidence and verifies it under one tenant's

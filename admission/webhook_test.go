@@ -217,10 +217,10 @@ func TestWorkloadKinds(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := []containerImage{
-				{"a:1", tc.prefix + "/containers/0/image"},
-				{"b:1", tc.prefix + "/containers/1/image"},
-				{"init:1", tc.prefix + "/initContainers/0/image"},
-				{"debug:1", tc.prefix + "/ephemeralContainers/0/image"},
+				{"a:1", tc.prefix + "/containers/0/image", "containers", "a"},
+				{"b:1", tc.prefix + "/containers/1/image", "containers", "b"},
+				{"init:1", tc.prefix + "/initContainers/0/image", "initContainers", "i"},
+				{"debug:1", tc.prefix + "/ephemeralContainers/0/image", "ephemeralContainers", "e"},
 			}
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Fatalf("images:\n got %v\nwant %v", got, want)

@@ -19,6 +19,10 @@ type containerImage struct {
 	// Path is the JSON pointer of the image field, for a JSONPatch
 	// ("/spec/template/spec/containers/0/image").
 	Path string
+	// Field and Name say which container (or image volume) it is:
+	// "containers", "initContainers", "ephemeralContainers" or "volumes",
+	// and its name.
+	Field, Name string
 }
 
 // workloadKind is a kind the webhook decides, and where its pod spec is.
@@ -79,21 +83,21 @@ func (k workloadKind) images(raw []byte) ([]containerImage, error) {
 		return nil, fmt.Errorf("%w: decoding %s: %v", errInvalidObject, k.gvk.Kind, err)
 	}
 	var out []containerImage
-	add := func(field string, i int, image string) {
-		out = append(out, containerImage{Image: image, Path: k.specPath + "/" + field + "/" + strconv.Itoa(i) + "/image"})
+	add := func(field string, i int, name, image string) {
+		out = append(out, containerImage{Image: image, Path: k.specPath + "/" + field + "/" + strconv.Itoa(i) + "/image", Field: field, Name: name})
 	}
 	for i, c := range spec.Containers {
-		add("containers", i, c.Image)
+		add("containers", i, c.Name, c.Image)
 	}
 	for i, c := range spec.InitContainers {
-		add("initContainers", i, c.Image)
+		add("initContainers", i, c.Name, c.Image)
 	}
 	for i, c := range spec.EphemeralContainers {
-		add("ephemeralContainers", i, c.Image)
+		add("ephemeralContainers", i, c.Name, c.Image)
 	}
 	for i, v := range spec.Volumes {
 		if v.Image != nil {
-			out = append(out, containerImage{Image: v.Image.Reference, Path: k.specPath + "/volumes/" + strconv.Itoa(i) + "/image/reference"})
+			out = append(out, containerImage{Image: v.Image.Reference, Path: k.specPath + "/volumes/" + strconv.Itoa(i) + "/image/reference", Field: "volumes", Name: v.Name})
 		}
 	}
 	return out, nil
