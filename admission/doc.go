@@ -121,6 +121,30 @@
 // Webhook.Reverify runs a pass on demand (`twinforge admission reverify
 // --once`).
 //
+// # Admission records
+//
+// With WithRecordKey the mutating webhook also signs, onto every pod it
+// admits, a Record of what it verified: each container's (init, ephemeral,
+// image volume) pinned image and digest and the tenants whose policies
+// passed, with the policy version (AnnotationRecord, AnnotationRecordSignature,
+// Ed25519). The record binds the namespace and the containers, not the pod's
+// name or UID, which the API server assigns after mutating admission; an
+// UPDATE that changes no image gets the old record back. VerifyRecord checks
+// one with the public key; the node agent (package admission/nodeagent)
+// compares what the container runtime runs with it.
+//
+// # Pull secrets and leader election
+//
+// With WithImagePullSecrets registries are reached with the pod's
+// imagePullSecrets and its service account's pull secrets, read through the
+// API server, before the WithKeychain credentials; such requests share no
+// authentication state with other pods'. With WithReverifyLeaderElection the
+// replicas elect, with a Lease, the one that runs the background
+// re-verification passes.
+//
+// NewVerifier returns the decision alone, without serving (Verifier): the
+// node agent verifies running images through it, with the same cache.
+//
 // # Serving
 //
 // The handler New returns routes /validate, /mutate, /healthz and /readyz.

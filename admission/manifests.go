@@ -40,6 +40,8 @@ const (
 	manifestConfigDir = "/etc/twinforge/config"
 	manifestTLSDir    = "/etc/twinforge/tls"
 	manifestPort      = 8443
+	manifestAgentPort = 9102
+	manifestRecordDir = "/etc/twinforge/record"
 )
 
 // ManifestOptions describe the objects Manifests makes.
@@ -89,6 +91,30 @@ type ManifestOptions struct {
 	// that ServiceAccount (kubectl create token). 0, the default, adds
 	// nothing: the webhook's pods get no service account token.
 	ReverifyInterval time.Duration
+	// RecordKey runs the webhook with --record-key: every pod it admits
+	// gets a signed admission Record. The Deployment mounts the Secret
+	// <name>-record-key (record.key, the Ed25519 private key, PEM), which
+	// the operator provides; the public key goes into the ConfigMap as
+	// record.pub for the node agents. It needs the mutating webhook.
+	RecordKey bool
+	// ImagePullSecrets runs the webhook (and the node agents) with
+	// --image-pull-secrets and lets their ServiceAccounts get Secrets and
+	// ServiceAccounts in every namespace (the ClusterRole
+	// <name>-pull-secrets).
+	ImagePullSecrets bool
+	// NodeAgent adds the DaemonSet <name>-node-agent, which runs
+	// `twinforge node-agent` on every node against containerd's socket
+	// (NodeAgentCRISocket), as the ServiceAccount <name>-node-agent, bound to
+	// the ClusterRole of that name: get, list and watch pods, create
+	// evictions, create, get and patch Events. It needs RecordKey and Image.
+	NodeAgent bool
+	// NodeAgentOnMismatch is the agent's --on-mismatch, "alert" (the
+	// default) or "evict"; NodeAgentInterval its --interval (default 1m).
+	NodeAgentOnMismatch string
+	NodeAgentInterval   time.Duration
+	// NodeAgentCRISocket is the path of the runtime's CRI socket on the
+	// nodes. The default is /run/containerd/containerd.sock.
+	NodeAgentCRISocket string
 }
 
 func (o *ManifestOptions) validate() error {
@@ -108,6 +134,29 @@ func (o *ManifestOptions) validate() error {
 	}
 	if err := checkCABundle(o.CABundle); err != nil {
 		return err
+	}
+	if o.NodeAgentOnMismatch == "" {
+		o.NodeAgentOnMismatch = "alert"
+	}
+	if o.NodeAgentInterval == 0 {
+		o.NodeAgentInterval = time.Minute
+	}
+	if o.NodeAgentCRISocket == "" {
+		o.NodeAgentCRISocket = "/run/containerd/containerd.sock"
+	}
+	switch {
+	case o.NodeAgentOnMismatch != "alert" && o.NodeAgentOnMismatch != "evict":
+		return fmt.Errorf("node agent --on-mismatch %q: want alert or evict", o.NodeAgentOnMismatch)
+	case o.NodeAgentInterval < 0:
+		return fmt.Errorf("node agent interval %s: want more than 0", o.NodeAgentInterval)
+	case o.RecordKey && o.ValidatingOnly:
+		return errors.New("admission records are written by the mutating webhook: not with validating only")
+	case o.NodeAgent && !o.RecordKey:
+		return errors.New("the node agent compares what runs with the admission records: it needs the record key")
+	case o.NodeAgent && o.Image == "":
+		return errors.New("the image of the node agent's DaemonSet is required")
+	case o.NodeAgent && !strings.HasPrefix(o.NodeAgentCRISocket, "/"):
+		return fmt.Errorf("CRI socket %q: want an absolute path", o.NodeAgentCRISocket)
 	}
 	if o.ReverifyInterval < 0 {
 		return fmt.Errorf("re-verification interval %s: want 0 (off) or more", o.ReverifyInterval)
@@ -203,13 +252,176 @@ func Manifests(o ManifestOptions) ([]runtime.Object, error) {
 			}},
 		})
 	}
+	if o.ReverifyInterval > 0 || o.ImagePullSecrets {
+		objs = append(objs, o.serviceAccount(o.Name))
+	}
 	if o.ReverifyInterval > 0 {
 		objs = append(objs, o.reverifyRBAC()...)
+		if o.leaderElect() {
+			objs = append(objs, o.leaseRBAC()...)
+		}
+	}
+	if o.ImagePullSecrets {
+		objs = append(objs, o.pullSecretsRBAC()...)
 	}
 	if o.URL == "" {
 		objs = append(objs, o.deployment(), o.service())
 	}
+	if o.NodeAgent {
+		objs = append(objs, o.nodeAgentObjects()...)
+	}
 	return objs, nil
+}
+
+// leaderElect reports whether the replicas elect their re-verifier.
+func (o ManifestOptions) leaderElect() bool { return o.URL == "" && o.Replicas > 1 }
+
+func (o ManifestOptions) serviceAccount(name string) runtime.Object {
+	return &corev1.ServiceAccount{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.Namespace, Labels: o.labels()},
+	}
+}
+
+// clusterRole is a ClusterRole and its binding to a ServiceAccount of the
+// namespace.
+func (o ManifestOptions) clusterRole(role, account string, rules ...rbacv1.PolicyRule) []runtime.Object {
+	return []runtime.Object{
+		&rbacv1.ClusterRole{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
+			ObjectMeta: metav1.ObjectMeta{Name: role, Labels: o.labels()},
+			Rules:      rules,
+		},
+		&rbacv1.ClusterRoleBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRoleBinding"},
+			ObjectMeta: metav1.ObjectMeta{Name: role, Labels: o.labels()},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: o.Namespace, Name: account}},
+		},
+	}
+}
+
+// leaseRBAC lets the webhook's replicas hold the re-verification Lease, in
+// their own namespace only.
+func (o ManifestOptions) leaseRBAC() []runtime.Object {
+	role := o.Name + "-reverify-lease"
+	return []runtime.Object{
+		&rbacv1.Role{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "Role"},
+			ObjectMeta: metav1.ObjectMeta{Name: role, Namespace: o.Namespace, Labels: o.labels()},
+			Rules: []rbacv1.PolicyRule{
+				{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"create"}},
+				{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, ResourceNames: []string{o.Name + "-reverify"}, Verbs: []string{"get", "update"}},
+			},
+		},
+		&rbacv1.RoleBinding{
+			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "RoleBinding"},
+			ObjectMeta: metav1.ObjectMeta{Name: role, Namespace: o.Namespace, Labels: o.labels()},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role},
+			Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: o.Namespace, Name: o.Name}},
+		},
+	}
+}
+
+// pullSecretRules read pods' pull secrets, as the kubelet does.
+var pullSecretRules = []rbacv1.PolicyRule{
+	{APIGroups: []string{""}, Resources: []string{"secrets", "serviceaccounts"}, Verbs: []string{"get"}},
+}
+
+func (o ManifestOptions) pullSecretsRBAC() []runtime.Object {
+	return o.clusterRole(o.Name+"-pull-secrets", o.Name, pullSecretRules...)
+}
+
+// nodeAgentObjects are the node agent's ServiceAccount, ClusterRole,
+// binding and DaemonSet.
+func (o ManifestOptions) nodeAgentObjects() []runtime.Object {
+	name := o.Name + "-node-agent"
+	rules := []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch"}},
+		{APIGroups: []string{""}, Resources: []string{"pods/eviction"}, Verbs: []string{"create"}},
+		{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "get", "patch"}},
+	}
+	if o.ImagePullSecrets {
+		rules = append(rules, pullSecretRules...)
+	}
+	objs := []runtime.Object{o.serviceAccount(name)}
+	objs = append(objs, o.clusterRole(name, name, rules...)...)
+	args := []string{
+		"node-agent",
+		"--node=$(NODE_NAME)",
+		"--cri=unix://" + o.NodeAgentCRISocket,
+		"--policy-config=" + manifestConfigDir + "/config.yaml",
+		"--trusted-root=" + manifestConfigDir + "/trusted_root.json",
+		"--record-public-key=" + manifestConfigDir + "/record.pub",
+		"--interval=" + o.NodeAgentInterval.String(),
+		"--on-mismatch=" + o.NodeAgentOnMismatch,
+		fmt.Sprintf("--metrics-addr=:%d", manifestAgentPort),
+	}
+	if o.Revocations {
+		args = append(args, "--revocations="+manifestConfigDir+"/revocations.txt")
+	}
+	if o.ImagePullSecrets {
+		args = append(args, "--image-pull-secrets")
+	}
+	for _, ns := range append([]string{o.Namespace}, o.ExemptNamespaces...) {
+		args = append(args, "--exempt-namespace="+ns)
+	}
+	labels := map[string]string{"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "twinforge"}
+	objs = append(objs, &appsv1.DaemonSet{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "DaemonSet"},
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: o.Namespace, Labels: labels},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": name}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					ServiceAccountName:           name,
+					AutomountServiceAccountToken: ptr(true),
+					// Every node, tainted or not: what runs there is checked.
+					Tolerations: []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
+					SecurityContext: &corev1.PodSecurityContext{
+						// The runtime's socket belongs to root.
+						RunAsUser:      ptr(int64(0)),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Containers: []corev1.Container{{
+						Name:  "node-agent",
+						Image: o.Image,
+						Args:  args,
+						Env: []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{
+							FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"},
+						}}},
+						Ports: []corev1.ContainerPort{{Name: "metrics", ContainerPort: manifestAgentPort, Protocol: corev1.ProtocolTCP}},
+						LivenessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
+							Path: "/healthz", Port: intstr.FromString("metrics"),
+						}}, PeriodSeconds: 30},
+						Resources: corev1.ResourceRequirements{
+							Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("20m"), corev1.ResourceMemory: resource.MustParse("64Mi")},
+							Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("256Mi")},
+						},
+						SecurityContext: &corev1.SecurityContext{
+							AllowPrivilegeEscalation: ptr(false),
+							ReadOnlyRootFilesystem:   ptr(true),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+						},
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: "config", MountPath: manifestConfigDir, ReadOnly: true},
+							{Name: "cri", MountPath: o.NodeAgentCRISocket},
+						},
+					}},
+					Volumes: []corev1.Volume{
+						{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+							LocalObjectReference: corev1.LocalObjectReference{Name: o.Name + "-config"},
+						}}},
+						{Name: "cri", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
+							Path: o.NodeAgentCRISocket, Type: ptr(corev1.HostPathSocket),
+						}}},
+					},
+				},
+			},
+		},
+	})
+	return objs
 }
 
 // reverifyRBAC is the ServiceAccount re-verification runs as and what it
@@ -218,10 +430,6 @@ func Manifests(o ManifestOptions) ([]runtime.Object, error) {
 func (o ManifestOptions) reverifyRBAC() []runtime.Object {
 	role := o.Name + "-reverify"
 	return []runtime.Object{
-		&corev1.ServiceAccount{
-			TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "ServiceAccount"},
-			ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, Labels: o.labels()},
-		},
 		&rbacv1.ClusterRole{
 			TypeMeta:   metav1.TypeMeta{APIVersion: "rbac.authorization.k8s.io/v1", Kind: "ClusterRole"},
 			ObjectMeta: metav1.ObjectMeta{Name: role, Labels: o.labels()},
@@ -391,12 +599,38 @@ func (o ManifestOptions) deployment() *appsv1.Deployment {
 		args = append(args, "--revocations="+manifestConfigDir+"/revocations.txt")
 	}
 	serviceAccount, automount := "", false
+	var env []corev1.EnvVar
 	if o.ReverifyInterval > 0 {
 		args = append(args, "--reverify-interval="+o.ReverifyInterval.String())
 		for _, ns := range append([]string{o.Namespace}, o.ExemptNamespaces...) {
 			args = append(args, "--reverify-exempt-namespace="+ns)
 		}
 		serviceAccount, automount = o.Name, true
+		if o.leaderElect() {
+			args = append(args, "--leader-elect", "--leader-elect-name="+o.Name+"-reverify")
+			for _, e := range []struct{ name, field string }{{"POD_NAMESPACE", "metadata.namespace"}, {"POD_NAME", "metadata.name"}} {
+				env = append(env, corev1.EnvVar{Name: e.name, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: e.field}}})
+			}
+		}
+	}
+	if o.ImagePullSecrets {
+		args = append(args, "--image-pull-secrets")
+		serviceAccount, automount = o.Name, true
+	}
+	mounts := []corev1.VolumeMount{
+		{Name: "config", MountPath: manifestConfigDir, ReadOnly: true},
+		{Name: "tls", MountPath: manifestTLSDir, ReadOnly: true},
+	}
+	volumes := []corev1.Volume{
+		{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+			LocalObjectReference: corev1.LocalObjectReference{Name: o.Name + "-config"},
+		}}},
+		{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: o.Name + "-tls"}}},
+	}
+	if o.RecordKey {
+		args = append(args, "--record-key="+manifestRecordDir+"/record.key")
+		mounts = append(mounts, corev1.VolumeMount{Name: "record-key", MountPath: manifestRecordDir, ReadOnly: true})
+		volumes = append(volumes, corev1.Volume{Name: "record-key", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: o.Name + "-record-key"}}})
 	}
 	probe := func(path string) *corev1.Probe {
 		return &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{
@@ -435,17 +669,10 @@ func (o ManifestOptions) deployment() *appsv1.Deployment {
 							ReadOnlyRootFilesystem:   ptr(true),
 							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 						},
-						VolumeMounts: []corev1.VolumeMount{
-							{Name: "config", MountPath: manifestConfigDir, ReadOnly: true},
-							{Name: "tls", MountPath: manifestTLSDir, ReadOnly: true},
-						},
+						Env:          env,
+						VolumeMounts: mounts,
 					}},
-					Volumes: []corev1.Volume{
-						{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-							LocalObjectReference: corev1.LocalObjectReference{Name: o.Name + "-config"},
-						}}},
-						{Name: "tls", VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: o.Name + "-tls"}}},
-					},
+					Volumes: volumes,
 				},
 			},
 		},

@@ -161,10 +161,18 @@ func TestManifestsReverify(t *testing.T) {
 	for _, o := range objs {
 		kinds = append(kinds, o.GetObjectKind().GroupVersionKind().Kind)
 	}
-	if want := []string{"ValidatingWebhookConfiguration", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Deployment", "Service"}; !slices.Equal(kinds, want) {
+	if want := []string{"ValidatingWebhookConfiguration", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service"}; !slices.Equal(kinds, want) {
 		t.Fatalf("kinds %v, want %v", kinds, want)
 	}
-	sa, role, binding, dep := objs[1].(*corev1.ServiceAccount), objs[2].(*rbacv1.ClusterRole), objs[3].(*rbacv1.ClusterRoleBinding), objs[4].(*appsv1.Deployment)
+	sa, role, binding, dep := objs[1].(*corev1.ServiceAccount), objs[2].(*rbacv1.ClusterRole), objs[3].(*rbacv1.ClusterRoleBinding), objs[6].(*appsv1.Deployment)
+	// Two replicas elect their re-verifier, with a Lease in their namespace.
+	lease := objs[4].(*rbacv1.Role)
+	if lease.Namespace != "twinforge-system" || len(lease.Rules) != 2 || lease.Rules[1].ResourceNames[0] != DefaultName+"-reverify" {
+		t.Errorf("lease role %+v", lease)
+	}
+	if args := strings.Join(dep.Spec.Template.Spec.Containers[0].Args, " "); !strings.Contains(args, "--leader-elect ") || len(dep.Spec.Template.Spec.Containers[0].Env) != 2 {
+		t.Errorf("no leader election: %s", args)
+	}
 	if sa.Name != DefaultName || sa.Namespace != "twinforge-system" {
 		t.Errorf("service account %s/%s", sa.Namespace, sa.Name)
 	}
@@ -234,5 +242,65 @@ func TestManifestsValidatingOnly(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "kind: MutatingWebhookConfiguration") || strings.Contains(out.String(), "--mutating") {
 		t.Errorf("default manifests:\n%s", out.String())
+	}
+}
+
+// TestManifestsNodeAgent: the DaemonSet of the node agent, its RBAC (no
+// delete, evictions only), the record key for the webhook.
+func TestManifestsNodeAgent(t *testing.T) {
+	pki := testenv.NewPKI(t, t.TempDir())
+	ca, err := os.ReadFile(pki.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Manifests(ManifestOptions{Namespace: "tf", CABundle: ca, Image: "x", NodeAgent: true}); err == nil {
+		t.Error("a node agent without the record key")
+	}
+	if _, err := Manifests(ManifestOptions{Namespace: "tf", CABundle: ca, Image: "x", RecordKey: true, ValidatingOnly: true}); err == nil {
+		t.Error("records without the mutating webhook")
+	}
+	objs, err := Manifests(ManifestOptions{Namespace: "tf", CABundle: ca, Image: "registry.example/twinforge:1", RecordKey: true,
+		NodeAgent: true, NodeAgentOnMismatch: "evict", ImagePullSecrets: true, ExemptNamespaces: []string{"kube-system"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds *appsv1.DaemonSet
+	var agentRole *rbacv1.ClusterRole
+	for _, o := range objs {
+		switch v := o.(type) {
+		case *appsv1.DaemonSet:
+			ds = v
+		case *rbacv1.ClusterRole:
+			if v.Name == DefaultName+"-node-agent" {
+				agentRole = v
+			}
+		case *appsv1.Deployment:
+			args := strings.Join(v.Spec.Template.Spec.Containers[0].Args, " ")
+			if !strings.Contains(args, "--record-key=/etc/twinforge/record/record.key") || !strings.Contains(args, "--image-pull-secrets") {
+				t.Errorf("webhook args %s", args)
+			}
+		}
+	}
+	if ds == nil || agentRole == nil {
+		t.Fatalf("no DaemonSet or node agent role in %d objects", len(objs))
+	}
+	var rules []string
+	for _, r := range agentRole.Rules {
+		rules = append(rules, fmt.Sprintf("%v %v", r.Resources, r.Verbs))
+	}
+	if want := []string{"[pods] [get list watch]", "[pods/eviction] [create]", "[events] [create get patch]", "[secrets serviceaccounts] [get]"}; !slices.Equal(rules, want) {
+		t.Errorf("node agent rules %v, want %v", rules, want)
+	}
+	c := ds.Spec.Template.Spec.Containers[0]
+	args := strings.Join(c.Args, " ")
+	for _, w := range []string{"node-agent", "--node=$(NODE_NAME)", "--cri=unix:///run/containerd/containerd.sock", "--on-mismatch=evict",
+		"--record-public-key=/etc/twinforge/config/record.pub", "--exempt-namespace=tf", "--exempt-namespace=kube-system", "--image-pull-secrets"} {
+		if !strings.Contains(args, w) {
+			t.Errorf("node agent args %s: no %s", args, w)
+		}
+	}
+	if c.Env[0].ValueFrom.FieldRef.FieldPath != "spec.nodeName" || *c.SecurityContext.ReadOnlyRootFilesystem != true ||
+		ds.Spec.Template.Spec.Volumes[1].HostPath.Path != "/run/containerd/containerd.sock" {
+		t.Errorf("node agent pod %+v", ds.Spec.Template.Spec)
 	}
 }

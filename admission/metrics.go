@@ -26,6 +26,7 @@ type metrics struct {
 	reverifyImages      *prometheus.CounterVec // result
 	reverifyEvents      *prometheus.CounterVec // result: recorded, error
 	reverifyLastSuccess prometheus.Gauge
+	reverifyLeader      prometheus.Gauge
 }
 
 // newMetrics makes the metrics; those of re-verification are registered
@@ -92,6 +93,10 @@ func newMetrics(cacheLen func() float64, reverify bool) *metrics {
 		Namespace: "twinforge", Subsystem: "admission", Name: "reverify_last_success_timestamp_seconds",
 		Help: "When the last re-verification pass that listed the pods finished (Unix time).",
 	})
+	m.reverifyLeader = prometheus.NewGauge(prometheus.GaugeOpts{
+		Namespace: "twinforge", Subsystem: "admission", Name: "reverify_leader",
+		Help: "1 while this replica holds the re-verification Lease (WithReverifyLeaderElection), else 0.",
+	})
 	m.cacheEntries = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "twinforge", Subsystem: "admission", Name: "cache_entries",
 		Help: "Decisions held by the verification cache.",
@@ -100,7 +105,7 @@ func newMetrics(cacheLen func() float64, reverify bool) *metrics {
 		m.reloads, m.cacheEntries, m.revokedDigests, m.policiesVersion,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if reverify {
-		m.registry.MustRegister(m.runtimeViolations, m.reverifyRuns, m.reverifyImages, m.reverifyEvents, m.reverifyLastSuccess)
+		m.registry.MustRegister(m.runtimeViolations, m.reverifyRuns, m.reverifyImages, m.reverifyEvents, m.reverifyLastSuccess, m.reverifyLeader)
 	}
 	return m
 }

@@ -48,6 +48,7 @@ type options struct {
 	denialReasons    bool
 	registry         []distribute.Option
 	recordKey        ed25519.PrivateKey
+	pullSecrets      *KubeConfig
 	insecureLoopback bool
 	now              func() time.Time
 
@@ -62,6 +63,7 @@ type options struct {
 	reverifyReports  chan<- *ReverifyReport
 	reverifySet      bool          // a re-verification option besides WithReverification
 	reverifyRetry    time.Duration // first retry delay of a failed pass (tests shorten it)
+	leaderElection   *LeaderElection
 }
 
 func makeOptions(opts ...Option) (*options, error) {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/twinforge/twinforge/attest/evidence"
@@ -88,8 +89,10 @@ func TestDenialsRevealNothing(t *testing.T) {
 // panicky is a registry client whose every call panics.
 type panicky struct{}
 
-func (panicky) resolve(context.Context, name.Tag) (name.Digest, error) { panic("resolver bug") }
-func (panicky) evidence(context.Context, name.Digest) (*evidence.Evidence, error) {
+func (panicky) resolve(context.Context, name.Tag, authn.Keychain) (name.Digest, error) {
+	panic("resolver bug")
+}
+func (panicky) evidence(context.Context, name.Digest, authn.Keychain) (*evidence.Evidence, error) {
 	panic("evidence bug")
 }
 

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/twinforge/twinforge/attest/evidence"
@@ -18,10 +20,11 @@ const maxPullers = 1024
 
 // registryClient resolves images and fetches their evidence.
 type registryClient interface {
-	// resolve returns the digest a tag points at.
-	resolve(ctx context.Context, ref name.Tag) (name.Digest, error)
+	// resolve returns the digest a tag points at. pull, when not nil, holds
+	// credentials tried before the client's own (a pod's pull secrets).
+	resolve(ctx context.Context, ref name.Tag, pull authn.Keychain) (name.Digest, error)
 	// evidence fetches the manifest and the attached bundles of d.
-	evidence(ctx context.Context, d name.Digest) (*evidence.Evidence, error)
+	evidence(ctx context.Context, d name.Digest, pull authn.Keychain) (*evidence.Evidence, error)
 }
 
 // remoteClient is the registryClient over package distribute, which checks
@@ -52,19 +55,29 @@ func newRemoteClient(registry []distribute.Option, insecureLoopback bool) (*remo
 	return &remoteClient{opts: opts}, nil
 }
 
-func (c *remoteClient) resolve(ctx context.Context, ref name.Tag) (name.Digest, error) {
-	d, err := distribute.Resolve(ctx, ref, c.opts...)
+// with is the client's options, with pull's credentials first. Those
+// requests do not share the authentication cache: what one pod's
+// credentials opened must not serve another pod.
+func (c *remoteClient) with(pull authn.Keychain) []distribute.Option {
+	if pull == nil {
+		return c.opts
+	}
+	return append(slices.Clip(c.opts), distribute.WithKeychainFirst(pull))
+}
+
+func (c *remoteClient) resolve(ctx context.Context, ref name.Tag, pull authn.Keychain) (name.Digest, error) {
+	d, err := distribute.Resolve(ctx, ref, c.with(pull)...)
 	if err != nil {
 		return name.Digest{}, registryError(err)
 	}
 	return d, nil
 }
 
-func (c *remoteClient) evidence(ctx context.Context, d name.Digest) (*evidence.Evidence, error) {
+func (c *remoteClient) evidence(ctx context.Context, d name.Digest, pull authn.Keychain) (*evidence.Evidence, error) {
 	// Fetched by digest, the manifest is checked against it; the bundles
 	// are bounded in number and size (evidence.MaxReferrers,
 	// evidence.MaxBundleBytes).
-	ev, err := evidence.Registry(d, c.opts...).Evidence(ctx, "")
+	ev, err := evidence.Registry(d, c.with(pull)...).Evidence(ctx, "")
 	if err != nil {
 		return nil, registryError(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -319,8 +320,9 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// reverifyTarget is one image to verify in one namespace.
-type reverifyTarget struct{ namespace, ref string }
+// reverifyTarget is one image to verify in one namespace, with the pull
+// credentials of pullKey.
+type reverifyTarget struct{ namespace, ref, pull string }
 
 // podImage is one container image of a pod and what is verified for it.
 type podImage struct {
@@ -368,6 +370,7 @@ func (r *reverifier) pass(ctx context.Context, trigger string) (*ReverifyReport,
 	}
 	var work []checked
 	verdicts := map[reverifyTarget]*imageOutcome{}
+	pulls := map[string]authn.Keychain{}
 	for i := range pods {
 		p := &pods[i]
 		if r.exempt[p.Namespace] || !snap.coversNamespace(p.Namespace) ||
@@ -377,12 +380,23 @@ func (r *reverifier) pass(ctx context.Context, trigger string) (*ReverifyReport,
 		}
 		imgs := podImages(p)
 		work = append(work, checked{p, imgs})
+		pk := ""
+		if w.pulls != nil {
+			pk = pullKey(p.Namespace, &p.Spec)
+			if _, ok := pulls[pk]; !ok {
+				kc, err := w.pulls.keychain(ctx, p.Namespace, &p.Spec)
+				if err != nil {
+					r.log.Warn("re-verifying without the pod's pull secrets", "namespace", p.Namespace, "pod", p.Name, "error", err.Error())
+				}
+				pulls[pk] = kc
+			}
+		}
 		for _, img := range imgs {
-			verdicts[reverifyTarget{p.Namespace, img.ref}] = nil
+			verdicts[reverifyTarget{p.Namespace, img.ref, pk}] = nil
 		}
 	}
 	rep.Pods, rep.Images = len(work), len(verdicts)
-	r.verifyAll(ctx, snap, verdicts)
+	r.verifyAll(ctx, snap, verdicts, pulls)
 	if err := ctx.Err(); err != nil {
 		// Stopped (Close, or the caller gave up): what was not verified is
 		// unknown, not a violation.
@@ -401,7 +415,11 @@ func (r *reverifier) pass(ctx context.Context, trigger string) (*ReverifyReport,
 				results[j].Containers = append(results[j].Containers, img.container)
 				continue
 			}
-			v := verdicts[reverifyTarget{c.pod.Namespace, img.ref}]
+			pk := ""
+			if w.pulls != nil {
+				pk = pullKey(c.pod.Namespace, &c.pod.Spec)
+			}
+			v := verdicts[reverifyTarget{c.pod.Namespace, img.ref, pk}]
 			result, reason := classify(v.err)
 			byKey[key] = len(results)
 			results = append(results, podResult{
@@ -494,7 +512,7 @@ type imageOutcome struct {
 // verifyAll decides every target, a few at a time, each within the
 // admission deadline, through the webhook's own decision (cache and
 // revocation list included).
-func (r *reverifier) verifyAll(ctx context.Context, snap *snapshot, verdicts map[reverifyTarget]*imageOutcome) {
+func (r *reverifier) verifyAll(ctx context.Context, snap *snapshot, verdicts map[reverifyTarget]*imageOutcome, pulls map[string]authn.Keychain) {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, maxConcurrentImages)
@@ -506,7 +524,7 @@ func (r *reverifier) verifyAll(ctx context.Context, snap *snapshot, verdicts map
 			defer func() { <-sem; wg.Done() }()
 			ictx, cancel := context.WithTimeout(ctx, r.w.o.deadline)
 			defer cancel()
-			d, _, err := r.w.decideGuarded(ictx, snap, t.namespace, t.ref, false)
+			d, _, err := r.w.decideGuarded(ictx, snap, t.namespace, t.ref, false, pulls[t.pull])
 			mu.Lock()
 			verdicts[t] = &imageOutcome{digest: d, err: err}
 			mu.Unlock()

@@ -159,6 +159,13 @@ func NewKubernetesClient(k KubeConfig, userAgent string) (kubernetes.Interface, 
 	return cs, nil
 }
 
+// RecordEvent creates ev through cs or, when an Event of that name exists
+// (an earlier pass, another replica), counts one more occurrence on it, as
+// client-go's event recorder does.
+func RecordEvent(ctx context.Context, cs kubernetes.Interface, ev *corev1.Event) error {
+	return newKubeClient(cs).recordEvent(ctx, ev)
+}
+
 func newKubeClient(cs kubernetes.Interface) *kubeClient {
 	return &kubeClient{cs: cs}
 }

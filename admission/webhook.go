@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sigstore/sigstore-go/pkg/root"
@@ -81,7 +82,10 @@ type webhook struct {
 	metrics  *metrics
 	mux      *http.ServeMux
 	ops      *http.ServeMux
-	rv       *reverifier // nil without WithReverification
+	rv       *reverifier  // nil without WithReverification
+	pulls    *pullSecrets // nil without WithImagePullSecrets
+	configs  configDigests
+	changes  chan struct{}
 
 	snap atomic.Pointer[snapshot]
 	// releaseErr is why the release index last failed to verify ("" when
@@ -107,9 +111,16 @@ func New(src Source, opts ...Option) (Webhook, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &webhook{src: src, o: o, log: o.logger, stop: make(chan struct{})}
+	w := &webhook{src: src, o: o, log: o.logger, stop: make(chan struct{}), changes: make(chan struct{}, 1)}
 	if w.registry, err = newRemoteClient(o.registry, o.insecureLoopback); err != nil {
 		return nil, err
+	}
+	if o.pullSecrets != nil {
+		cs, err := NewKubernetesClient(*o.pullSecrets, userAgent)
+		if err != nil {
+			return nil, fmt.Errorf("pull secrets: %w", err)
+		}
+		w.pulls = &pullSecrets{cs: cs}
 	}
 	w.cache = newDecisionCache(o.cacheSize, o.cacheTTL, o.negativeTTL, o.deadline, cacheableRefusal)
 	w.cache.now = o.now
@@ -152,6 +163,10 @@ func New(src Source, opts ...Option) (Webhook, error) {
 		w.polling.Add(1)
 		go func() {
 			defer w.polling.Done()
+			if o.leaderElection != nil {
+				w.rv.lead(w.stop, *o.leaderElection)
+				return
+			}
 			w.rv.loop(w.stop)
 		}()
 	}
@@ -201,6 +216,10 @@ func (w *webhook) reload(report bool) (bool, error) {
 	w.install(s)
 	if w.rv != nil {
 		w.rv.changed()
+	}
+	select {
+	case w.changes <- struct{}{}:
+	default: // one is pending already
 	}
 	w.metrics.reloads.WithLabelValues("changed").Inc()
 	w.log.Info("configuration reloaded", "version", s.version, "previous", old.version,
@@ -378,8 +397,18 @@ func (w *webhook) review(ctx context.Context, req *admissionv1.AdmissionRequest,
 		images = introduced(images, old)
 	}
 
+	var pull authn.Keychain
+	if w.pulls != nil && len(images) > 0 {
+		spec, err := kind.podSpec(req.Object.Raw)
+		if err != nil {
+			return deny(fmt.Errorf("%w: decoding %s: %v", errInvalidObject, req.Kind.Kind, err))
+		}
+		if pull, err = w.pulls.keychain(ctx, req.Namespace, spec); err != nil {
+			log.Warn("deciding without the pod's pull secrets", "error", err.Error())
+		}
+	}
 	// Without mutation nothing pins a tag to the digest verified here.
-	verdicts := w.decideAll(ctx, snap, req.Namespace, images, !mutate && !w.o.mutation)
+	verdicts := w.decideAll(ctx, snap, req.Namespace, images, !mutate && !w.o.mutation, pull)
 	resp := &admissionv1.AdmissionResponse{UID: req.UID, Allowed: true}
 	var reasons []string
 	var patch []jsonPatchOp
@@ -440,7 +469,7 @@ func introduced(cur, old []containerImage) []containerImage {
 }
 
 // decideAll decides each distinct image once, a few at a time.
-func (w *webhook) decideAll(ctx context.Context, snap *snapshot, namespace string, images []containerImage, refuseTags bool) []imageVerdict {
+func (w *webhook) decideAll(ctx context.Context, snap *snapshot, namespace string, images []containerImage, refuseTags bool, pull authn.Keychain) []imageVerdict {
 	type result struct {
 		digest  string
 		tenants []RecordedTenant
@@ -462,7 +491,7 @@ func (w *webhook) decideAll(ctx context.Context, snap *snapshot, namespace strin
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			d, tenants, err := w.decideGuarded(ctx, snap, namespace, image, refuseTags)
+			d, tenants, err := w.decideGuarded(ctx, snap, namespace, image, refuseTags, pull)
 			mu.Lock()
 			results[image] = &result{d, tenants, err}
 			mu.Unlock()
@@ -483,14 +512,14 @@ var errPanicked = errors.New("deciding the image panicked")
 // decideGuarded is decideImage on a goroutine of its own: a panic anywhere
 // in it (tag resolution, a registry client, verification) denies the image
 // instead of ending the process.
-func (w *webhook) decideGuarded(ctx context.Context, snap *snapshot, namespace, image string, refuseTags bool) (digest string, tenants []RecordedTenant, err error) {
+func (w *webhook) decideGuarded(ctx context.Context, snap *snapshot, namespace, image string, refuseTags bool, pull authn.Keychain) (digest string, tenants []RecordedTenant, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			w.log.Error("deciding an image panicked: denied", "image", image, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 			digest, tenants, err = "", nil, fmt.Errorf("%w (fail closed): %v", errPanicked, r)
 		}
 	}()
-	return w.decide(ctx, snap, namespace, image, refuseTags)
+	return w.decide(ctx, snap, namespace, image, refuseTags, pull)
 }
 
 // denialMessage is what the API server shows the user about one denied
@@ -528,12 +557,12 @@ func (w *webhook) denialMessage(uid types.UID, v imageVerdict, reason string) st
 // the digest it resolved, if any. With refuseTags, an image named by tag is
 // denied for every tenant that does not allow tags.
 func (w *webhook) decideImage(ctx context.Context, snap *snapshot, namespace, image string, refuseTags bool) (string, error) {
-	d, _, err := w.decide(ctx, snap, namespace, image, refuseTags)
+	d, _, err := w.decide(ctx, snap, namespace, image, refuseTags, nil)
 	return d, err
 }
 
 // decide is decideImage, also returning the tenants whose policies passed.
-func (w *webhook) decide(ctx context.Context, snap *snapshot, namespace, image string, refuseTags bool) (string, []RecordedTenant, error) {
+func (w *webhook) decide(ctx context.Context, snap *snapshot, namespace, image string, refuseTags bool, pull authn.Keychain) (string, []RecordedTenant, error) {
 	if image == "" {
 		return "", nil, fmt.Errorf("%w: empty image", errInvalidImage)
 	}
@@ -558,7 +587,7 @@ func (w *webhook) decide(ctx context.Context, snap *snapshot, namespace, image s
 				}
 			}
 		}
-		if d, err = w.registry.resolve(ctx, r); err != nil {
+		if d, err = w.registry.resolve(ctx, r, pull); err != nil {
 			return "", nil, err
 		}
 	}
@@ -581,7 +610,7 @@ func (w *webhook) decide(ctx context.Context, snap *snapshot, namespace, image s
 	for _, t := range tenants {
 		key := repo + "@" + digest + "|" + t.Name + "|" + t.version + "|" + released
 		outcome, err := w.cache.lookup(ctx, key, func(ctx context.Context) error {
-			return w.verify(ctx, d, t, snap.trustedRoot, released)
+			return w.verify(ctx, d, t, snap.trustedRoot, released, pull)
 		})
 		w.metrics.cache.WithLabelValues(outcome.String()).Inc()
 		if err != nil {
@@ -602,13 +631,13 @@ func (w *webhook) decide(ctx context.Context, snap *snapshot, namespace, image s
 // bundles of each kind (an image signed again, or a junk referrer): the
 // image is admitted when one provenance bundle, with one of the image
 // bundles if there are any, verifies.
-func (w *webhook) verify(ctx context.Context, d name.Digest, t *tenantState, tm root.TrustedMaterial, releasedProv string) (err error) {
+func (w *webhook) verify(ctx context.Context, d name.Digest, t *tenantState, tm root.TrustedMaterial, releasedProv string, pull authn.Keychain) (err error) {
 	start := time.Now()
 	defer func() {
 		result, _ := classify(err)
 		w.metrics.verifySeconds.WithLabelValues(result).Observe(time.Since(start).Seconds())
 	}()
-	ev, err := w.registry.evidence(ctx, d)
+	ev, err := w.registry.evidence(ctx, d, pull)
 	if err != nil {
 		return err
 	}

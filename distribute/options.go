@@ -104,6 +104,22 @@ func WithKeychain(k authn.Keychain) Option {
 	}
 }
 
+// WithKeychainFirst has credentials come from k before the keychain set so
+// far (WithKeychain, or the default), and turns off the authentication
+// cache (WithAuthCache) for these options: what k's credentials opened must
+// not serve a request made without them. Admission passes a pod's pull
+// secrets this way. Give it after WithKeychain and WithAuthCache.
+func WithKeychainFirst(k authn.Keychain) Option {
+	return func(o *options) error {
+		if k == nil {
+			return errors.New("WithKeychainFirst: nil keychain")
+		}
+		o.keychain = authn.NewMultiKeychain(k, o.keychain)
+		o.authCache = nil
+		return nil
+	}
+}
+
 // WithProgress sends progress updates to ch, which Push and Replicate close
 // when they return. The caller must keep receiving until then. By default no
 // updates are sent.

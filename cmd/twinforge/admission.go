@@ -81,6 +81,11 @@ Examples:
 			&cli.DurationFlag{Name: "deadline", Value: admission.DefaultDeadline, Usage: "time to decide one review; below the webhook's timeoutSeconds (10s)"},
 			&cli.DurationFlag{Name: "poll-interval", Value: admission.DefaultPollInterval, Usage: "how often the files are checked for changes (0: never)"},
 			&cli.DurationFlag{Name: "reverify-interval", Usage: "re-verify the images of running pods every `DURATION` and on every change of the files (0: never)"},
+			&cli.StringFlag{Name: "record-key", Usage: "sign an admission record (the digest verified per container, the policies that passed) onto every admitted pod with the Ed25519 key in PEM `FILE`; node agents verify it with the public key"},
+			&cli.BoolFlag{Name: "image-pull-secrets", Usage: "reach registries with the pod's imagePullSecrets and its service account's pull secrets too (read through the API server)"},
+			&cli.BoolFlag{Name: "leader-elect", Usage: "run re-verification passes on one replica at a time, elected with a Lease"},
+			&cli.StringFlag{Name: "leader-elect-namespace", EnvVars: []string{"POD_NAMESPACE"}, Usage: "`NAMESPACE` of the Lease (default: the pod's)"},
+			&cli.StringFlag{Name: "leader-elect-name", Value: "twinforge-admission-reverify", Usage: "`NAME` of the Lease"},
 			&cli.DurationFlag{Name: "release-refresh", Value: admission.DefaultReleaseRefresh, Usage: "how often the --release-repo index is read again"},
 		}, admissionRegistryFlags(), admissionKubeFlags(), releaseReaderFlags(false)),
 		Action: runAdmissionServe,
@@ -288,6 +293,35 @@ func admissionServeOptionsFrom(c *cli.Context) (*admissionServeOptions, error) {
 		return nil, err
 	}
 	o.opts = append(append(o.opts, reg...), rv...)
+	if key := c.String("record-key"); key != "" {
+		if err := checkFiles(map[string]string{"record-key": key}); err != nil {
+			return nil, err
+		}
+		data, err := os.ReadFile(key)
+		if err != nil {
+			return nil, usageErrorf("--record-key: %v", err)
+		}
+		k, err := admission.ParseRecordKey(data)
+		if err != nil {
+			return nil, usageErrorf("--record-key %s: %v", key, err)
+		}
+		o.opts = append(o.opts, admission.WithRecordKey(k))
+	}
+	if c.Bool("leader-elect") {
+		if rv == nil {
+			return nil, usageErrorf("--leader-elect needs --reverify-interval")
+		}
+		o.opts = append(o.opts, admission.WithReverifyLeaderElection(admission.LeaderElection{
+			Namespace: c.String("leader-elect-namespace"), Name: c.String("leader-elect-name"), Identity: os.Getenv("POD_NAME"),
+		}))
+	}
+	if c.Bool("image-pull-secrets") {
+		k, err := kubeConfigFrom(c, admission.InClusterKubeConfig)
+		if err != nil {
+			return nil, err
+		}
+		o.opts = append(o.opts, admission.WithImagePullSecrets(k))
+	}
 	// The release index of this cluster's region, if any: every image
 	// must also be released as the digest it resolves to.
 	rc := registryConfig{caCert: c.String("registry-ca-cert")}
@@ -398,6 +432,12 @@ Examples:
 			&cli.BoolFlag{Name: "revocations", Usage: "run the webhook with revocations.txt of the ConfigMap"},
 			&cli.StringSliceFlag{Name: "exempt-namespace", Usage: "`NAMESPACE` the webhook does not see, besides --namespace (repeatable; each is a way around the policy)"},
 			&cli.DurationFlag{Name: "reverify-interval", Usage: "run the webhook with --reverify-interval `DURATION` and add the ServiceAccount, ClusterRole and ClusterRoleBinding it needs (0: off)"},
+			&cli.BoolFlag{Name: "record-key", Usage: "run the webhook with --record-key from the Secret NAME-record-key (record.key): every admitted pod gets a signed admission record"},
+			&cli.BoolFlag{Name: "image-pull-secrets", Usage: "run the webhook (and node agents) with --image-pull-secrets, allowed to get Secrets and ServiceAccounts"},
+			&cli.BoolFlag{Name: "node-agent", Usage: "add the node agent's DaemonSet NAME-node-agent and its RBAC (needs --record-key; the ConfigMap then holds record.pub)"},
+			&cli.StringFlag{Name: "node-agent-on-mismatch", Value: "alert", Usage: "the node agent's --on-mismatch `ACTION`: alert or evict"},
+			&cli.DurationFlag{Name: "node-agent-interval", Value: time.Minute, Usage: "the node agent's --interval `DURATION`"},
+			&cli.StringFlag{Name: "node-agent-cri-socket", Value: "/run/containerd/containerd.sock", Usage: "`PATH` of the container runtime's CRI socket on the nodes"},
 		},
 		Action: runAdmissionManifests,
 	}
@@ -426,6 +466,13 @@ func runAdmissionManifests(c *cli.Context) error {
 		Revocations:      c.Bool("revocations"),
 		ExemptNamespaces: c.StringSlice("exempt-namespace"),
 		ReverifyInterval: c.Duration("reverify-interval"),
+
+		RecordKey:           c.Bool("record-key"),
+		ImagePullSecrets:    c.Bool("image-pull-secrets"),
+		NodeAgent:           c.Bool("node-agent"),
+		NodeAgentOnMismatch: c.String("node-agent-on-mismatch"),
+		NodeAgentInterval:   c.Duration("node-agent-interval"),
+		NodeAgentCRISocket:  c.String("node-agent-cri-socket"),
 	}
 	if err := admission.WriteManifests(c.App.Writer, o); err != nil {
 		return usageError(err)
