@@ -107,7 +107,7 @@ fuzz:
 # load generator) size themselves with Go's default benchtime. The machine
 # is shared: the load average is recorded with the run, and ratios measured
 # side by side in one loop cancel part of it.
-BENCH_PKGS ?= ./attest/ ./distribute/ ./admission/
+BENCH_PKGS ?= ./attest/ ./distribute/ ./admission/ ./admission/nodeagent/
 BENCH_BUILDS ?= BuildHello$$|VerifiedBuildHello$$|VerifiedBuildHelloOtherWorker|IncrementalVerifiedBuild
 BENCH_BUILD_TIMES ?= 2x
 bench: deps examples build

@@ -129,14 +129,14 @@ data:
 `, base64.StdEncoding.EncodeToString([]byte(dockerConfig)))), "apply", "-f", "-")
 
 	wh := newTestWebhook(t, Source{PolicyFile: keyPolicy(t, t.TempDir(), key)}, WithImagePullSecrets(kubeConfigOf(t, cluster)),
-		WithKeychain(staticKeychain{authn.Anonymous}), WithInsecureLoopbackUnsafe())
+		WithRegistryOptions(distribute.WithKeychain(staticKeychain{authn.Anonymous})), WithInsecureLoopbackUnsafe())
 	// Without credentials the registry refuses (not cached: a registry
 	// error), with the pod's pull secret it answers.
-	without := podObject(reg.Host + "/team/private@" + res.Digest)
+	without := podObject(reg.Host + "/team/private@" + res.Digest.String())
 	if _, resp := post(t, wh, PathValidate, reviewBody(t, podKind, admissionv1.Create, "team", without, nil)); resp.Allowed {
 		t.Fatal("admitted without credentials")
 	}
-	with := podObject(reg.Host + "/team/private@" + res.Digest)
+	with := podObject(reg.Host + "/team/private@" + res.Digest.String())
 	with.Spec.ImagePullSecrets = []corev1.LocalObjectReference{{Name: "pull"}}
 	with.Spec.ServiceAccountName = "none" // no such account: no secrets of its own
 	if _, resp := post(t, wh, PathValidate, reviewBody(t, podKind, admissionv1.Create, "team", with, nil)); !resp.Allowed {
