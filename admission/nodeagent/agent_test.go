@@ -78,11 +78,10 @@ func TestNodeAgent(t *testing.T) {
 	// The webhook, mutating, signing records, on loopback.
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.yaml")
-	writeFile(t, policy, fmt.Sprintf(`apiVersion: twinforge.dev/v1
+	writeFile(t, policy, fmt.Sprintf(`apiVersion: twinforge.dev/v2
 kind: Policy
 identities:
   - publicKey: %q
-requireReproduced: true
 requireSignedTimestamp: false
 requireTransparencyLog: false
 `, key.pub))
@@ -301,7 +300,7 @@ func TestNodeAgentFaults(t *testing.T) {
 	dir := t.TempDir()
 	policy := filepath.Join(dir, "policy.yaml")
 	key := newSigningKey(t)
-	writeFile(t, policy, fmt.Sprintf("apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - publicKey: %q\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n", key.pub))
+	writeFile(t, policy, fmt.Sprintf("apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - publicKey: %q\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n", key.pub))
 	verifier, err := admission.NewVerifier(admission.Source{PolicyFile: policy}, admission.WithPollInterval(0))
 	if err != nil {
 		t.Fatal(err)

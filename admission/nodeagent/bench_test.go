@@ -75,7 +75,7 @@ func BenchmarkPass(b *testing.B) {
 	app := pushSigned(b, signer, host, "bench/app", "v1", img)
 	dir := b.TempDir()
 	policy := filepath.Join(dir, "policy.yaml")
-	writeFile(b, policy, fmt.Sprintf("apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - publicKey: %q\nrequireReproduced: true\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n", key.pub))
+	writeFile(b, policy, fmt.Sprintf("apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - publicKey: %q\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n", key.pub))
 	src := admission.Source{PolicyFile: policy}
 	_, recordKey, _ := ed25519.GenerateKey(rand.Reader)
 

@@ -14,7 +14,7 @@ func TestNodeAgentUsage(t *testing.T) {
 	c := newCLI(t)
 	dir := t.TempDir()
 	policy, token := filepath.Join(dir, "policy.yaml"), filepath.Join(dir, "token")
-	write(t, policy, "apiVersion: twinforge.dev/v1\nkind: Policy\nidentities:\n  - publicKey: "+
+	write(t, policy, "apiVersion: twinforge.dev/v2\nkind: Policy\nidentities:\n  - publicKey: "+
 		filepath.Join(testenv.RepoRoot(t), "attest", "testdata", "keys", "cosign.pub")+
 		"\nrequireSignedTimestamp: false\nrequireTransparencyLog: false\n")
 	write(t, token, "t")
