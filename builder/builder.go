@@ -2,6 +2,8 @@ package builder
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -209,7 +211,17 @@ func (b *daemonBuilder) Build(ctx context.Context, req Request) (res *Result, re
 			}
 		}
 	}()
+	sharedKey, err := newSharedKey()
+	if err != nil {
+		return nil, err
+	}
 	resp, solveErr := c.Solve(ctx, nil, client.SolveOpt{
+		// A key of its own per build: BuildKit resends a context file
+		// only when its size or time changed since the last transfer under
+		// the same key, and every file time is SOURCE_DATE_EPOCH here, so
+		// on a daemon that kept its state (a warm cache, a remote worker)
+		// an edit that keeps a file's size would otherwise be missed.
+		SharedKey:     sharedKey,
 		Frontend:      builtinFrontend,
 		FrontendAttrs: attrs,
 		LocalMounts: map[string]fsutil.FS{
@@ -396,6 +408,15 @@ func diskFullHint(msg string, info isolation.Info) string {
 		where = dir
 	}
 	return "\n(the disk holding " + where + " is full: no space left on device. Free space there or choose another state directory (--state-dir); the daemon's cache is kept and stays usable)"
+}
+
+// newSharedKey is a session key that no earlier build used.
+func newSharedKey() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("making a session key: %w", err)
+	}
+	return "twinforge-" + hex.EncodeToString(b[:]), nil
 }
 
 // contextFS is the build context as BuildKit may read it: without what

@@ -255,3 +255,33 @@ func TestContextFileTimesDoNotMatter(t *testing.T) {
 		t.Fatalf("file times changed the image: %s vs %s", digests[0], digests[1])
 	}
 }
+
+// A context file edited between two builds on one daemon, to the same
+// size (its time is SOURCE_DATE_EPOCH either way), reaches the second
+// build: the image is the one a fresh daemon builds from the edited file.
+func TestContextEditKeepingSizeOnOneDaemon(t *testing.T) {
+	bases := testenv.BaseImages(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "Dockerfile"), []byte("FROM example.test/base:1\nCOPY data.txt /data.txt\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	build := func(b builder.Builder, content string) string {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "data.txt"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		res, err := b.Build(context.Background(), builder.Request{ContextDir: dir, BaseImages: bases, SourceDateEpoch: 1700000000, OCILayout: filepath.Join(t.TempDir(), "out")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Digest
+	}
+	kept := builder.New(testenv.StartDaemon(t))
+	first, second := build(kept, "one\n"), build(kept, "two\n")
+	if first == second {
+		t.Fatal("the edit did not reach the second build: both gave " + first)
+	}
+	if fresh := build(builder.New(testenv.StartDaemon(t)), "two\n"); fresh != second {
+		t.Fatalf("the second build on the kept daemon gave %s, a fresh daemon %s", second, fresh)
+	}
+}
