@@ -45,6 +45,34 @@ func ReapStale(stateDir string, logger *slog.Logger) {
 
 		logger.Info("removed state left by an earlier run", "dir", dir)
 	}
+	reapStaleCaches(stateDir, logger)
+}
+
+// reapStaleCaches unmounts what a run that crashed or was killed left
+// mounted in the caches no daemon holds (network namespaces, snapshots, a
+// cache's own file system), keeping their content: the cache of one scope
+// may not be opened again, and so cleaned by openCache, for a long time.
+func reapStaleCaches(stateDir string, logger *slog.Logger) {
+	dirs, _ := filepath.Glob(filepath.Join(stateDir, "cache", "*", "*"))
+	for _, dir := range dirs {
+		f, err := os.OpenFile(filepath.Join(dir, lockFile), os.O_RDWR, 0)
+		if err != nil {
+			continue
+		}
+		// Held, the cache is a running daemon's; closing the file
+		// releases the lock taken here.
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			root := filepath.Join(dir, "root")
+			if mounts, _ := mountsUnder(root); len(mounts) > 0 {
+				if err := errors.Join(unmountBelow(root), detach(root)); err != nil {
+					logger.Warn("stale cache mounts: unmounting", "dir", dir, "err", err)
+				} else {
+					logger.Info("unmounted what an earlier run left in a cache", "dir", dir, "mounts", len(mounts))
+				}
+			}
+		}
+		f.Close()
+	}
 }
 
 // lockFile is held, with flock, by the twinforge process that owns a

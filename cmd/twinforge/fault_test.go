@@ -340,7 +340,10 @@ func TestStateDirFull(t *testing.T) {
 		{"full while the daemon stores a layer", 24 << 20, "FROM example.test/base:1\nRUN head -c 16777216 /dev/urandom >/big && echo wrote\n", []string{"--no-rebuild"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := &cliRunner{t: t, state: filepath.Join(smallFilesystem(t, 160<<20), "s"), dir: t.TempDir()}
+			// Room for two scopes' caches: a rebuild cache's own file
+			// system (isolation.WithOwnFileSystem) takes 65 MiB when it is
+			// made, its XFS log alone 64.
+			c := &cliRunner{t: t, state: filepath.Join(smallFilesystem(t, 400<<20), "s"), dir: t.TempDir()}
 			// A first build fills the state directory as builds do.
 			files := c.context("files-small")
 			c.lock(files)
