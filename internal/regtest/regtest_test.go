@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twinforge/twinforge/internal/regtest"
 )
@@ -114,10 +115,19 @@ func TestFaultProxy(t *testing.T) {
 	if got, err := get(); err != nil || got != blob {
 		t.Errorf("plain GET: %d bytes, %v", len(got), err)
 	}
-	if n := p.Injected(); n != 4 {
+	// The proxy logs a request when its handler returns, which may be
+	// after the client has read the whole answer.
+	settled := func(count func() int, want int) int {
+		deadline := time.Now().Add(5 * time.Second)
+		for count() != want && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		return count()
+	}
+	if n := settled(p.Injected, 4); n != 4 {
 		t.Errorf("%d faults injected, want 4", n)
 	}
-	if n := p.Count(regtest.BlobGet()); n != 3 {
+	if n := settled(func() int { return p.Count(regtest.BlobGet()) }, 3); n != 3 {
 		t.Errorf("%d blob GETs seen, want 3", n)
 	}
 }
