@@ -46,7 +46,11 @@ skopeo inspect --format 'skopeo reads {{.Digest}} from the layout' "oci:$work/he
 
 step "3. a build that records the wall clock is caught: exit code 3 and a diff"
 mkdir -p "$work/clock"
-printf 'FROM example.test/base:1\nRUN date > /built-at\n' >"$work/clock/Dockerfile"
+# The wall clock to the microsecond (busybox's date has no %N): the two
+# builds' steps never run in the same microsecond, whereas the same second
+# can happen when the rebuild's later start is absorbed by a faster setup.
+printf '%s\n' 'FROM example.test/base:1' \
+	"RUN adjtimex | awk '/tv_sec/ {s = \$2} /tv_usec/ {u = \$2} END {printf \"%d.%06d\\n\", s, u}' > /built-at" >"$work/clock/Dockerfile"
 twinforge lock --image example.test/base:1=oci-layout:examples/base/out "$work/clock" >/dev/null
 set +e
 twinforge build --progress quiet --oci-layout "$work/clock-out" "$work/clock" 2>&1 | grep -E 'reproduction|built-at|differs' | head -8
