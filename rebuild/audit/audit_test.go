@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
@@ -17,6 +18,7 @@ import (
 	intoto "github.com/in-toto/attestation/go/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/twinforge/twinforge/attest"
 	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/hermetic"
 )
@@ -397,5 +399,45 @@ func TestRequest(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A provenance that lists the Go modules its lock pins (examples/goservice
+// vendors one) is read back with them, as the lock had them.
+func TestFromProvenanceGoModules(t *testing.T) {
+	lockPath := filepath.Join("..", "..", "examples", "goservice", hermetic.DefaultFileName)
+	data, err := os.ReadFile(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	al, err := attest.ParseLock(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	finished := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	st, err := attest.Provenance(attest.BuildInfo{
+		Subject: attest.Subject{Name: "registry.example.test/team/goservice", Digest: goldenDigest}, Lock: al,
+		ContextPath: "examples/goservice", Build: attest.Builder{BuildKitVersion: "v0.34.2"},
+		StartedOn: finished.Add(-time.Minute), FinishedOn: finished,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := FromProvenance(st, goldenDigest)
+	if err != nil {
+		t.Fatalf("FromProvenance: %v", err)
+	}
+	want, err := hermetic.Load(lockPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want.GoModules) == 0 {
+		t.Fatal("the example's lock pins no Go module: the test checks nothing")
+	}
+	if diff := cmp.Diff(want.GoModules, in.lock().GoModules); diff != "" {
+		t.Errorf("Go modules differ from the lock's (-lock +provenance):\n%s", diff)
+	}
+	if _, err := in.lock().Marshal(); err != nil {
+		t.Errorf("the lock read back does not marshal: %v", err)
 	}
 }

@@ -9,15 +9,21 @@ import (
 
 	provenancepb "github.com/in-toto/attestation/go/predicates/provenance/v1"
 	intoto "github.com/in-toto/attestation/go/v1"
+	"golang.org/x/mod/module"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/hermetic"
+	"github.com/twinforge/twinforge/hermetic/gomod"
 )
 
 // BuildType is the only build type this package rebuilds (it is
 // attest.BuildType).
 const BuildType = "https://twinforge.dev/buildtypes/dockerfile/v1"
+
+// goModuleDependency names the resolved dependencies that are Go module
+// versions (attest.GoModuleDependency).
+const goModuleDependency = "gomod"
 
 // ErrRefused is wrapped by every error that refuses a rebuild before it
 // starts: the provenance cannot be rebuilt by this package, or the source
@@ -58,6 +64,10 @@ type Inputs struct {
 	// URLs and Git are the remote files and git sources, pinned.
 	URLs []hermetic.URL
 	Git  []hermetic.GitSource
+	// GoModules are the Go module versions the lock pinned, as the
+	// context's go.sum files and vendor directories hold them: part of the
+	// source, which the checkout brings.
+	GoModules []gomod.Module
 	// ResolvedDependencies are the provenance's, as recorded.
 	ResolvedDependencies []*intoto.ResourceDescriptor
 }
@@ -242,6 +252,12 @@ func (in *Inputs) readDependencies(deps []*intoto.ResourceDescriptor) error {
 		case "git":
 			remote, ref, _ := strings.Cut(rd.GetUri(), "#")
 			in.Git = append(in.Git, hermetic.GitSource{Remote: remote, Ref: ref, Commit: d["gitCommit"]})
+		case goModuleDependency:
+			m, err := goModule(rd.GetUri(), ann)
+			if err != nil {
+				return fmt.Errorf("resolvedDependencies[%d]: %w", i, err)
+			}
+			in.GoModules = append(in.GoModules, m)
 		case "dockerfile.v0":
 			// The daemon's builtin frontend: the rebuilding daemon's own.
 		default:
@@ -270,6 +286,7 @@ func (in *Inputs) lock() *hermetic.Lock {
 		Images:          withLocations(in.Images, nil),
 		URLs:            in.URLs,
 		Git:             in.Git,
+		GoModules:       in.GoModules,
 		SourceDateEpoch: in.SourceDateEpoch,
 		BuildKitVersion: in.BuildKitVersion,
 	}
@@ -288,4 +305,27 @@ func withLocations(images []hermetic.Image, locations map[string]string) []herme
 		}
 	}
 	return out
+}
+
+// goModule reads a Go module dependency back: pkg:golang/PATH@VERSION
+// with the go.sum hashes and the go.sum that lists it in its annotations
+// (attest records them so).
+func goModule(uri string, ann map[string]*structpb.Value) (gomod.Module, error) {
+	pathVersion, ok := strings.CutPrefix(uri, "pkg:golang/")
+	i := strings.LastIndex(pathVersion, "@")
+	if !ok || i <= 0 {
+		return gomod.Module{}, fmt.Errorf("Go module dependency %q: want pkg:golang/PATH@VERSION", uri)
+	}
+	m := gomod.Module{
+		Path: pathVersion[:i], Version: pathVersion[i+1:],
+		Sum: ann["h1"].GetStringValue(), GoModSum: ann["goModH1"].GetStringValue(),
+		Vendored: ann["vendoredH1"].GetStringValue(), GoSum: ann["goSum"].GetStringValue(),
+	}
+	if err := module.Check(m.Path, m.Version); err != nil {
+		return gomod.Module{}, fmt.Errorf("Go module dependency %q: %w", uri, err)
+	}
+	if m.GoSum == "" || (m.Sum == "" && m.GoModSum == "") {
+		return gomod.Module{}, fmt.Errorf("Go module dependency %q: no goSum or h1 annotation", uri)
+	}
+	return m, nil
 }
