@@ -1,24 +1,16 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/twinforge/twinforge/admission"
-	"github.com/twinforge/twinforge/distribute"
-	"github.com/twinforge/twinforge/distribute/release"
 )
 
 func admissionCommand() *cli.Command {
@@ -130,256 +122,100 @@ func admissionKubeFlags() []cli.Flag {
 }
 
 // admissionSourceFrom reads the policy flags.
-func admissionSourceFrom(c *cli.Context) (admission.Source, error) {
-	src := admission.Source{
-		ConfigFile:      c.String("policy-config"),
-		PolicyFile:      c.String("policy"),
-		TrustedRootFile: c.String("trusted-root"),
-		RevocationsFile: c.String("revocations"),
-	}
-	switch {
-	case src.ConfigFile == "" && src.PolicyFile == "":
-		return src, usageErrorf("give --policy FILE or --policy-config FILE")
-	case src.ConfigFile != "" && src.PolicyFile != "":
-		return src, usageErrorf("give --policy or --policy-config, not both")
-	}
-	return src, checkFiles(map[string]string{"policy": src.PolicyFile, "policy-config": src.ConfigFile,
-		"trusted-root": src.TrustedRootFile, "revocations": src.RevocationsFile})
+func admissionSourceFrom(c *cli.Context) admission.Source {
+	return admission.Source{ConfigFile: c.String("policy-config"), PolicyFile: c.String("policy"),
+		TrustedRootFile: c.String("trusted-root"), RevocationsFile: c.String("revocations")}
 }
 
-// checkFiles fails for a flag naming a file that cannot be read.
-func checkFiles(files map[string]string) error {
-	for flag, path := range files {
-		if path == "" {
-			continue
-		}
-		if fi, err := os.Stat(path); err != nil || fi.IsDir() {
-			return usageErrorf("--%s %s: not a readable file", flag, path)
-		}
-	}
-	return nil
+// admissionRegistryFrom reads the registry flags.
+func admissionRegistryFrom(c *cli.Context) admission.RegistryAccess {
+	return admission.RegistryAccess{CACertFile: c.String("registry-ca-cert"), InsecureLoopbackUnsafe: c.Bool("insecure-registry-loopback")}
 }
 
-// admissionRegistryOptionsFrom reads the registry flags.
-func admissionRegistryOptionsFrom(c *cli.Context) ([]admission.Option, error) {
-	var opts []admission.Option
-	if c.Bool("insecure-registry-loopback") {
-		opts = append(opts, admission.WithInsecureLoopbackUnsafe())
-	}
-	if ca := c.String("registry-ca-cert"); ca != "" {
-		if err := checkFiles(map[string]string{"registry-ca-cert": ca}); err != nil {
-			return nil, err
-		}
-		opts = append(opts, admission.WithRegistryOptions(distribute.WithCACert(ca)))
-	}
-	return opts, nil
+// kubeAccessFrom reads --kube-api, --kube-token-file and --kube-ca-file.
+func kubeAccessFrom(c *cli.Context) admission.KubeAccess {
+	return admission.KubeAccess{API: c.String("kube-api"), TokenFile: c.String("kube-token-file"), CAFile: c.String("kube-ca-file")}
 }
 
-// admissionReverifyOptionsFrom reads the re-verification flags: nil when
-// interval is 0 and once is false (re-verification off).
-func admissionReverifyOptionsFrom(c *cli.Context, interval time.Duration, once bool, inCluster func() (admission.KubeConfig, error)) ([]admission.Option, error) {
-	api, token, ca := c.String("kube-api"), c.String("kube-token-file"), c.String("kube-ca-file")
-	exempt := c.StringSlice("reverify-exempt-namespace")
-	switch {
-	case interval < 0:
-		return nil, usageErrorf("--reverify-interval %s: want 0 (off) or more", interval)
-	case interval == 0 && !once:
-		if api != "" || token != "" || ca != "" || len(exempt) > 0 {
-			return nil, usageErrorf("--kube-api, --kube-token-file, --kube-ca-file and --reverify-exempt-namespace need --reverify-interval")
-		}
-		return nil, nil
-	case api == "" && (token != "" || ca != ""):
-		return nil, usageErrorf("--kube-token-file and --kube-ca-file need --kube-api (without it, the pod's service account is used)")
-	case api != "" && token == "":
-		return nil, usageErrorf("--kube-api needs --kube-token-file")
-	}
-	if err := checkFiles(map[string]string{"kube-token-file": token, "kube-ca-file": ca}); err != nil {
-		return nil, err
-	}
-	for _, ns := range exempt {
-		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
-			return nil, usageErrorf("--reverify-exempt-namespace %q: %s", ns, strings.Join(errs, "; "))
-		}
-	}
-	if api != "" {
-		if u, err := url.Parse(api); err != nil || u.Scheme != "https" || u.Host == "" {
-			return nil, usageErrorf("--kube-api %q: use https://HOST:PORT", api)
-		}
-	}
-	k := admission.KubeConfig{URL: api, TokenFile: token, CAFile: ca}
-	if api == "" {
-		var err error
-		if k, err = inCluster(); err != nil {
-			return nil, usageErrorf("%w; outside a cluster give --kube-api and --kube-token-file", err)
-		}
-	}
-	opts := []admission.Option{admission.WithReverification(k), admission.WithReverifyInterval(interval)}
-	if len(exempt) > 0 {
-		opts = append(opts, admission.WithReverifyExemptNamespaces(exempt...))
-	}
-	return opts, nil
+// reverifySettingsFrom reads the re-verification flags.
+func reverifySettingsFrom(c *cli.Context, interval time.Duration) admission.ReverifySettings {
+	return admission.ReverifySettings{Interval: interval, Kube: kubeAccessFrom(c), ExemptNamespaces: c.StringSlice("reverify-exempt-namespace")}
 }
 
-// admissionServeOptions is what the serve flags parse to.
-type admissionServeOptions struct {
-	source      admission.Source
-	certFile    string
-	keyFile     string
-	addr        string
-	metricsAddr string
-	metricsTok  string
-	opts        []admission.Option
-	logLevel    slog.Level
-}
-
-func admissionServeOptionsFrom(c *cli.Context) (*admissionServeOptions, error) {
-	if c.NArg() != 0 {
-		return nil, usageErrorf("admission serve takes no arguments, got %q", c.Args().Slice())
+// admissionUsage makes the settings' errors usage errors.
+func admissionUsage(err error) error {
+	if admission.IsConfigError(err) {
+		return usageError(err)
 	}
-	src, err := admissionSourceFrom(c)
-	if err != nil {
-		return nil, err
-	}
-	o := &admissionServeOptions{
-		source:      src,
-		certFile:    c.String("tls-cert"),
-		keyFile:     c.String("tls-key"),
-		addr:        c.String("addr"),
-		metricsAddr: c.String("metrics-addr"),
-		metricsTok:  c.String("metrics-token-file"),
-	}
-	if err := checkFiles(map[string]string{"tls-cert": o.certFile, "tls-key": o.keyFile, "metrics-token-file": o.metricsTok}); err != nil {
-		return nil, err
-	}
-	if _, _, err := net.SplitHostPort(o.addr); err != nil {
-		return nil, usageErrorf("--addr %q: use HOST:PORT or :PORT", o.addr)
-	}
-	if o.metricsAddr != "" {
-		if _, _, err := net.SplitHostPort(o.metricsAddr); err != nil {
-			return nil, usageErrorf("--metrics-addr %q: use HOST:PORT", o.metricsAddr)
-		}
-	} else if o.metricsTok != "" {
-		return nil, usageErrorf("--metrics-token-file needs --metrics-addr")
-	}
-	if o.logLevel, err = admissionLogLevel(c, slog.LevelInfo); err != nil {
-		return nil, err
-	}
-	o.opts = []admission.Option{
-		admission.WithCacheTTL(c.Duration("cache-ttl")),
-		admission.WithDeadline(c.Duration("deadline")),
-		admission.WithPollInterval(c.Duration("poll-interval")),
-	}
-	if c.IsSet("negative-cache-ttl") {
-		o.opts = append(o.opts, admission.WithNegativeCacheTTL(c.Duration("negative-cache-ttl")))
-	}
-	if c.IsSet("cache-size") {
-		o.opts = append(o.opts, admission.WithCacheSize(c.Int("cache-size")))
-	}
-	if !c.Bool("mutating") {
-		o.opts = append(o.opts, admission.WithValidationOnly())
-	}
-	if c.Bool("allow-tags") {
-		if c.Bool("mutating") {
-			return nil, usageErrorf("--allow-tags applies to --mutating=false only: with mutation every tag is pinned")
-		}
-		o.opts = append(o.opts, admission.WithAllowTagsUnsafe())
-	}
-	reg, err := admissionRegistryOptionsFrom(c)
-	if err != nil {
-		return nil, err
-	}
-	rv, err := admissionReverifyOptionsFrom(c, c.Duration("reverify-interval"), false, admission.InClusterKubeConfig)
-	if err != nil {
-		return nil, err
-	}
-	o.opts = append(append(o.opts, reg...), rv...)
-	if key := c.String("record-key"); key != "" {
-		if err := checkFiles(map[string]string{"record-key": key}); err != nil {
-			return nil, err
-		}
-		data, err := os.ReadFile(key)
-		if err != nil {
-			return nil, usageErrorf("--record-key: %v", err)
-		}
-		k, err := admission.ParseRecordKey(data)
-		if err != nil {
-			return nil, usageErrorf("--record-key %s: %v", key, err)
-		}
-		o.opts = append(o.opts, admission.WithRecordKey(k))
-	}
-	if c.Bool("leader-elect") {
-		if rv == nil {
-			return nil, usageErrorf("--leader-elect needs --reverify-interval")
-		}
-		o.opts = append(o.opts, admission.WithReverifyLeaderElection(admission.LeaderElection{
-			Namespace: c.String("leader-elect-namespace"), Name: c.String("leader-elect-name"), Identity: os.Getenv("POD_NAME"),
-		}))
-	}
-	if c.Bool("image-pull-secrets") {
-		k, err := kubeConfigFrom(c, admission.InClusterKubeConfig)
-		if err != nil {
-			return nil, err
-		}
-		o.opts = append(o.opts, admission.WithImagePullSecrets(k))
-	}
-	// The release index of this cluster's region, if any: every image
-	// must also be released as the digest it resolves to.
-	rc := registryConfig{caCert: c.String("registry-ca-cert")}
-	relCfg, err := releaseReaderFrom(c, rc)
-	if err != nil {
-		return nil, err
-	}
-	if relCfg != nil {
-		if c.Bool("insecure-registry-loopback") {
-			relCfg.Registry = append(relCfg.Registry, distribute.WithLoopbackHTTPUnsafe())
-		}
-		client, err := release.NewClient(*relCfg)
-		if err != nil {
-			return nil, usageError(err)
-		}
-		o.opts = append(o.opts, admission.WithReleaseIndex(client, c.Duration("release-refresh")))
-	}
-	return o, nil
+	return err
 }
 
 // admissionLogLevel is the level of --log-level when given, def otherwise
 // (the program's default suits interactive commands, not a server).
-func admissionLogLevel(c *cli.Context, def slog.Level) (slog.Level, error) {
-	if !c.IsSet("log-level") {
-		return def, nil
-	}
+func admissionLogLevel(c *cli.Context, def slog.Level) slog.Level {
 	var l slog.Level
-	if err := l.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return def, usageErrorf("--log-level %q: use debug, info, warn or error", c.String("log-level"))
+	if !c.IsSet("log-level") || l.UnmarshalText([]byte(c.String("log-level"))) != nil {
+		// setupLogging has refused a level that does not parse.
+		return def
 	}
-	return l, nil
+	return l
 }
 
 func runAdmissionServe(c *cli.Context) error {
-	o, err := admissionServeOptionsFrom(c)
+	if c.NArg() != 0 {
+		return usageErrorf("admission serve takes no arguments, got %q", c.Args().Slice())
+	}
+	s := admission.ServerSettings{
+		Source: admissionSourceFrom(c), CertFile: c.String("tls-cert"), KeyFile: c.String("tls-key"),
+		Addr: c.String("addr"), MetricsAddr: c.String("metrics-addr"), MetricsTokenFile: c.String("metrics-token-file"),
+		ValidationOnly: !c.Bool("mutating"), AllowTagsUnsafe: c.Bool("allow-tags"),
+		CacheTTL: c.Duration("cache-ttl"), Deadline: c.Duration("deadline"), PollInterval: c.Duration("poll-interval"),
+		Registry: admissionRegistryFrom(c), Reverify: reverifySettingsFrom(c, c.Duration("reverify-interval")),
+		RecordKeyFile: c.String("record-key"), ImagePullSecrets: c.Bool("image-pull-secrets"), Kube: kubeAccessFrom(c),
+	}
+	if c.IsSet("negative-cache-ttl") {
+		s.NegativeCacheTTL = ptr(c.Duration("negative-cache-ttl"))
+	}
+	if c.IsSet("cache-size") {
+		s.CacheSize = ptr(c.Int("cache-size"))
+	}
+	if c.Bool("leader-elect") {
+		s.LeaderElection = &admission.LeaderElection{Namespace: c.String("leader-elect-namespace"), Name: c.String("leader-elect-name"), Identity: os.Getenv("POD_NAME")}
+	}
+	opts, err := s.Options(admission.InClusterKubeConfig)
+	if err != nil {
+		return admissionUsage(err)
+	}
+	// The release index of this cluster's region, if any: every image
+	// must also be released as the digest it resolves to.
+	relCfg, err := releaseReaderFrom(c, registryConfig{caCert: c.String("registry-ca-cert")})
 	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: o.logLevel}))
-	wh, err := admission.New(o.source, append(o.opts, admission.WithLogger(log))...)
-	if err != nil {
-		if errors.Is(err, admission.ErrInvalidConfig) || errors.Is(err, os.ErrNotExist) {
-			return usageError(err)
+	if relCfg != nil {
+		opt, err := admission.ReleaseIndexOption(*relCfg, s.Registry.InsecureLoopbackUnsafe, c.Duration("release-refresh"))
+		if err != nil {
+			return admissionUsage(err)
 		}
-		return err
+		opts = append(opts, opt)
+	}
+	log := slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: admissionLogLevel(c, slog.LevelInfo)}))
+	wh, err := admission.New(s.Source, append(opts, admission.WithLogger(log))...)
+	if err != nil {
+		return admissionUsage(err)
 	}
 	defer wh.Close()
-	ln, err := net.Listen("tcp", o.addr)
+	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
-		return fmt.Errorf("listening on %s: %w", o.addr, err)
+		return fmt.Errorf("listening on %s: %w", s.Addr, err)
 	}
-	cfg := admission.ServeConfig{CertFile: o.certFile, KeyFile: o.keyFile, Logger: log, ShutdownTimeout: 15 * time.Second}
-	if o.metricsAddr != "" {
-		mln, err := net.Listen("tcp", o.metricsAddr)
+	cfg := admission.ServeConfig{CertFile: s.CertFile, KeyFile: s.KeyFile, Logger: log, ShutdownTimeout: 15 * time.Second}
+	if s.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", s.MetricsAddr)
 		if err != nil {
-			return fmt.Errorf("listening on %s: %w", o.metricsAddr, err)
+			return fmt.Errorf("listening on %s: %w", s.MetricsAddr, err)
 		}
-		cfg.Monitoring = &admission.MonitoringConfig{Listener: mln, Handler: wh.Monitoring(), TokenFile: o.metricsTok}
+		cfg.Monitoring = &admission.MonitoringConfig{Listener: mln, Handler: wh.Monitoring(), TokenFile: s.MetricsTokenFile}
 	}
 	err = admission.Serve(c.Context, ln, wh, cfg)
 	if errors.Is(err, admission.ErrMonitoringExposed) {
@@ -387,6 +223,8 @@ func runAdmissionServe(c *cli.Context) error {
 	}
 	return err
 }
+
+func ptr[T any](v T) *T { return &v }
 
 func admissionManifestsCommand() *cli.Command {
 	return &cli.Command{
@@ -514,88 +352,68 @@ Examples:
 	}
 }
 
-// admissionReverifyOptions is what the reverify flags parse to.
-type admissionReverifyOptions struct {
-	source   admission.Source
-	once     bool
-	output   string
-	opts     []admission.Option
-	logLevel slog.Level
-}
-
-func admissionReverifyOptionsFromFlags(c *cli.Context, inCluster func() (admission.KubeConfig, error)) (*admissionReverifyOptions, error) {
+func runAdmissionReverify(c *cli.Context) error {
 	if c.NArg() != 0 {
-		return nil, usageErrorf("admission reverify takes no arguments, got %q", c.Args().Slice())
+		return usageErrorf("admission reverify takes no arguments, got %q", c.Args().Slice())
 	}
-	src, err := admissionSourceFrom(c)
-	if err != nil {
-		return nil, err
+	src, once, output := admissionSourceFrom(c), c.Bool("once"), c.String("output")
+	if err := admission.CheckSource(src); err != nil {
+		return usageError(err)
 	}
-	o := &admissionReverifyOptions{source: src, once: c.Bool("once"), output: c.String("output")}
-	if err := oneOf("output", o.output, "text", "json"); err != nil {
-		return nil, usageError(err)
+	if err := oneOf("output", output, "text", "json"); err != nil {
+		return usageError(err)
 	}
 	interval, poll := c.Duration("reverify-interval"), c.Duration("poll-interval")
 	switch {
-	case o.once && (c.IsSet("reverify-interval") || c.IsSet("poll-interval")):
-		return nil, usageErrorf("--once runs one pass: --reverify-interval and --poll-interval do not apply")
-	case o.once:
+	case once && (c.IsSet("reverify-interval") || c.IsSet("poll-interval")):
+		return usageErrorf("--once runs one pass: --reverify-interval and --poll-interval do not apply")
+	case once:
 		interval, poll = 0, 0
 	case interval <= 0:
-		return nil, usageErrorf("--reverify-interval %s: want more than 0 (or --once)", interval)
+		return usageErrorf("--reverify-interval %s: want more than 0 (or --once)", interval)
+	}
+	reg, err := admissionRegistryFrom(c).Options()
+	if err != nil {
+		return usageError(err)
+	}
+	rv, err := reverifySettingsFrom(c, interval).Options(true, admission.InClusterKubeConfig)
+	if err != nil {
+		return usageError(err)
 	}
 	// One pass prints its results on stdout; the log only says what went
 	// wrong. Continuous passes log like the webhook.
-	def := slog.LevelInfo
-	if o.once {
-		def = slog.LevelError
+	level := slog.LevelInfo
+	if once {
+		level = slog.LevelError
 	}
-	if o.logLevel, err = admissionLogLevel(c, def); err != nil {
-		return nil, err
-	}
-	reg, err := admissionRegistryOptionsFrom(c)
-	if err != nil {
-		return nil, err
-	}
-	rv, err := admissionReverifyOptionsFrom(c, interval, true, inCluster)
-	if err != nil {
-		return nil, err
-	}
-	o.opts = append([]admission.Option{admission.WithDeadline(c.Duration("deadline")), admission.WithPollInterval(poll)}, append(reg, rv...)...)
-	return o, nil
-}
-
-func runAdmissionReverify(c *cli.Context) error {
-	o, err := admissionReverifyOptionsFromFlags(c, admission.InClusterKubeConfig)
-	if err != nil {
-		return err
-	}
-	log := slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: o.logLevel}))
-	opts := append(o.opts, admission.WithLogger(log))
+	log := slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: admissionLogLevel(c, level)}))
+	opts := append([]admission.Option{admission.WithDeadline(c.Duration("deadline")), admission.WithPollInterval(poll)}, append(reg, rv...)...)
+	opts = append(opts, admission.WithLogger(log))
 	var reports chan *admission.ReverifyReport
-	if !o.once {
+	if !once {
 		reports = make(chan *admission.ReverifyReport)
 		opts = append(opts, admission.WithReverifyReports(reports))
 	}
-	wh, err := admission.New(o.source, opts...)
+	wh, err := admission.New(src, opts...)
 	if err != nil {
-		if errors.Is(err, admission.ErrInvalidConfig) || errors.Is(err, os.ErrNotExist) {
-			return usageError(err)
-		}
-		return err
+		return admissionUsage(err)
 	}
 	defer wh.Close()
-
-	if o.once {
+	if once {
 		rep, err := wh.Reverify(c.Context)
 		if err != nil {
 			return err
 		}
-		if err := writeReverifyReport(c.App.Writer, o.output, rep, true); err != nil {
+		if output == "json" {
+			err = writeJSON(c.App.Writer, rep)
+		} else {
+			err = rep.WriteText(c.App.Writer, false)
+		}
+		if err != nil {
 			return err
 		}
-		if n := rep.Violations; n > 0 {
-			return refused(fmt.Errorf("%d pod image%s no longer pass%s verification", n, attestPlural(n, "", "s"), attestPlural(n, "es", "")))
+		if err := rep.ViolationError(); err != nil {
+			return refused(err)
 		}
 		return nil
 	}
@@ -607,48 +425,14 @@ func runAdmissionReverify(c *cli.Context) error {
 			if !ok {
 				return nil
 			}
-			if err := writeReverifyReport(c.App.Writer, o.output, rep, false); err != nil {
+			if output == "json" {
+				err = rep.WriteJSONLine(c.App.Writer)
+			} else {
+				err = rep.WriteText(c.App.Writer, true)
+			}
+			if err != nil {
 				return err
 			}
 		}
 	}
-}
-
-// writeReverifyReport prints a report: a table, or JSON (indented for one
-// pass, one line per report for continuous passes).
-func writeReverifyReport(w io.Writer, format string, rep *admission.ReverifyReport, once bool) error {
-	if format == "json" {
-		if once {
-			return writeAttestJSON(w, rep)
-		}
-		return json.NewEncoder(w).Encode(rep)
-	}
-	if !once {
-		if _, err := fmt.Fprintf(w, "# %s pass at %s\n", rep.Trigger, rep.Start.UTC().Format(time.RFC3339)); err != nil {
-			return err
-		}
-	}
-	if rep.Error != "" {
-		_, err := fmt.Fprintf(w, "error: %s\n", rep.Error)
-		return err
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	if len(rep.Results) > 0 {
-		fmt.Fprintln(tw, "NAMESPACE\tPOD\tIMAGE\tDIGEST\tRESULT\tREASON")
-	}
-	for _, r := range rep.Results {
-		digest := r.Digest
-		if digest == "" {
-			digest = "-"
-		} else if r.DigestSource == admission.DigestFromStatus {
-			digest += " (running)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Namespace, r.Pod, r.Image, digest, r.Result, strings.ReplaceAll(r.Reason, "\n", " "))
-	}
-	fmt.Fprintf(tw, "%d pod%s checked, %d skipped, %d image%s, %d violation%s\n", rep.Pods, attestPlural(rep.Pods, "", "s"),
-		rep.Skipped, rep.Images, attestPlural(rep.Images, "", "s"), rep.Violations, attestPlural(rep.Violations, "", "s"))
-	if rep.EventErrors > 0 {
-		fmt.Fprintf(tw, "%d Event%s could not be recorded (see the log)\n", rep.EventErrors, attestPlural(rep.EventErrors, "", "s"))
-	}
-	return tw.Flush()
 }

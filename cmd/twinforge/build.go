@@ -1,25 +1,18 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/twinforge/twinforge/builder"
 	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/hermetic"
-	"github.com/twinforge/twinforge/isolation"
 	"github.com/twinforge/twinforge/isolation/kube"
 	"github.com/twinforge/twinforge/rebuild"
-	"github.com/twinforge/twinforge/rebuild/imagediff"
 	"github.com/twinforge/twinforge/rebuild/pipeline"
 )
 
@@ -226,219 +219,27 @@ func runBuild(c *cli.Context) error {
 		err = werr
 	}
 	if res != nil && res.Proof != nil {
-		writeWarnings(c.App.ErrWriter, res.Proof.Warnings)
+		rebuild.WriteWarnings(c.App.ErrWriter, res.Proof.Warnings)
 		if o.progress != "quiet" {
-			writeSides(c.App.ErrWriter, res.Proof)
+			res.Proof.WriteSides(c.App.ErrWriter)
 		}
 	}
 	var diff *rebuild.DiffError
-	if errors.As(err, new(*rebuild.StrictFailure)) && res != nil {
-		out := newBuildOutput(res, o.sign.method, nil)
-		out.Reproducible, out.Reproduction, out.Signature = false, "not reproducible", nil
-		if werr := writeBuildResult(c.App.Writer, o.output, out); werr != nil {
+	if res != nil && (errors.As(err, &diff) || errors.As(err, new(*rebuild.StrictFailure))) {
+		if werr := writeOutput(c.App.Writer, o.output, pipeline.NewOutput(res, o.sign.method, err)); werr != nil {
 			return werr
 		}
 	}
-	if errors.As(err, &diff) && res != nil {
-		if werr := writeBuildResult(c.App.Writer, o.output, newBuildOutput(res, o.sign.method, diff)); werr != nil {
-			return werr
-		}
+	if diff != nil && o.output == "text" && diff.Report != nil {
 		against := "rebuild"
 		if diff.Class == rebuild.Pinned {
 			against = "strict rebuild"
 		}
-		if o.output == "text" && diff.Report != nil {
-			fmt.Fprintf(c.App.ErrWriter, "\nwhat differs between the build and the %s:\n", against)
-			_ = diff.Report.WriteText(c.App.ErrWriter)
-		}
+		fmt.Fprintf(c.App.ErrWriter, "\nwhat differs between the build and the %s:\n", against)
+		_ = diff.Report.WriteText(c.App.ErrWriter)
 	}
 	if err != nil {
 		return err
 	}
-	return writeBuildResult(c.App.Writer, o.output, newBuildOutput(res, o.sign.method, nil))
-}
-
-// writeSides prints each side's time and cache on one line, and what
-// happened to a cache that could not be used.
-func writeSides(w io.Writer, res *rebuild.Result) {
-	type side struct {
-		name string
-		r    *builder.Result
-	}
-	sides := []side{{"build", res.Build}, {"rebuild", res.Rebuild}}
-	if res.Strict != nil && res.Strict != res.Rebuild {
-		sides = append(sides, side{"strict rebuild", res.Strict})
-	}
-	var parts []string
-	for _, s := range sides {
-		if s.r == nil {
-			continue
-		}
-		parts = append(parts, fmt.Sprintf("%s %.1fs (%s, %d of %d steps cached)", s.name, s.r.Duration.Seconds(), s.r.Builder.CacheState(), s.r.CachedSteps, s.r.Steps))
-		if c := s.r.Builder.Cache; c != nil && c.Reset != "" {
-			fmt.Fprintf(w, "warning: the %s's cache was not used, that side ran cold: %s\n", s.name, c.Reset)
-		}
-	}
-	fmt.Fprintln(w, strings.Join(parts, " · "))
-}
-
-// buildOutput is the result of a build as --output json prints it.
-type buildOutput struct {
-	Digest          string         `json:"digest"`
-	MediaType       string         `json:"mediaType"`
-	Platform        string         `json:"platform"`
-	OCILayout       string         `json:"ociLayout"`
-	DurationSeconds float64        `json:"durationSeconds"`
-	Builder         isolation.Info `json:"builder"`
-	Rebuild         *rebuildOutput `json:"rebuild"`
-	Reproducible    bool           `json:"reproducible"`
-	// Reproduction says how the digest was proven: "reproduced",
-	// "not reproducible" or "not reproduced" (--no-rebuild).
-	Reproduction string     `json:"reproduction"`
-	Signature    *signature `json:"signature,omitempty"`
-	// Verdict is the rebuild verdict the rebuilder signed itself
-	// (--rebuilder-sign).
-	Verdict *signature             `json:"verdict,omitempty"`
-	Push    *distribute.PushResult `json:"push,omitempty"`
-}
-
-type rebuildOutput struct {
-	Digest          string              `json:"digest"`
-	OCILayout       string              `json:"ociLayout"`
-	DurationSeconds float64             `json:"durationSeconds"`
-	Builder         isolation.Info      `json:"builder"`
-	Variations      []rebuild.Variation `json:"variations"`
-	Diff            *imagediff.Report   `json:"diff,omitempty"`
-	// StrictVariations is off, warn or fail; Strict the strict rebuild,
-	// Warnings what only the pinned variations changed.
-	StrictVariations rebuild.Strictness `json:"strictVariations"`
-	Strict           *strictOutput      `json:"strict,omitempty"`
-	Warnings         []rebuild.Warning  `json:"warnings,omitempty"`
-}
-
-type strictOutput struct {
-	Digest    string            `json:"digest"`
-	OCILayout string            `json:"ociLayout"`
-	Builder   isolation.Info    `json:"builder"`
-	Diff      *imagediff.Report `json:"diff,omitempty"`
-}
-
-// signature is what --output reports about the attestation step.
-type signature struct {
-	Method   string   `json:"method"`
-	Identity string   `json:"identity,omitempty"`
-	Bundles  []string `json:"bundles,omitempty"`
-	// SBOMs are the signed SBOM attestations (--sbom).
-	SBOMs []string `json:"sboms,omitempty"`
-}
-
-// String names a signer identity for output.
-func (s *signature) String() string {
-	if s.Method == "none" {
-		return "none (unsigned: use --sign keyless or --sign key=FILE)"
-	}
-	return s.Method + " as " + s.Identity
-}
-
-func newBuildOutput(res *pipeline.Result, method string, diff *rebuild.DiffError) buildOutput {
-	b := res.Build
-	out := buildOutput{
-		Digest:          b.Digest,
-		MediaType:       b.MediaType,
-		Platform:        b.Platform,
-		OCILayout:       b.OCILayout,
-		DurationSeconds: b.Duration.Seconds(),
-		Builder:         b.Builder,
-		Reproduction:    res.Reproduction(),
-		Reproducible:    diff == nil && res.Reproduction() == "reproduced",
-		Push:            res.Push,
-	}
-	if p := res.Proof; p != nil {
-		out.Rebuild = &rebuildOutput{
-			Digest:           p.Rebuild.Digest,
-			OCILayout:        p.Rebuild.OCILayout,
-			DurationSeconds:  p.Rebuild.Duration.Seconds(),
-			Builder:          p.Rebuild.Builder,
-			Variations:       p.Variations,
-			StrictVariations: p.Strictness,
-			Warnings:         p.Warnings,
-		}
-		if s := p.Strict; s != nil {
-			out.Rebuild.Strict = &strictOutput{Digest: s.Digest, OCILayout: s.OCILayout, Builder: s.Builder, Diff: p.StrictReport}
-		}
-		if diff != nil {
-			out.Rebuild.Diff = diff.Report
-			out.Reproduction = "not reproducible"
-		}
-	}
-	if diff == nil {
-		out.Signature = &signature{Method: method, Bundles: res.BundleFiles, SBOMs: res.SBOMFiles}
-		if res.Bundles.Provenance != nil {
-			out.Signature.Identity = identityString(res.Signer)
-		}
-	}
-	if res.Verdict != nil {
-		m := "keyless"
-		if res.RebuilderSigner.PublicKey != "" {
-			m = "key"
-		}
-		out.Verdict = &signature{Method: m, Identity: identityString(res.RebuilderSigner), Bundles: res.VerdictFiles}
-	}
-	return out
-}
-
-func writeBuildResult(w io.Writer, format string, out buildOutput) error {
-	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "digest\t%s\n", out.Digest)
-	if out.Rebuild != nil {
-		fmt.Fprintf(tw, "rebuild digest\t%s\n", out.Rebuild.Digest)
-	}
-	fmt.Fprintf(tw, "reproduction\t%s\n", out.Reproduction)
-	fmt.Fprintf(tw, "platform\t%s\n", out.Platform)
-	fmt.Fprintf(tw, "oci-layout\t%s\n", out.OCILayout)
-	if out.Rebuild != nil {
-		for i, v := range out.Rebuild.Variations {
-			label := ""
-			if i == 0 {
-				label = "variations"
-			}
-			fmt.Fprintf(tw, "%s\t%s (%s)\n", label, v, v.Class)
-		}
-		fmt.Fprintf(tw, "strict variations\t%s\n", out.Rebuild.StrictVariations)
-		if s := out.Rebuild.Strict; s != nil && s.Digest != out.Rebuild.Digest {
-			fmt.Fprintf(tw, "strict rebuild\t%s (%d warnings)\n", s.Digest, len(out.Rebuild.Warnings))
-		}
-	}
-	if out.Signature != nil {
-		fmt.Fprintf(tw, "signature\t%s\n", out.Signature)
-		for _, b := range append(append([]string{}, out.Signature.Bundles...), out.Signature.SBOMs...) {
-			fmt.Fprintf(tw, "\t%s\n", b)
-		}
-	}
-	if out.Verdict != nil {
-		fmt.Fprintf(tw, "rebuild verdict\tsigned by the rebuilder, %s\n", out.Verdict)
-		for _, b := range out.Verdict.Bundles {
-			fmt.Fprintf(tw, "\t%s\n", b)
-		}
-	}
-	if out.Push != nil {
-		fmt.Fprintf(tw, "pushed\t%s@%s (%d referrers, %s)\n", out.Push.Repository, out.Push.Digest, len(out.Push.Referrers), out.Push.ReferrersMode)
-		if out.Push.Tag != "" {
-			fmt.Fprintf(tw, "tag\t%s\n", out.Push.Tag)
-		}
-	}
-	fmt.Fprintf(tw, "duration\t%.1fs\n", out.DurationSeconds)
-	return tw.Flush()
-}
-
-// writeWarnings prints what only the pinned variations changed.
-func writeWarnings(w io.Writer, warnings []rebuild.Warning) {
-	for _, warn := range warnings {
-		fmt.Fprintf(w, "warning: %s\n", warn)
-	}
+	return writeOutput(c.App.Writer, o.output, pipeline.NewOutput(res, o.sign.method, nil))
 }

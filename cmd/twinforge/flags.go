@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -83,15 +82,6 @@ func contextArg(c *cli.Context) (string, error) {
 		return "", usageErrorf("missing CONTEXT: give the build context directory, e.g. `twinforge %s examples/hello`", c.Command.Name)
 	}
 	return "", usageErrorf("%s takes one CONTEXT, got %d arguments: %s", c.Command.Name, c.NArg(), strings.Join(c.Args().Slice(), " "))
-}
-
-func sortedKeys(m map[string]string) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // strictVariations is the value of --strict-variations. It is a boolean

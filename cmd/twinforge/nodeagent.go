@@ -1,13 +1,9 @@
 package main
 
 import (
-	"errors"
 	"log/slog"
-	"os"
-	"strings"
 
 	"github.com/urfave/cli/v2"
-	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/twinforge/twinforge/admission"
 	"github.com/twinforge/twinforge/admission/nodeagent"
@@ -58,109 +54,21 @@ Examples:
 	}
 }
 
-// nodeAgentConfigFrom reads the flags.
-func nodeAgentConfigFrom(c *cli.Context, inCluster func() (admission.KubeConfig, error)) (*nodeagent.ServeConfig, slog.Level, error) {
-	if c.NArg() != 0 {
-		return nil, 0, usageErrorf("node-agent takes no arguments, got %q", c.Args().Slice())
-	}
-	src, err := admissionSourceFrom(c)
-	if err != nil {
-		return nil, 0, err
-	}
-	level, err := admissionLogLevel(c, slog.LevelInfo)
-	if err != nil {
-		return nil, 0, err
-	}
-	cfg := &nodeagent.ServeConfig{
-		Node: c.String("node"), CRIEndpoint: c.String("cri"), Source: src,
-		RecordKeyFile: c.String("record-public-key"), Addr: c.String("metrics-addr"),
-	}
-	switch {
-	case cfg.Node == "":
-		return nil, 0, usageErrorf("give --node NAME (or NODE_NAME): the node the agent runs on")
-	case cfg.RecordKeyFile == "":
-		return nil, 0, usageErrorf("give --record-public-key FILE: the public key admission records are verified with")
-	}
-	if errs := validation.IsDNS1123Subdomain(cfg.Node); len(errs) > 0 {
-		return nil, 0, usageErrorf("--node %q: %s", cfg.Node, strings.Join(errs, "; "))
-	}
-	if !strings.HasPrefix(cfg.CRIEndpoint, "unix://") {
-		return nil, 0, usageErrorf("--cri %q: use unix:///PATH", cfg.CRIEndpoint)
-	}
-	if err := checkFiles(map[string]string{"record-public-key": cfg.RecordKeyFile}); err != nil {
-		return nil, 0, err
-	}
-	onMismatch, err := nodeagent.ParseAction(c.String("on-mismatch"))
-	if err != nil {
-		return nil, 0, usageErrorf("--on-mismatch: %v", err)
-	}
-	onError, err := nodeagent.ParseAction(c.String("on-error"))
-	if err != nil {
-		return nil, 0, usageErrorf("--on-error: %v", err)
-	}
-	if c.Duration("interval") <= 0 {
-		return nil, 0, usageErrorf("--interval %s: want more than 0", c.Duration("interval"))
-	}
-	cfg.Options = []nodeagent.Option{
-		nodeagent.WithInterval(c.Duration("interval")), nodeagent.WithOnViolation(onMismatch), nodeagent.WithOnError(onError),
-	}
-	if ns := c.StringSlice("exempt-namespace"); len(ns) > 0 {
-		for _, n := range ns {
-			if errs := validation.IsDNS1123Label(n); len(errs) > 0 {
-				return nil, 0, usageErrorf("--exempt-namespace %q: %s", n, strings.Join(errs, "; "))
-			}
-		}
-		cfg.Options = append(cfg.Options, nodeagent.WithExemptNamespaces(ns...))
-	}
-	if cfg.Kube, err = kubeConfigFrom(c, inCluster); err != nil {
-		return nil, 0, err
-	}
-	reg, err := admissionRegistryOptionsFrom(c)
-	if err != nil {
-		return nil, 0, err
-	}
-	cfg.VerifierOptions = append(reg, admission.WithPollInterval(c.Duration("poll-interval")))
-	if c.Bool("image-pull-secrets") {
-		cfg.VerifierOptions = append(cfg.VerifierOptions, admission.WithImagePullSecrets(cfg.Kube))
-	}
-	return cfg, level, nil
-}
-
-// kubeConfigFrom reads --kube-api, --kube-token-file and --kube-ca-file,
-// or takes the pod's service account when --kube-api is not given.
-func kubeConfigFrom(c *cli.Context, inCluster func() (admission.KubeConfig, error)) (admission.KubeConfig, error) {
-	api, token, ca := c.String("kube-api"), c.String("kube-token-file"), c.String("kube-ca-file")
-	switch {
-	case api == "" && (token != "" || ca != ""):
-		return admission.KubeConfig{}, usageErrorf("--kube-token-file and --kube-ca-file need --kube-api (without it, the pod's service account is used)")
-	case api != "" && token == "":
-		return admission.KubeConfig{}, usageErrorf("--kube-api needs --kube-token-file")
-	case api == "":
-		k, err := inCluster()
-		if err != nil {
-			return k, usageErrorf("%w; outside a cluster give --kube-api and --kube-token-file", err)
-		}
-		return k, nil
-	}
-	if err := checkFiles(map[string]string{"kube-token-file": token, "kube-ca-file": ca}); err != nil {
-		return admission.KubeConfig{}, err
-	}
-	k := admission.KubeConfig{URL: api, TokenFile: token, CAFile: ca}
-	if _, err := admission.NewKubernetesClient(k, "twinforge"); err != nil {
-		return k, usageErrorf("--kube-api: %v", err)
-	}
-	return k, nil
-}
-
 func runNodeAgent(c *cli.Context) error {
-	cfg, level, err := nodeAgentConfigFrom(c, admission.InClusterKubeConfig)
-	if err != nil {
-		return err
+	if c.NArg() != 0 {
+		return usageErrorf("node-agent takes no arguments, got %q", c.Args().Slice())
 	}
-	cfg.Logger = slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
-	err = nodeagent.Serve(c.Context, *cfg)
-	if errors.Is(err, admission.ErrInvalidConfig) || errors.Is(err, os.ErrNotExist) {
+	s := nodeagent.Settings{
+		Node: c.String("node"), CRIEndpoint: c.String("cri"), Source: admissionSourceFrom(c),
+		RecordKeyFile: c.String("record-public-key"), Addr: c.String("metrics-addr"),
+		Interval: c.Duration("interval"), OnMismatch: c.String("on-mismatch"), OnError: c.String("on-error"),
+		ExemptNamespaces: c.StringSlice("exempt-namespace"), PollInterval: c.Duration("poll-interval"),
+		ImagePullSecrets: c.Bool("image-pull-secrets"), Registry: admissionRegistryFrom(c), Kube: kubeAccessFrom(c),
+	}
+	cfg, err := s.ServeConfig(admission.InClusterKubeConfig)
+	if err != nil {
 		return usageError(err)
 	}
-	return err
+	cfg.Logger = slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: admissionLogLevel(c, slog.LevelInfo)}))
+	return admissionUsage(nodeagent.Serve(c.Context, *cfg))
 }

@@ -1,14 +1,11 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/urfave/cli/v2"
 
@@ -244,82 +241,20 @@ func runRebuild(c *cli.Context) error {
 		err = werr
 	}
 	if rep != nil {
-		writeWarnings(c.App.ErrWriter, rep.Warnings)
-	}
-	if errors.As(err, new(*rebuild.StrictFailure)) && rep != nil {
-		if werr := writeAuditResult(c.App.Writer, o.output, rep); werr != nil {
-			return werr
-		}
+		rebuild.WriteWarnings(c.App.ErrWriter, rep.Warnings)
 	}
 	var mm *audit.MismatchError
-	if errors.As(err, &mm) && rep != nil {
-		if werr := writeAuditResult(c.App.Writer, o.output, rep); werr != nil {
+	if rep != nil && (errors.As(err, new(*rebuild.StrictFailure)) || errors.As(err, &mm)) {
+		if werr := writeOutput(c.App.Writer, o.output, rep); werr != nil {
 			return werr
 		}
-		if o.output == "text" && mm.Report != nil {
-			fmt.Fprintln(c.App.ErrWriter, "\nwhat differs between the published image (a) and the rebuild (b):")
-			_ = mm.Report.WriteText(c.App.ErrWriter)
-		}
+	}
+	if mm != nil && o.output == "text" && mm.Report != nil {
+		fmt.Fprintln(c.App.ErrWriter, "\nwhat differs between the published image (a) and the rebuild (b):")
+		_ = mm.Report.WriteText(c.App.ErrWriter)
 	}
 	if err != nil {
 		return err
 	}
-	return writeAuditResult(c.App.Writer, o.output, rep)
-}
-
-func writeAuditResult(w io.Writer, format string, out *audit.Report) error {
-	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "image\t%s\n", out.Image)
-	if out.ResolvedFrom != "" {
-		fmt.Fprintf(tw, "resolved from\t%s\n", out.ResolvedFrom)
-	}
-	fmt.Fprintf(tw, "provenance\tverified, signed by %s, builder %s\n", out.Provenance.Signer, out.Provenance.BuilderID)
-	switch {
-	case out.Source.Repository != "":
-		fmt.Fprintf(tw, "source\tcommit %s, cloned from %s\n", out.Source.Commit, out.Source.Repository)
-	case out.Source.Commit != "":
-		fmt.Fprintf(tw, "source\tcommit %s, checkout %s\n", out.Source.Commit, out.Source.Dir)
-	default:
-		fmt.Fprintf(tw, "source\ttree %s\n", out.Source.Dir)
-	}
-	fmt.Fprintf(tw, "digest\t%s\n", out.Digest)
-	fmt.Fprintf(tw, "rebuilt digest\t%s\n", out.RebuiltDigest)
-	fmt.Fprintf(tw, "reproduction\t%s\n", out.Reproduction)
-	fmt.Fprintf(tw, "oci-layout\t%s\n", out.OCILayout)
-	fmt.Fprintf(tw, "rebuilder\t%s (buildkit %s, %s)\n", out.RebuilderID, out.Rebuilder.BuildKitVersion, out.Rebuilder.Runc)
-	for i, v := range out.Variations {
-		label := ""
-		if i == 0 {
-			label = "variations"
-		}
-		fmt.Fprintf(tw, "%s\t%s\n", label, v)
-	}
-	fmt.Fprintf(tw, "strict variations\t%s\n", out.StrictVariations)
-	if len(out.Warnings) > 0 {
-		fmt.Fprintf(tw, "warnings\t%d (on stderr)\n", len(out.Warnings))
-	}
-	if v := out.Verdict; v != nil {
-		if v.Method == "none" {
-			fmt.Fprintf(tw, "verdict\tnot signed (use --sign keyless or --sign key=FILE)\n")
-		} else {
-			fmt.Fprintf(tw, "verdict\tsigned %s as %s\n", v.Method, v.Identity)
-		}
-		for _, f := range v.Files {
-			fmt.Fprintf(tw, "\t%s\n", f)
-		}
-		if v.Push != nil {
-			for _, r := range v.Push.Referrers {
-				fmt.Fprintf(tw, "pushed\t%s@%s as referrer %s (%s)\n", v.Push.Repository, v.Push.Digest, r.Digest, v.Push.ReferrersMode)
-			}
-		}
-	} else if !out.Reproducible {
-		fmt.Fprintf(tw, "verdict\tnone: not reproduced\n")
-	}
-	fmt.Fprintf(tw, "duration\t%.1fs\n", out.DurationSeconds)
-	return tw.Flush()
+	return writeOutput(c.App.Writer, o.output, rep)
 }

@@ -367,7 +367,7 @@ func runReleaseAdd(c *cli.Context) error {
 		return releaseError(err)
 	}
 	if c.String("output") == "json" {
-		return writeAttestJSON(c.App.Writer, done)
+		return writeJSON(c.App.Writer, done)
 	}
 	fmt.Fprintf(c.App.Writer, "released %s as %s (provenance %s), signed by %s; index version %d\n", done.Path(), done.Digest, orNone(done.Provenance), done.Role, r.Version())
 	return nil

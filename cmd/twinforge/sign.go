@@ -114,10 +114,3 @@ func (o *signOptions) signer(c *cli.Context) (attest.Signer, error) {
 	}
 	return attest.NewSigner(c.Context, cfg)
 }
-
-func identityString(id verify.SignerIdentity) string {
-	if id.PublicKey != "" {
-		return "key " + id.PublicKey
-	}
-	return id.Subject + " (issuer " + id.Issuer + ")"
-}

@@ -2,16 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
-	"strings"
-	"text/tabwriter"
-	"time"
 
-	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/urfave/cli/v2"
 
@@ -181,7 +175,7 @@ func runVerify(c *cli.Context) error {
 			return releaseRefusal(c, o, ev, err)
 		}
 		// Only the provenance the release names counts.
-		if ev.Provenance, err = releasedProvenance(ev.Provenance, released); err != nil {
+		if ev.Provenance, err = release.ReleasedProvenance(ev.Provenance, released); err != nil {
 			return releaseRefusal(c, o, ev, err)
 		}
 	}
@@ -189,7 +183,7 @@ func runVerify(c *cli.Context) error {
 	var ve *verify.VerificationError
 	if errors.As(err, &ve) {
 		if o.output == "json" {
-			if werr := writeAttestJSON(c.App.Writer, verifyRefusal{Verified: false, Image: ev.Where, Digest: ev.Digest.String(), ResolvedFrom: ev.ResolvedFrom, Check: ve.Check, Error: ve.Err.Error()}); werr != nil {
+			if werr := writeJSON(c.App.Writer, evidence.NewRefusal(ev, ve.Check, ve.Err)); werr != nil {
 				return werr
 			}
 		}
@@ -198,7 +192,7 @@ func runVerify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return writeVerifyResult(c.App.Writer, o.output, verifyOutput{Verified: true, Image: ev.Where, ResolvedFrom: ev.ResolvedFrom, Policy: o.policyPath, RequiredVerdicts: policy.RequiredRebuildVerdicts(), Release: released, Result: res.Result})
+	return writeOutput(c.App.Writer, o.output, evidence.Report{Verified: true, Image: ev.Where, ResolvedFrom: ev.ResolvedFrom, Policy: o.policyPath, RequiredVerdicts: policy.RequiredRebuildVerdicts(), Release: released, Result: res.Result})
 }
 
 // releaseRefusal reports a refusal of the release index (exit 4) or a
@@ -209,137 +203,9 @@ func releaseRefusal(c *cli.Context, o *verifyOptions, ev *evidence.Evidence, err
 		return err
 	}
 	if o.output == "json" {
-		if werr := writeAttestJSON(c.App.Writer, verifyRefusal{Verified: false, Image: ev.Where, Digest: ev.Digest.String(), ResolvedFrom: ev.ResolvedFrom, Check: re.Check, Error: err.Error()}); werr != nil {
+		if werr := writeJSON(c.App.Writer, evidence.NewRefusal(ev, re.Check, err)); werr != nil {
 			return werr
 		}
 	}
 	return refused(fmt.Errorf("%s refused: %w", ev.Name(), err))
-}
-
-// releasedProvenance keeps the provenance bundles whose statement is the
-// one the release names.
-func releasedProvenance(provs []*bundle.Bundle, t *release.Target) ([]*bundle.Bundle, error) {
-	if t.Provenance == "" {
-		return provs, nil
-	}
-	var out []*bundle.Bundle
-	var seen []string
-	for _, b := range provs {
-		d, err := verify.StatementDigest(b)
-		if err != nil {
-			continue
-		}
-		if release.VerifyProvenance(t, d) == nil {
-			out = append(out, b)
-		} else {
-			seen = append(seen, d)
-		}
-	}
-	if len(out) == 0 {
-		if len(seen) == 0 {
-			seen = []string{"none"}
-		}
-		return nil, release.VerifyProvenance(t, strings.Join(seen, ", "))
-	}
-	return out, nil
-}
-
-type verifyOutput struct {
-	Verified bool   `json:"verified"`
-	Image    string `json:"image"`
-	// ResolvedFrom is the tag a registry image was named by.
-	ResolvedFrom string `json:"resolvedFrom,omitempty"`
-	Policy       string `json:"policy"`
-	// RequiredVerdicts is the policy's requireReproduced.count.
-	RequiredVerdicts int `json:"requiredRebuildVerdicts,omitempty"`
-	// Release is what the release index says, with --release-repo.
-	Release *release.Target `json:"release,omitempty"`
-	*verify.Result
-}
-
-type verifyRefusal struct {
-	Verified     bool   `json:"verified"`
-	Image        string `json:"image"`
-	Digest       string `json:"digest"`
-	ResolvedFrom string `json:"resolvedFrom,omitempty"`
-	Check        string `json:"check"`
-	Error        string `json:"error"`
-}
-
-func writeAttestJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-func writeVerifyResult(w io.Writer, format string, out verifyOutput) error {
-	if format == "json" {
-		return writeAttestJSON(w, out)
-	}
-	r := out.Result
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "verified\t%s\n", r.Digest)
-	fmt.Fprintf(tw, "image\t%s\n", out.Image)
-	if out.ResolvedFrom != "" {
-		fmt.Fprintf(tw, "resolved from\t%s\n", out.ResolvedFrom)
-	}
-	fmt.Fprintf(tw, "signer\t%s\n", r.Identity)
-	if r.ImageSigned {
-		fmt.Fprintf(tw, "image signature\tverified, %s\n", r.ImageIdentity)
-	} else {
-		fmt.Fprintf(tw, "image signature\tnone (the provenance signature binds the digest)\n")
-	}
-	for _, ts := range r.Timestamps {
-		fmt.Fprintf(tw, "signed at\t%s (%s %s)\n", ts.Time.UTC().Format(time.RFC3339), ts.Kind, ts.URI)
-	}
-	fmt.Fprintf(tw, "transparency log\t%d entr%s verified\n", r.TransparencyLogEntries, attestPlural(r.TransparencyLogEntries, "y", "ies"))
-	fmt.Fprintf(tw, "build type\t%s\n", r.BuildType)
-	fmt.Fprintf(tw, "builder\t%s\n", r.BuilderID)
-	if r.SourceRepository != "" {
-		fmt.Fprintf(tw, "source\t%s\n", attestJoin(" @ ", r.SourceRepository, r.SourceRef))
-	}
-	switch {
-	case r.Reproduced:
-		fmt.Fprintf(tw, "reproduced\tyes (rebuild %s)\n", r.RebuildDigest)
-	case r.RebuildDigest != "":
-		fmt.Fprintf(tw, "reproduced\tno (rebuild %s)\n", r.RebuildDigest)
-	default:
-		fmt.Fprintf(tw, "reproduced\tno (not rebuilt)\n")
-	}
-	if !r.FinishedOn.IsZero() {
-		fmt.Fprintf(tw, "built\t%s\n", r.FinishedOn.UTC().Format(time.RFC3339))
-	}
-	if out.RequiredVerdicts > 0 {
-		fmt.Fprintf(tw, "rebuild verdicts\t%d distinct trusted rebuilder%s reproduced it (policy requires %d)\n", len(r.ReproducedBy), attestPlural(len(r.ReproducedBy), "", "s"), out.RequiredVerdicts)
-		for _, v := range r.RebuildVerdicts {
-			if v.Counted {
-				fmt.Fprintf(tw, "reproduced by\t%s, %s at %s\n", v.Signer, v.RebuilderID, v.RebuiltOn.UTC().Format(time.RFC3339))
-			}
-		}
-	}
-	for _, sb := range r.SBOMs {
-		fmt.Fprintf(tw, "sbom\t%s, %d packages, signed by %s\n", sb.PredicateType, sb.Packages, sb.Signer)
-	}
-	if out.Release != nil {
-		fmt.Fprintf(tw, "released\t%s by %s (provenance %s)\n", out.Release.Path(), out.Release.Role, orNone(out.Release.Provenance))
-	}
-	fmt.Fprintf(tw, "policy\t%s\n", out.Policy)
-	return tw.Flush()
-}
-
-func attestPlural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
-
-func attestJoin(sep string, parts ...string) string {
-	var keep []string
-	for _, p := range parts {
-		if p != "" {
-			keep = append(keep, p)
-		}
-	}
-	return strings.Join(keep, sep)
 }

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/sigstore/sigstore-go/pkg/bundle"
 
 	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/distribute"
@@ -90,4 +92,34 @@ func Check(ctx context.Context, cfg ClientConfig, repository, tag, digest string
 func IsRefusal(err error) bool {
 	var re *Error
 	return errors.As(err, &re)
+}
+
+// ReleasedProvenance keeps the provenance bundles whose statement is the
+// one t names: only that provenance counts for a released image. It fails,
+// as VerifyProvenance does, when none is; with no provenance named it keeps
+// them all.
+func ReleasedProvenance(provs []*bundle.Bundle, t *Target) ([]*bundle.Bundle, error) {
+	if t.Provenance == "" {
+		return provs, nil
+	}
+	var out []*bundle.Bundle
+	var seen []string
+	for _, b := range provs {
+		d, err := verify.StatementDigest(b)
+		if err != nil {
+			continue
+		}
+		if VerifyProvenance(t, d) == nil {
+			out = append(out, b)
+		} else {
+			seen = append(seen, d)
+		}
+	}
+	if len(out) == 0 {
+		if len(seen) == 0 {
+			seen = []string{"none"}
+		}
+		return nil, VerifyProvenance(t, strings.Join(seen, ", "))
+	}
+	return out, nil
 }

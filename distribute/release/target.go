@@ -40,6 +40,15 @@ type Target struct {
 // Path is the target's TUF path.
 func (t *Target) Path() string { return TargetPath(t.Repository, t.Tag) }
 
+// ProvenanceName is the digest of the provenance statement released, or
+// "none".
+func (t *Target) ProvenanceName() string {
+	if t.Provenance == "" {
+		return "none"
+	}
+	return t.Provenance
+}
+
 // TargetPath is the TUF target path of a repository's tag.
 func TargetPath(repository, tag string) string { return repository + ":" + tag }
 
