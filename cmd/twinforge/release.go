@@ -1,16 +1,10 @@
 package main
 
 import (
-	"crypto"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -193,18 +187,6 @@ func openRepo(c *cli.Context, extra ...release.Option) (*release.Repository, err
 	return release.Open(c.String("repo"), append(repoOptions(c), extra...)...)
 }
 
-func loadKeys(flag string, files []string) ([]*release.Key, error) {
-	var keys []*release.Key
-	for _, f := range files {
-		k, err := release.LoadKey(f)
-		if err != nil {
-			return nil, usageErrorf("--%s: %w", flag, err)
-		}
-		keys = append(keys, k)
-	}
-	return keys, nil
-}
-
 func runReleaseKeygen(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usageErrorf("release keygen takes one FILE")
@@ -221,27 +203,14 @@ func runReleaseInit(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usageErrorf("release init takes one DIR")
 	}
-	cfg := release.InitConfig{RootThreshold: c.Int("threshold")}
-	for _, f := range c.StringSlice("root-keys") {
-		k, err := release.LoadKey(f)
-		if errors.Is(err, os.ErrNotExist) {
-			if k, err = release.GenerateKey(f); err == nil {
-				fmt.Fprintf(c.App.Writer, "generated root key %s (key id %s): keep it offline\n", f, k.ID())
-			}
-		}
-		if err != nil {
-			return usageErrorf("--root-keys: %w", err)
-		}
-		cfg.RootKeys = append(cfg.RootKeys, k)
-	}
-	for flag, dst := range map[string]**release.Key{"targets-key": &cfg.TargetsKey, "snapshot-key": &cfg.SnapshotKey, "timestamp-key": &cfg.TimestampKey} {
-		if f := c.String(flag); f != "" {
-			k, err := release.LoadKey(f)
-			if err != nil {
-				return usageErrorf("--%s: %w", flag, err)
-			}
-			*dst = k
-		}
+	cfg, err := release.InitKeyFiles{
+		RootKeys: c.StringSlice("root-keys"), RootThreshold: c.Int("threshold"),
+		TargetsKey: c.String("targets-key"), SnapshotKey: c.String("snapshot-key"), TimestampKey: c.String("timestamp-key"),
+	}.Config(func(k *release.Key) {
+		fmt.Fprintf(c.App.Writer, "generated root key %s (key id %s): keep it offline\n", k.Path, k.ID())
+	})
+	if err != nil {
+		return err
 	}
 	r, err := release.Init(c.Args().First(), cfg, repoOptions(c)...)
 	if err != nil {
@@ -255,13 +224,9 @@ func runReleaseTeamAdd(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usageErrorf("release team add takes one TEAM")
 	}
-	var pubs []crypto.PublicKey
-	for _, f := range c.StringSlice("key") {
-		pub, err := release.LoadPublicKey(f)
-		if err != nil {
-			return usageErrorf("--key: %w", err)
-		}
-		pubs = append(pubs, pub)
+	pubs, err := release.LoadPublicKeys("key", c.StringSlice("key"))
+	if err != nil {
+		return err
 	}
 	r, err := openRepo(c)
 	if err != nil {
@@ -317,7 +282,7 @@ func runReleaseTeamSign(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usageErrorf("release team sign takes one TEAM")
 	}
-	keys, err := loadKeys("key", c.StringSlice("key"))
+	keys, err := release.LoadKeys("key", c.StringSlice("key"))
 	if err != nil {
 		return err
 	}
@@ -347,7 +312,7 @@ func runReleaseAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	keys, err := loadKeys("key", c.StringSlice("key"))
+	keys, err := release.LoadKeys("key", c.StringSlice("key"))
 	if err != nil {
 		return err
 	}
@@ -369,102 +334,27 @@ func runReleaseAdd(c *cli.Context) error {
 	if c.String("output") == "json" {
 		return writeJSON(c.App.Writer, done)
 	}
-	fmt.Fprintf(c.App.Writer, "released %s as %s (provenance %s), signed by %s; index version %d\n", done.Path(), done.Digest, orNone(done.Provenance), done.Role, r.Version())
+	fmt.Fprintf(c.App.Writer, "released %s as %s (provenance %s), signed by %s; index version %d\n", done.Path(), done.Digest, done.ProvenanceName(), done.Role, r.Version())
 	return nil
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
-}
-
-// roleValues parses repeated ROLE=VALUE flags.
-func roleValues(flag string, values []string) (map[string][]string, error) {
-	out := map[string][]string{}
-	for _, v := range values {
-		role, val, ok := strings.Cut(v, "=")
-		if !ok || role == "" || val == "" {
-			return nil, usageErrorf("--%s %q: want ROLE=VALUE", flag, v)
-		}
-		out[role] = append(out[role], val)
-	}
-	return out, nil
 }
 
 func runReleaseRotateRoot(c *cli.Context) error {
-	rootKeys, err := loadKeys("root-keys", c.StringSlice("root-keys"))
+	plan, err := release.RootRotation{
+		RootKeys: c.StringSlice("root-keys"), AddKeys: c.StringSlice("add-key"),
+		RemoveKeys: c.StringSlice("remove-key"), Thresholds: c.StringSlice("threshold"),
+	}.Plan()
 	if err != nil {
 		return err
 	}
-	adds, err := roleValues("add-key", c.StringSlice("add-key"))
+	r, err := openRepo(c, plan.Options...)
 	if err != nil {
 		return err
 	}
-	removes, err := roleValues("remove-key", c.StringSlice("remove-key"))
-	if err != nil {
-		return err
-	}
-	ths, err := roleValues("threshold", c.StringSlice("threshold"))
-	if err != nil {
-		return err
-	}
-	change := release.RootChange{Add: map[string][]crypto.PublicKey{}, Remove: removes, Thresholds: map[string]int{}}
-	var extra []release.Option
-	newKeys := map[string]*release.Key{}
-	for role, files := range adds {
-		for _, f := range files {
-			pub, err := release.LoadPublicKey(f)
-			if err != nil {
-				return usageErrorf("--add-key %s=%s: %w", role, f, err)
-			}
-			change.Add[role] = append(change.Add[role], pub)
-			if role != "root" {
-				if k, err := release.LoadKey(f); err == nil {
-					newKeys[role] = k
-					extra = append(extra, release.WithRoleKey(role, k))
-				}
-			}
-		}
-	}
-	for role, vs := range ths {
-		n, err := strconv.Atoi(vs[len(vs)-1])
-		if err != nil {
-			return usageErrorf("--threshold %s=%s: want a number", role, vs[len(vs)-1])
-		}
-		change.Thresholds[role] = n
-	}
-	r, err := openRepo(c, extra...)
-	if err != nil {
-		return err
-	}
-	if err := r.RotateRoot(change, rootKeys); err != nil {
+	if err := plan.Apply(r); err != nil {
 		return releaseError(err)
-	}
-	for role, k := range newKeys {
-		if err := replaceKeyFile(filepath.Join(r.Dir(), release.KeysDir, role+".pem"), k.Path); err != nil {
-			return fmt.Errorf("root v%d is written; storing the new %s key failed, copy %s to %s by hand: %w", r.RootVersion(), role, k.Path, filepath.Join(r.Dir(), release.KeysDir, role+".pem"), err)
-		}
 	}
 	fmt.Fprintf(c.App.Writer, "wrote root v%d; index version %d\n", r.RootVersion(), r.Version())
 	return nil
-}
-
-// replaceKeyFile copies a private key over the repository's key file.
-func replaceKeyFile(dst, src string) error {
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
-		return err
-	}
-	tmp := dst + ".new"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, dst)
 }
 
 func runReleaseRefresh(c *cli.Context) error {
@@ -527,36 +417,5 @@ func runReleaseList(c *cli.Context) error {
 	if err != nil {
 		return releaseError(err)
 	}
-	return writeReleaseList(c.App.Writer, c.String("output"), ix)
-}
-
-func writeReleaseList(w io.Writer, format string, ix *release.Index) error {
-	targets := ix.Targets(time.Now())
-	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			*release.Index
-			Expires  time.Time         `json:"expires"`
-			Releases []*release.Target `json:"releases"`
-			Problems []release.Problem `json:"problems,omitempty"`
-		}{ix, ix.Expires(), targets, ix.Problems()})
-	}
-	fmt.Fprintln(w, ix)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RELEASE\tDIGEST\tPROVENANCE\tSIGNED BY")
-	for _, t := range targets {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Path(), t.Digest, orNone(t.Provenance), t.Role)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	for _, p := range ix.Problems() {
-		if p.Error != "" {
-			fmt.Fprintf(w, "refused role %s: %s\n", p.Role, p.Error)
-		} else {
-			fmt.Fprintf(w, "refused role %s: lists %s outside its delegation\n", p.Role, strings.Join(p.Outside, ", "))
-		}
-	}
-	return nil
+	return writeOutput(c.App.Writer, c.String("output"), ix.Listing(time.Now()))
 }

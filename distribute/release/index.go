@@ -2,8 +2,10 @@ package release
 
 import (
 	"fmt"
+	"io"
 	"sort"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -218,4 +220,40 @@ func sortTargets(ts []*Target) {
 // String summarises the index.
 func (ix *Index) String() string {
 	return fmt.Sprintf("release index %s (root v%d, snapshot v%d, expires %s)", ix.URL, ix.RootVersion, ix.SnapshotVersion, ix.expires.UTC().Format(time.RFC3339))
+}
+
+// Listing is an index as `twinforge release list --output json` prints
+// it: its versions, expiry, releases and refused roles.
+type Listing struct {
+	*Index
+	Expires  time.Time `json:"expires"`
+	Releases []*Target `json:"releases"`
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// Listing lists the releases of ix in force at now.
+func (ix *Index) Listing(now time.Time) Listing {
+	return Listing{ix, ix.Expires(), ix.Targets(now), ix.Problems()}
+}
+
+// WriteText writes the listing as the table `twinforge release list`
+// prints, then the refused roles.
+func (l Listing) WriteText(w io.Writer) error {
+	fmt.Fprintln(w, l.Index)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RELEASE\tDIGEST\tPROVENANCE\tSIGNED BY")
+	for _, t := range l.Releases {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Path(), t.Digest, t.ProvenanceName(), t.Role)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, p := range l.Problems {
+		if p.Error != "" {
+			fmt.Fprintf(w, "refused role %s: %s\n", p.Role, p.Error)
+		} else {
+			fmt.Fprintf(w, "refused role %s: lists %s outside its delegation\n", p.Role, strings.Join(p.Outside, ", "))
+		}
+	}
+	return nil
 }
