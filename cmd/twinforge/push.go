@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 
@@ -165,24 +163,5 @@ func runPush(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	return writePushResult(c.App.Writer, o.output, res)
-}
-
-func writePushResult(w io.Writer, output string, res *distribute.PushResult) error {
-	if output == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
-	}
-	fmt.Fprintf(w, "pushed     %s\n", res.Reference())
-	if res.Tag != "" {
-		fmt.Fprintf(w, "tag        %s (moved after verification)\n", res.Tag)
-	}
-	for _, r := range res.Referrers {
-		fmt.Fprintf(w, "referrer   %s %s\n", r.Digest, r.ArtifactType)
-	}
-	if res.ReferrersMode != "" {
-		fmt.Fprintf(w, "referrers  listed by %s\n", res.ReferrersMode)
-	}
-	return nil
+	return writeOutput(c.App.Writer, o.output, res)
 }

@@ -1,15 +1,10 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"text/tabwriter"
 
 	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/distribute"
@@ -135,99 +130,10 @@ func runReplicate(c *cli.Context) error {
 			err = errors.Join(err, ierr)
 		}
 	}
-	if werr := writeReplicateResults(c.App.Writer, o.output, results, index); werr != nil {
+	if werr := writeOutput(c.App.Writer, o.output, release.ReplicationReport{Images: results, Index: index}); werr != nil {
 		return werr
 	}
 	// Failed destinations exit 1, whatever the reason; the table and the
 	// error say which and why.
 	return err
-}
-
-// replicateOutput is one destination in --output json.
-type replicateOutput struct {
-	Destination   string   `json:"destination"`
-	Digest        string   `json:"digest,omitempty"`
-	Referrers     []string `json:"referrers"`
-	ReferrersMode string   `json:"referrersMode,omitempty"`
-	Status        string   `json:"status"`
-	Error         string   `json:"error,omitempty"`
-	DurationMs    int64    `json:"durationMs"`
-}
-
-func status(r distribute.DestResult) string {
-	switch {
-	case r.Err != nil:
-		return "failed"
-	case r.Skipped:
-		return "present"
-	}
-	return "copied"
-}
-
-func writeReplicateResults(w io.Writer, output string, results []distribute.DestResult, index []release.ReplicaResult) error {
-	if output == "json" && index != nil {
-		return writeReplicateJSON(w, results, index)
-	}
-	if output == "json" {
-		out := make([]replicateOutput, 0, len(results))
-		for _, r := range results {
-			o := replicateOutput{
-				Destination:   r.Repository.String(),
-				Digest:        r.Digest.String(),
-				Referrers:     hashStrings(r.Referrers),
-				ReferrersMode: string(r.ReferrersMode),
-				Status:        status(r),
-				DurationMs:    r.Duration.Milliseconds(),
-			}
-			if o.Referrers == nil {
-				o.Referrers = []string{}
-			}
-			if r.Err != nil {
-				o.Error = r.Err.Error()
-			}
-			out = append(out, o)
-		}
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DESTINATION\tDIGEST\tREFERRERS\tSTATUS")
-	for _, r := range results {
-		digest, refs := r.Digest.String(), fmt.Sprint(len(r.Referrers))
-		if r.Err != nil {
-			digest, refs = "-", "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Repository, digest, refs, status(r))
-	}
-	for _, r := range index {
-		st, digest := "copied", r.Digest
-		if r.Error != "" {
-			st, digest = "failed", "-"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Ref, digest, "release index", st)
-	}
-	return tw.Flush()
-}
-
-// writeReplicateJSON is --output json with the release index copies.
-func writeReplicateJSON(w io.Writer, results []distribute.DestResult, index []release.ReplicaResult) error {
-	var buf bytes.Buffer
-	if err := writeReplicateResults(&buf, "json", results, nil); err != nil {
-		return err
-	}
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(struct {
-		Images       json.RawMessage         `json:"images"`
-		ReleaseIndex []release.ReplicaResult `json:"releaseIndex"`
-	}{buf.Bytes(), index})
-}
-
-func hashStrings(hs []v1.Hash) []string {
-	out := make([]string, 0, len(hs))
-	for _, h := range hs {
-		out = append(out, h.String())
-	}
-	return out
 }

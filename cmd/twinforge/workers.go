@@ -1,15 +1,10 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"sort"
 	"strings"
-	"text/tabwriter"
 
 	corev1 "k8s.io/api/core/v1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/urfave/cli/v2"
 
@@ -145,53 +140,10 @@ func runWorkersDeploy(c *cli.Context) error {
 			return err
 		}
 	}
-	return writeDeployment(c.App.Writer, c.String("output"), k, dep, c.Bool("dry-run"))
-}
-
-func writeDeployment(w io.Writer, format string, k kube.Cluster, dep *kube.Deployment, dryRun bool) error {
-	switch format {
-	case "yaml":
-		for _, obj := range dep.Objects {
-			b, err := yaml.Marshal(obj)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(w, "---\n%s", b)
-		}
-		return nil
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(struct {
-			Pool     string   `json:"pool"`
-			Workers  []string `json:"workers"`
-			Removed  []string `json:"removed"`
-			CertsDir string   `json:"certsDir"`
-			NewCA    bool     `json:"newCA"`
-			DryRun   bool     `json:"dryRun"`
-		}{k.String(), dep.Workers, orEmpty(dep.Removed), dep.CertsDir, dep.NewCA, dryRun})
+	if c.String("output") == "yaml" {
+		return dep.WriteYAML(c.App.Writer)
 	}
-	verb := "deployed"
-	if dryRun {
-		verb = "would deploy"
-	}
-	fmt.Fprintf(w, "%s %d workers of %s: %s\n", verb, len(dep.Workers), k, strings.Join(dep.Workers, ", "))
-	if len(dep.Removed) > 0 {
-		fmt.Fprintf(w, "removed: %s\n", strings.Join(dep.Removed, ", "))
-	}
-	ca := "CA kept in"
-	if dep.NewCA {
-		ca = "new CA in"
-	}
-	fmt.Fprintf(w, "%s %s\n", ca, dep.CertsDir)
-	return nil
-}
-
-func orEmpty(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
+	return writeOutput(c.App.Writer, c.String("output"), dep.Report(k, c.Bool("dry-run")))
 }
 
 func workersListCommand() *cli.Command {
@@ -213,31 +165,7 @@ func workersListCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if c.String("output") == "json" {
-				enc := json.NewEncoder(c.App.Writer)
-				enc.SetIndent("", "  ")
-				return enc.Encode(st)
-			}
-			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "WORKER\tNODE\tREADY\tBUILDING")
-			for _, w := range st.Workers {
-				ready := "yes"
-				if !w.Ready {
-					ready = "no: " + w.Reason
-				}
-				building := "-"
-				if w.Holder != "" {
-					building = w.Purpose + " (" + w.Holder + ")"
-				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", w.Name, or(w.Node, "-"), ready, building)
-			}
-			if err := tw.Flush(); err != nil {
-				return err
-			}
-			for i, p := range st.Waiting {
-				fmt.Fprintf(c.App.Writer, "waiting %d: %s\n", i+1, p)
-			}
-			return nil
+			return writeOutput(c.App.Writer, c.String("output"), st)
 		},
 	}
 }
@@ -309,24 +237,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			if c.String("output") == "json" {
-				enc := json.NewEncoder(c.App.Writer)
-				enc.SetIndent("", "  ")
-				return enc.Encode(f)
-			}
-			if f.NewCA {
-				fmt.Fprintf(c.App.Writer, "new CA %s (keep %s on this machine)\n", f.CA, workercert.CAKeyFile)
-			}
-			names := make([]string, 0, len(f.Certs))
-			for n := range f.Certs {
-				names = append(names, n)
-			}
-			sort.Strings(names)
-			tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-			for _, n := range names {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", n, f.Identities[n], f.Certs[n], f.Keys[n])
-			}
-			return tw.Flush()
+			return writeOutput(c.App.Writer, c.String("output"), f)
 		},
 	}
 }
