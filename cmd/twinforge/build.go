@@ -77,22 +77,9 @@ Examples:
 
 // buildOptions is what the build command's flags parse to.
 type buildOptions struct {
-	contextDir string
-	lockPath   string
-	ociLayout  string
-	tag        string
-	progress   string
-	output     string
-	noRebuild  bool
-	offset     time.Duration
-	shim       string
-	snapshot   string
-	strict     rebuild.Strictness
-	cacheScope string
-	cold       bool
-	daemon     daemonConfig
-	sign       *signOptions
-	vouch      *pipeline.Vouch
+	req              pipeline.Request
+	progress, output string
+	sign             *signOptions
 }
 
 func buildOptionsFrom(c *cli.Context) (*buildOptions, error) {
@@ -100,73 +87,65 @@ func buildOptionsFrom(c *cli.Context) (*buildOptions, error) {
 	if err != nil {
 		return nil, err
 	}
-	o := &buildOptions{
-		contextDir: ctxDir,
-		lockPath:   c.String("lock"),
-		ociLayout:  c.String("oci-layout"),
-		tag:        c.String("tag"),
-		progress:   c.String("progress"),
-		output:     c.String("output"),
-		noRebuild:  c.Bool("no-rebuild"),
-		offset:     c.Duration("rebuild-offset"),
-		shim:       c.String("runc-shim"),
-		snapshot:   c.String("rebuild-snapshotter"),
-		strict:     strictVariationsFrom(c),
-		cacheScope: c.String("cache-scope"),
-		cold:       c.Bool("cold"),
-	}
-	if o.daemon, err = daemonConfigFrom(c); err != nil {
+	o := &buildOptions{progress: c.String("progress"), output: c.String("output"), req: pipeline.Request{
+		ContextDir: ctxDir, LockPath: c.String("lock"), OCILayout: c.String("oci-layout"), Tag: c.String("tag"),
+		NoRebuild: c.Bool("no-rebuild"), StrictVariations: strictVariationsFrom(c), RebuildOffset: c.Duration("rebuild-offset"),
+		CacheScope: c.String("cache-scope"), Cold: c.Bool("cold"),
+	}}
+	if o.req.Daemons, err = daemonsFrom(c, c.String("rebuild-snapshotter")); err != nil {
 		return nil, err
 	}
 	if o.sign, err = signOptionsFrom(c); err != nil {
 		return nil, err
 	}
-	if o.vouch, err = vouchFrom(c, o.daemon.workers, o.sign); err != nil {
+	if o.req.Vouch, err = vouchFrom(c, o.req.Daemons.Workers, o.sign); err != nil {
 		return nil, err
 	}
+	o.req.BuilderID, o.req.SBOMFormats = o.sign.builderID, o.sign.sbomFormats
 	return o, o.validate()
 }
 
 func (o *buildOptions) validate() error {
+	r := &o.req
 	if err := oneOf("progress", o.progress, progressModes...); err != nil {
 		return usageError(err)
 	}
 	if err := oneOf("output", o.output, "text", "json"); err != nil {
 		return usageError(err)
 	}
-	if err := oneOf("rebuild-snapshotter", o.snapshot, "native", "overlayfs"); err != nil {
+	if err := oneOf("rebuild-snapshotter", r.Daemons.RebuildSnapshotter, "native", "overlayfs"); err != nil {
 		return usageError(err)
 	}
-	if o.offset < time.Second {
-		return usageErrorf("--rebuild-offset %v: the rebuild must start at least 1s later", o.offset)
+	if r.RebuildOffset < time.Second {
+		return usageErrorf("--rebuild-offset %v: the rebuild must start at least 1s later", r.RebuildOffset)
 	}
-	if o.noRebuild && o.strict != rebuild.StrictOff {
+	if r.NoRebuild && r.StrictVariations != rebuild.StrictOff {
 		return usageErrorf("--strict-variations needs the rebuild: drop --no-rebuild")
 	}
-	if w := o.daemon.workers; w != nil {
+	if w := r.Daemons.Workers; w != nil {
 		switch {
-		case o.noRebuild && w.Rebuild != "":
+		case r.NoRebuild && w.Rebuild != "":
 			return usageErrorf("--rebuilder needs the rebuild: drop --no-rebuild")
-		case o.strict != rebuild.StrictOff && !o.noRebuild:
+		case r.StrictVariations != rebuild.StrictOff && !r.NoRebuild:
 			return usageErrorf("--strict-variations needs a rebuild daemon twinforge starts with its runtime shim; a remote worker varies neither umask nor time zone: drop --strict-variations, or --rebuilder and --workers")
 		}
 	}
-	fi, err := os.Stat(o.contextDir)
+	fi, err := os.Stat(r.ContextDir)
 	if err != nil {
-		return usageErrorf("build context %s: %w", o.contextDir, errors.Unwrap(err))
+		return usageErrorf("build context %s: %w", r.ContextDir, errors.Unwrap(err))
 	}
 	if !fi.IsDir() {
-		return usageErrorf("build context %s is not a directory: give the directory holding the Dockerfile", o.contextDir)
+		return usageErrorf("build context %s is not a directory: give the directory holding the Dockerfile", r.ContextDir)
 	}
-	if o.lockPath == "" {
-		o.lockPath = filepath.Join(o.contextDir, hermetic.DefaultFileName)
+	if r.LockPath == "" {
+		r.LockPath = filepath.Join(r.ContextDir, hermetic.DefaultFileName)
 	}
-	if o.ociLayout == "" {
-		abs, err := filepath.Abs(o.contextDir)
+	if r.OCILayout == "" {
+		abs, err := filepath.Abs(r.ContextDir)
 		if err != nil {
 			return err
 		}
-		o.ociLayout = filepath.Join("out", filepath.Base(abs))
+		r.OCILayout = filepath.Join("out", filepath.Base(abs))
 	}
 	return nil
 }
@@ -176,19 +155,16 @@ func runBuild(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	signer, err := o.sign.signer(c)
-	if err != nil {
+	if o.req.Signer, err = o.sign.signer(c); err != nil {
 		return err
 	}
-	var pusher distribute.Pusher
 	if o.sign.push != nil {
-		if pusher, err = distribute.NewPusher(o.sign.push, o.sign.registry.options()...); err != nil {
+		if o.req.Pusher, err = distribute.NewPusher(o.sign.push, o.sign.registry.options()...); err != nil {
 			return err
 		}
 	}
-	daemons := o.daemon.daemons(o.shim, o.snapshot)
-	if w := daemons.Workers; w != nil {
-		w.Purpose = "build of " + or(o.tag, o.contextDir)
+	if w := o.req.Daemons.Workers; w != nil {
+		w.Purpose = "build of " + or(o.req.Tag, o.req.ContextDir)
 		if o.progress != "quiet" && o.progress != "rawjson" {
 			w.OnQueue = func(side string, s kube.QueueStatus) { fmt.Fprintf(c.App.ErrWriter, "%s: %s\n", side, s) }
 		}
@@ -197,24 +173,8 @@ func runBuild(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := pipeline.Run(c.Context, pipeline.Request{
-		Pusher:           pusher,
-		ContextDir:       o.contextDir,
-		LockPath:         o.lockPath,
-		OCILayout:        o.ociLayout,
-		Tag:              o.tag,
-		Daemons:          daemons,
-		NoRebuild:        o.noRebuild,
-		StrictVariations: o.strict,
-		CacheScope:       o.cacheScope,
-		Cold:             o.cold,
-		RebuildOffset:    o.offset,
-		Progress:         ch,
-		Signer:           signer,
-		Vouch:            o.vouch,
-		BuilderID:        o.sign.builderID,
-		SBOMFormats:      o.sign.sbomFormats,
-	})
+	o.req.Progress = ch
+	res, err := pipeline.Run(c.Context, o.req)
 	if werr := wait(); werr != nil && err == nil {
 		err = werr
 	}

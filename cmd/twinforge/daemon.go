@@ -1,10 +1,8 @@
 package main
 
 import (
-	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -58,60 +56,26 @@ func workerFlags() []cli.Flag {
 // The services and trusted root are the build's (--fulcio-url, --tsa-url,
 // --rekor-url, --trusted-root): public, unlike the credentials.
 func vouchFrom(c *cli.Context, workers *rebuild.Workers, sign *signOptions) (*pipeline.Vouch, error) {
-	method := c.String("rebuilder-sign")
-	if method == "" {
-		for _, f := range []string{"rebuilder-key-password-file", "rebuilder-identity-token-file"} {
-			if c.IsSet(f) {
-				return nil, usageErrorf("--%s applies to --rebuilder-sign only", f)
-			}
-		}
-		return nil, nil
-	}
-	if workers == nil || (workers.Rebuild == "" && workers.Pool == nil && workers.RebuildPool == nil) {
-		return nil, usageErrorf("--rebuilder-sign: the rebuilder vouches only for a rebuild on a worker of its own, another machine than the build's: give --rebuilder ADDR or --workers k8s://NAMESPACE")
-	}
-	if sign.method == "none" {
-		return nil, usageErrorf("--rebuilder-sign vouches for a signed provenance: give --sign keyless or --sign key=FILE")
-	}
-	v := &pipeline.Vouch{RebuilderID: c.String("rebuilder-id"), TrustedRoot: sign.trustedRoot, Stderr: c.App.ErrWriter}
-	switch {
-	case method == "keyless":
-		v.Signer = vouch.SignerFiles{IDTokenFile: c.String("rebuilder-identity-token-file"), FulcioURL: sign.fulcio, TSAURL: sign.tsa, RekorURL: sign.rekor}
-		if v.Signer.IDTokenFile == "" {
-			return nil, usageErrorf("--rebuilder-sign keyless needs the rebuilder's own token: --rebuilder-identity-token-file FILE (the builder's is never passed on)")
-		}
-		if c.IsSet("rebuilder-key-password-file") {
-			return nil, usageErrorf("--rebuilder-key-password-file applies to --rebuilder-sign key=FILE only")
-		}
-	case strings.HasPrefix(method, "key="):
-		v.Signer = vouch.SignerFiles{KeyPath: strings.TrimPrefix(method, "key="), KeyPasswordFile: c.String("rebuilder-key-password-file"), RekorURL: sign.rekor}
-		if c.IsSet("tsa-url") {
-			v.Signer.TSAURL = sign.tsa
-		}
-		if c.IsSet("rebuilder-identity-token-file") {
-			return nil, usageErrorf("--rebuilder-identity-token-file applies to --rebuilder-sign keyless only")
-		}
-		if sign.keyPath != "" && sameFile(sign.keyPath, v.Signer.KeyPath) {
-			return nil, usageErrorf("--rebuilder-sign key=%s is the builder's own key (--sign): a builder does not vouch for itself", v.Signer.KeyPath)
-		}
-	default:
-		return nil, usageErrorf("--rebuilder-sign %q: use key=FILE or keyless", method)
-	}
-	for _, f := range []string{v.Signer.KeyPath, v.Signer.KeyPasswordFile, v.Signer.IDTokenFile} {
-		if f == "" {
-			continue
-		}
-		if _, err := os.Stat(f); err != nil {
-			return nil, usageErrorf("--rebuilder-sign: %v", err)
-		}
+	v, err := pipeline.NewVouch(pipeline.VouchSettings{
+		Method: c.String("rebuilder-sign"), KeyPasswordFile: givenString(c, "rebuilder-key-password-file"),
+		IDTokenFile: givenString(c, "rebuilder-identity-token-file"), RebuilderID: c.String("rebuilder-id"), Stderr: c.App.ErrWriter,
+	}, workers, pipeline.BuildSigning{
+		Method: sign.method, KeyPath: sign.keyPath, FulcioURL: sign.fulcio, TSAURL: sign.tsa, RekorURL: sign.rekor,
+		TrustedRoot: sign.trustedRoot, TSAURLGiven: c.IsSet("tsa-url"),
+	})
+	if err != nil {
+		return nil, usageError(err)
 	}
 	return v, nil
 }
 
-func sameFile(a, b string) bool {
-	fa, err1 := os.Stat(a)
-	fb, err2 := os.Stat(b)
-	return err1 == nil && err2 == nil && os.SameFile(fa, fb)
+// givenString is a flag's value when it was given, nil otherwise.
+func givenString(c *cli.Context, name string) *string {
+	if !c.IsSet(name) {
+		return nil
+	}
+	v := c.String(name)
+	return &v
 }
 
 // defaultBinary prefers a program installed beside twinforge (make deps
@@ -126,113 +90,27 @@ func defaultBinary(name string) string {
 	return name
 }
 
-// daemonConfig is what daemonFlags parse to.
-type daemonConfig struct {
-	stateDir, buildkitd, runc string
-	keepState                 bool
-	remote                    string
-	tls                       isolation.TLS
-	// workers, when set, run the build and its rebuild on two machines.
-	workers *rebuild.Workers
-}
-
-func daemonConfigFrom(c *cli.Context) (daemonConfig, error) {
-	cfg := daemonConfig{
-		stateDir:  c.String("state-dir"),
-		buildkitd: c.String("buildkitd"),
-		runc:      c.String("runc"),
-		keepState: c.Bool("keep-state"),
-		remote:    c.String("builder"),
-		tls: isolation.TLS{
+// daemonsFrom reads daemonFlags and workerFlags: where the build and its
+// rebuild run, the rebuild on snapshotter.
+func daemonsFrom(c *cli.Context, snapshotter string) (rebuild.Daemons, error) {
+	d, err := rebuild.NewDaemons(rebuild.DaemonSettings{
+		StateDir: c.String("state-dir"), Buildkitd: c.String("buildkitd"), Runc: c.String("runc"), KeepState: c.Bool("keep-state"),
+		Logger: logger(), RuncShim: c.String("runc-shim"), RebuildSnapshotter: snapshotter,
+		Builder: c.String("builder"),
+		TLS: isolation.TLS{
 			CACert: c.String("tlscacert"), Cert: c.String("tlscert"), Key: c.String("tlskey"),
-			ServerName: c.String("tls-server-name"),
+			ServerName: c.String("tls-server-name"), Identity: c.String("builder-identity"),
 		},
-	}
-	if cfg.remote == "" && c.String("workers") == "" && (cfg.tls.CACert != "" || cfg.tls.Cert != "" || cfg.tls.Key != "") {
-		return cfg, usageErrorf("--tlscacert, --tlscert and --tlskey apply to a --builder daemon or --workers only")
-	}
-	cfg.tls.Identity = c.String("builder-identity")
-	if cfg.tls.Identity != "" && cfg.remote == "" {
-		return cfg, usageErrorf("--builder-identity applies to a --builder daemon only")
-	}
-	w, err := workersFrom(c, cfg)
+		Rebuilder: c.String("rebuilder"),
+		RebuilderTLS: rebuild.RebuilderTLS{
+			CACert: givenString(c, "rebuilder-tlscacert"), Cert: givenString(c, "rebuilder-tlscert"), Key: givenString(c, "rebuilder-tlskey"),
+			ServerName: givenString(c, "rebuilder-tls-server-name"), Identity: givenString(c, "rebuilder-identity"),
+		},
+		Pool: c.String("workers"), Kubeconfig: c.String("kubeconfig"), KubeContext: c.String("context"),
+		RebuilderCluster: c.String("rebuilder-cluster"), WorkerWait: c.Duration("worker-wait"),
+	})
 	if err != nil {
-		return cfg, err
+		return d, usageError(err)
 	}
-	cfg.workers = w
-	return cfg, nil
-}
-
-// workersFrom reads the flags that put the build and its rebuild on two
-// machines; nil when none is given.
-func workersFrom(c *cli.Context, cfg daemonConfig) (*rebuild.Workers, error) {
-	rebuilder, pool, other := c.String("rebuilder"), c.String("workers"), c.String("rebuilder-cluster")
-	for _, f := range []string{"rebuilder-tlscacert", "rebuilder-tlscert", "rebuilder-tlskey", "rebuilder-tls-server-name", "rebuilder-identity"} {
-		if c.IsSet(f) && rebuilder == "" {
-			return nil, usageErrorf("--%s applies to a --rebuilder daemon only", f)
-		}
-	}
-	if other != "" && pool == "" {
-		return nil, usageErrorf("--rebuilder-cluster rebuilds on the --workers pool of another cluster: give --workers k8s://NAMESPACE too")
-	}
-	if rebuilder == "" && pool == "" {
-		return nil, nil
-	}
-	w := &rebuild.Workers{Wait: c.Duration("worker-wait")}
-	if cfg.remote != "" {
-		tls := cfg.tls
-		w.Build, w.BuildTLS = cfg.remote, &tls
-	}
-	if rebuilder != "" {
-		tls := isolation.TLS{
-			CACert: or(c.String("rebuilder-tlscacert"), cfg.tls.CACert), Cert: or(c.String("rebuilder-tlscert"), cfg.tls.Cert),
-			Key: or(c.String("rebuilder-tlskey"), cfg.tls.Key), ServerName: c.String("rebuilder-tls-server-name"), Identity: c.String("rebuilder-identity"),
-		}
-		w.Rebuild, w.RebuildTLS = rebuilder, &tls
-	}
-	if pool != "" {
-		if w.Build != "" && w.Rebuild != "" {
-			return nil, usageErrorf("--workers lends nothing when both --builder and --rebuilder are given: drop one of them")
-		}
-		k, err := kube.ParseWorkers(pool)
-		if err != nil {
-			return nil, usageErrorf("--workers: %v", err)
-		}
-		k.Kubeconfig, k.Context = c.String("kubeconfig"), c.String("context")
-		w.Pool = &k
-		if other != "" {
-			rk, err := k.WithKubeconfig(other)
-			if err != nil {
-				return nil, usageErrorf("--rebuilder-cluster: %v", err)
-			}
-			w.RebuildPool = &rk
-		}
-		if cfg.remote == "" && cfg.tls.Cert != "" {
-			tls := cfg.tls
-			w.PoolTLS = &tls
-		}
-	}
-	return w, nil
-}
-
-// daemons are the daemons a build or rebuild runs on; shim and
-// snapshotter vary the rebuild's.
-func (cfg daemonConfig) daemons(shim, snapshotter string) rebuild.Daemons {
-	d := rebuild.Daemons{
-		StateDir: cfg.stateDir,
-		Options: []isolation.Option{
-			isolation.WithBuildkitd(cfg.buildkitd),
-			isolation.WithRunc(cfg.runc),
-			isolation.WithKeepState(cfg.keepState),
-			isolation.WithLogger(slog.Default()),
-		},
-		RuncShim:           shim,
-		RebuildSnapshotter: snapshotter,
-	}
-	if cfg.remote != "" {
-		tls := cfg.tls
-		d.Remote, d.TLS = cfg.remote, &tls
-	}
-	d.Workers = cfg.workers
-	return d
+	return d, nil
 }

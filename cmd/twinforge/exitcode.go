@@ -11,7 +11,6 @@ import (
 	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/builder"
 	"github.com/twinforge/twinforge/distribute"
-	"github.com/twinforge/twinforge/distribute/release"
 	"github.com/twinforge/twinforge/rebuild"
 	"github.com/twinforge/twinforge/rebuild/audit"
 	"github.com/twinforge/twinforge/rebuild/pipeline"
@@ -62,7 +61,7 @@ func exitCode(err error) int {
 	var ve *verify.VerificationError
 	switch {
 	case errors.Is(err, builder.ErrInvalidRequest), errors.Is(err, evidence.ErrInvalidRequest), errors.Is(err, distribute.ErrDigestRequired),
-		errors.As(err, new(*admission.ConfigError)), errors.As(err, new(*release.ConfigError)):
+		errors.As(err, new(*admission.ConfigError)):
 		// Settings the libraries check name the flag at fault.
 		return exitUsage
 	case errors.Is(err, rebuild.ErrNotReproducible):

@@ -114,23 +114,10 @@ func rebuildSignFlags() []cli.Flag {
 
 // rebuildOptions is what the rebuild command's flags parse to.
 type rebuildOptions struct {
-	image       string
-	provenance  string
-	digest      string
-	policyPath  string
-	trustedRoot string
-	source      string
-	images      map[string]string
-	ociLayout   string
-	rebuilderID string
-	verdict     string
-	pushVerdict bool
-	progress    string
-	output      string
-	shim        string
-	strict      rebuild.Strictness
-	daemon      daemonConfig
-	sign        *signOptions
+	req                                 audit.Request
+	provenance, policyPath, trustedRoot string
+	progress, output                    string
+	sign                                *signOptions
 }
 
 func rebuildOptionsFrom(c *cli.Context) (*rebuildOptions, error) {
@@ -138,35 +125,30 @@ func rebuildOptionsFrom(c *cli.Context) (*rebuildOptions, error) {
 		return nil, usageErrorf("rebuild takes at most one IMAGE, got %d arguments: %s", c.NArg(), strings.Join(c.Args().Slice(), " "))
 	}
 	o := &rebuildOptions{
-		image:       c.Args().First(),
-		provenance:  c.String("provenance"),
-		digest:      c.String("digest"),
-		policyPath:  c.String("policy"),
-		trustedRoot: c.String("trusted-root"),
-		source:      c.String("source"),
-		ociLayout:   c.String("oci-layout"),
-		rebuilderID: c.String("rebuilder-id"),
-		verdict:     c.String("verdict"),
-		pushVerdict: c.Bool("push-verdict"),
-		progress:    c.String("progress"),
-		output:      c.String("output"),
-		shim:        c.String("runc-shim"),
-		strict:      strictVariationsFrom(c),
+		provenance: c.String("provenance"), policyPath: c.String("policy"), trustedRoot: c.String("trusted-root"),
+		progress: c.String("progress"), output: c.String("output"),
+		req: audit.Request{
+			Image: c.Args().First(), Digest: c.String("digest"), Source: c.String("source"), OCILayout: c.String("oci-layout"),
+			RebuilderID: c.String("rebuilder-id"), VerdictFile: c.String("verdict"), PushVerdict: c.Bool("push-verdict"),
+			StrictVariations: strictVariationsFrom(c), KeepWork: c.Bool("keep-state"), Logger: logger(),
+		},
 	}
 	var err error
-	if o.images, err = parseImageMappings(c.StringSlice("image")); err != nil {
+	if o.req.Images, err = parseImageMappings(c.StringSlice("image")); err != nil {
 		return nil, usageError(err)
 	}
-	if o.daemon, err = daemonConfigFrom(c); err != nil {
+	if o.req.Daemons, err = daemonsFrom(c, ""); err != nil {
 		return nil, err
 	}
 	if o.sign, err = signOptionsFrom(c); err != nil {
 		return nil, err
 	}
+	o.req.RegistryOptions = o.sign.registry.options()
 	return o, o.validate()
 }
 
 func (o *rebuildOptions) validate() error {
+	r := &o.req
 	if err := oneOf("progress", o.progress, progressModes...); err != nil {
 		return usageError(err)
 	}
@@ -176,20 +158,20 @@ func (o *rebuildOptions) validate() error {
 	switch {
 	case o.policyPath == "":
 		return usageErrorf("--policy FILE is required: a provenance is rebuilt only once it verifies against a policy")
-	case o.image == "" && o.provenance == "":
+	case r.Image == "" && o.provenance == "":
 		return usageErrorf("missing IMAGE: give REGISTRY/REPOSITORY@sha256:..., an OCI layout, or --provenance FILE")
-	case o.digest != "" && !strings.HasPrefix(o.digest, "sha256:"):
-		return usageErrorf("--digest %q: want sha256:<hex>", o.digest)
-	case o.rebuilderID == "":
+	case r.Digest != "" && !strings.HasPrefix(r.Digest, "sha256:"):
+		return usageErrorf("--digest %q: want sha256:<hex>", r.Digest)
+	case r.RebuilderID == "":
 		return usageErrorf("--rebuilder-id must not be empty")
-	case o.sign.method == "none" && (o.verdict != "" || o.pushVerdict):
+	case o.sign.method == "none" && (r.VerdictFile != "" || r.PushVerdict):
 		return usageErrorf("--verdict and --push-verdict need a signed verdict: give --sign keyless or --sign key=FILE")
-	case o.pushVerdict && (o.image == "" || !evidence.LooksLikeReference(o.image)):
+	case r.PushVerdict && (r.Image == "" || !evidence.LooksLikeReference(r.Image)):
 		return usageErrorf("--push-verdict attaches the verdict to an image in a registry: give IMAGE as REGISTRY/REPOSITORY@sha256:...")
 	}
-	if o.source != "" {
-		if fi, err := os.Stat(o.source); err != nil || !fi.IsDir() {
-			return usageErrorf("--source %s: not a directory", o.source)
+	if r.Source != "" {
+		if fi, err := os.Stat(r.Source); err != nil || !fi.IsDir() {
+			return usageErrorf("--source %s: not a directory", r.Source)
 		}
 	}
 	return nil
@@ -200,18 +182,12 @@ func runRebuild(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	policy, err := verify.LoadPolicy(o.policyPath)
-	if err != nil {
+	req := &o.req
+	if req.Policy, err = verify.LoadPolicy(o.policyPath); err != nil {
 		return usageError(err)
 	}
-	if policy.NeedsTrustedRoot() && o.trustedRoot == "" {
+	if req.Policy.NeedsTrustedRoot() && o.trustedRoot == "" {
 		return usageErrorf("the policy trusts certificates, timestamps or a log: give --trusted-root FILE")
-	}
-	req := audit.Request{
-		Image: o.image, Digest: o.digest, Policy: policy, Source: o.source, Images: o.images,
-		OCILayout: o.ociLayout, RebuilderID: o.rebuilderID, Daemons: o.daemon.daemons(o.shim, ""), StrictVariations: o.strict,
-		KeepWork: o.daemon.keepState, VerdictFile: o.verdict, PushVerdict: o.pushVerdict,
-		RegistryOptions: o.sign.registry.options(), Logger: logger(),
 	}
 	if o.trustedRoot != "" {
 		if req.TrustedRoot, err = verify.LoadTrustedRoot(o.trustedRoot); err != nil {
@@ -236,7 +212,7 @@ func runRebuild(c *cli.Context) error {
 		return err
 	}
 	req.Progress = ch
-	rep, err := audit.Run(c.Context, req)
+	rep, err := audit.Run(c.Context, *req)
 	if werr := wait(); werr != nil && err == nil {
 		err = werr
 	}

@@ -210,7 +210,7 @@ func runReleaseInit(c *cli.Context) error {
 		fmt.Fprintf(c.App.Writer, "generated root key %s (key id %s): keep it offline\n", k.Path, k.ID())
 	})
 	if err != nil {
-		return err
+		return usageError(err)
 	}
 	r, err := release.Init(c.Args().First(), cfg, repoOptions(c)...)
 	if err != nil {
@@ -226,7 +226,7 @@ func runReleaseTeamAdd(c *cli.Context) error {
 	}
 	pubs, err := release.LoadPublicKeys("key", c.StringSlice("key"))
 	if err != nil {
-		return err
+		return usageError(err)
 	}
 	r, err := openRepo(c)
 	if err != nil {
@@ -284,7 +284,7 @@ func runReleaseTeamSign(c *cli.Context) error {
 	}
 	keys, err := release.LoadKeys("key", c.StringSlice("key"))
 	if err != nil {
-		return err
+		return usageError(err)
 	}
 	r, err := openRepo(c)
 	if err != nil {
@@ -314,7 +314,7 @@ func runReleaseAdd(c *cli.Context) error {
 	}
 	keys, err := release.LoadKeys("key", c.StringSlice("key"))
 	if err != nil {
-		return err
+		return usageError(err)
 	}
 	if c.String("team") != "" && len(keys) == 0 {
 		return usageErrorf("--team %s signs with the team's keys: give --key", c.String("team"))
@@ -344,7 +344,7 @@ func runReleaseRotateRoot(c *cli.Context) error {
 		RemoveKeys: c.StringSlice("remove-key"), Thresholds: c.StringSlice("threshold"),
 	}.Plan()
 	if err != nil {
-		return err
+		return usageError(err)
 	}
 	r, err := openRepo(c, plan.Options...)
 	if err != nil {

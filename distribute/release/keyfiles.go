@@ -10,46 +10,32 @@ import (
 	"strings"
 )
 
-// ConfigError is a setting of a release command that cannot work: a key
-// file that does not load, a malformed ROLE=VALUE. Setting names the
-// command-line flag at fault (without dashes) and the message names it as
-// `twinforge release` spells it, so the CLI reports it as a usage error.
-type ConfigError struct {
-	Setting string
-	Err     error
-}
-
-func (e *ConfigError) Error() string { return e.Err.Error() }
-func (e *ConfigError) Unwrap() error { return e.Err }
-
-func configErrorf(setting, format string, args ...any) error {
-	return &ConfigError{Setting: setting, Err: fmt.Errorf(format, args...)}
+// settingErrorf is an error about a command's setting (a flag, named
+// without dashes): every error of LoadKeys, LoadPublicKeys,
+// InitKeyFiles.Config and RootRotation.Plan is one, which the CLI reports
+// as a usage error.
+func settingErrorf(setting, format string, args ...any) error {
+	return fmt.Errorf("--"+setting+format, args...)
 }
 
 // LoadKeys loads the private key files given as setting.
-func LoadKeys(setting string, files []string) ([]*Key, error) {
-	var keys []*Key
-	for _, f := range files {
-		k, err := LoadKey(f)
-		if err != nil {
-			return nil, configErrorf(setting, "--%s: %w", setting, err)
-		}
-		keys = append(keys, k)
-	}
-	return keys, nil
-}
+func LoadKeys(setting string, files []string) ([]*Key, error) { return loadAll(setting, files, LoadKey) }
 
 // LoadPublicKeys loads the public (or private) key files given as setting.
 func LoadPublicKeys(setting string, files []string) ([]crypto.PublicKey, error) {
-	var pubs []crypto.PublicKey
+	return loadAll(setting, files, LoadPublicKey)
+}
+
+func loadAll[T any](setting string, files []string, load func(string) (T, error)) ([]T, error) {
+	var out []T
 	for _, f := range files {
-		pub, err := LoadPublicKey(f)
+		v, err := load(f)
 		if err != nil {
-			return nil, configErrorf(setting, "--%s: %w", setting, err)
+			return nil, settingErrorf(setting, ": %w", err)
 		}
-		pubs = append(pubs, pub)
+		out = append(out, v)
 	}
-	return pubs, nil
+	return out, nil
 }
 
 // InitKeyFiles are the keys of a new index, by file.
@@ -75,7 +61,7 @@ func (f InitKeyFiles) Config(generated func(*Key)) (InitConfig, error) {
 			}
 		}
 		if err != nil {
-			return cfg, configErrorf("root-keys", "--root-keys: %w", err)
+			return cfg, settingErrorf("root-keys", ": %w", err)
 		}
 		cfg.RootKeys = append(cfg.RootKeys, k)
 	}
@@ -86,7 +72,7 @@ func (f InitKeyFiles) Config(generated func(*Key)) (InitConfig, error) {
 		if dst.file != "" {
 			k, err := LoadKey(dst.file)
 			if err != nil {
-				return cfg, configErrorf(setting, "--%s: %w", setting, err)
+				return cfg, settingErrorf(setting, ": %w", err)
 			}
 			*dst.key = k
 		}
@@ -117,7 +103,7 @@ func roleValues(setting string, values []string) (map[string][]string, error) {
 	for _, v := range values {
 		role, val, ok := strings.Cut(v, "=")
 		if !ok || role == "" || val == "" {
-			return nil, configErrorf(setting, "--%s %q: want ROLE=VALUE", setting, v)
+			return nil, settingErrorf(setting, " %q: want ROLE=VALUE", v)
 		}
 		out[role] = append(out[role], val)
 	}
@@ -151,7 +137,7 @@ func (rr RootRotation) Plan() (*RotationPlan, error) {
 		for _, f := range files {
 			pub, err := LoadPublicKey(f)
 			if err != nil {
-				return nil, configErrorf("add-key", "--add-key %s=%s: %w", role, f, err)
+				return nil, settingErrorf("add-key", " %s=%s: %w", role, f, err)
 			}
 			p.Change.Add[role] = append(p.Change.Add[role], pub)
 			if role != "root" {
@@ -165,7 +151,7 @@ func (rr RootRotation) Plan() (*RotationPlan, error) {
 	for role, vs := range ths {
 		n, err := strconv.Atoi(vs[len(vs)-1])
 		if err != nil {
-			return nil, configErrorf("threshold", "--threshold %s=%s: want a number", role, vs[len(vs)-1])
+			return nil, settingErrorf("threshold", " %s=%s: want a number", role, vs[len(vs)-1])
 		}
 		p.Change.Thresholds[role] = n
 	}
