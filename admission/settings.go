@@ -1,10 +1,12 @@
 package admission
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/url"
 	"os"
@@ -383,4 +385,48 @@ func plural(n int) string {
 		return ""
 	}
 	return "s"
+}
+
+// ListenAndServe serves wh as s says: the webhook on Addr and, unless
+// MetricsAddr is empty, its monitoring endpoints on MetricsAddr, until ctx
+// ends (see Serve).
+func (s ServerSettings) ListenAndServe(ctx context.Context, wh Webhook, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", s.Addr, err)
+	}
+	cfg := ServeConfig{CertFile: s.CertFile, KeyFile: s.KeyFile, Logger: log, ShutdownTimeout: 15 * time.Second}
+	if s.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", s.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listening on %s: %w", s.MetricsAddr, err)
+		}
+		cfg.Monitoring = &MonitoringConfig{Listener: mln, Handler: wh.Monitoring(), TokenFile: s.MetricsTokenFile}
+	}
+	return Serve(ctx, ln, wh, cfg)
+}
+
+// WriteReports writes each report of a continuous re-verification (see
+// WithReverifyReports) to w as it comes, as text or one JSON line, until
+// ctx ends or reports is closed.
+func WriteReports(ctx context.Context, w io.Writer, asJSON bool, reports <-chan *ReverifyReport) error {
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case rep, ok := <-reports:
+			if !ok {
+				return nil
+			}
+			var err error
+			if asJSON {
+				err = rep.WriteJSONLine(w)
+			} else {
+				err = rep.WriteText(w, true)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
 }

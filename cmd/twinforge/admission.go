@@ -2,9 +2,7 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"time"
 
@@ -205,19 +203,7 @@ func runAdmissionServe(c *cli.Context) error {
 		return admissionUsage(err)
 	}
 	defer wh.Close()
-	ln, err := net.Listen("tcp", s.Addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", s.Addr, err)
-	}
-	cfg := admission.ServeConfig{CertFile: s.CertFile, KeyFile: s.KeyFile, Logger: log, ShutdownTimeout: 15 * time.Second}
-	if s.MetricsAddr != "" {
-		mln, err := net.Listen("tcp", s.MetricsAddr)
-		if err != nil {
-			return fmt.Errorf("listening on %s: %w", s.MetricsAddr, err)
-		}
-		cfg.Monitoring = &admission.MonitoringConfig{Listener: mln, Handler: wh.Monitoring(), TokenFile: s.MetricsTokenFile}
-	}
-	err = admission.Serve(c.Context, ln, wh, cfg)
+	err = s.ListenAndServe(c.Context, wh, log)
 	if errors.Is(err, admission.ErrMonitoringExposed) {
 		return usageError(err)
 	}
@@ -417,22 +403,5 @@ func runAdmissionReverify(c *cli.Context) error {
 		}
 		return nil
 	}
-	for {
-		select {
-		case <-c.Context.Done():
-			return nil
-		case rep, ok := <-reports:
-			if !ok {
-				return nil
-			}
-			if output == "json" {
-				err = rep.WriteJSONLine(c.App.Writer)
-			} else {
-				err = rep.WriteText(c.App.Writer, true)
-			}
-			if err != nil {
-				return err
-			}
-		}
-	}
+	return admission.WriteReports(c.Context, c.App.Writer, output == "json", reports)
 }

@@ -1,17 +1,11 @@
 package main
 
 import (
-	"context"
 	"errors"
-	"fmt"
-	"os"
 
-	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/attest/evidence"
-	"github.com/twinforge/twinforge/attest/verify"
-	"github.com/twinforge/twinforge/distribute/release"
 )
 
 func verifyCommand() *cli.Command {
@@ -69,143 +63,38 @@ Examples:
 	}
 }
 
-// verifyOptions is what the verify command's flags parse to.
-type verifyOptions struct {
-	image       string
-	policyPath  string
-	trustedRoot string
-	tufURL      string
-	tufRoot     string
-	tufCache    string
-	digest      string
-	output      string
-	registry    registryConfig
-	release     *release.ClientConfig
-}
-
-func verifyOptionsFrom(c *cli.Context) (*verifyOptions, error) {
-	if c.NArg() != 1 {
-		return nil, usageErrorf("verify takes one LAYOUT (an OCI layout directory written by twinforge build) or image reference (REGISTRY/REPOSITORY@sha256:...), got %d arguments", c.NArg())
-	}
-	o := &verifyOptions{
-		image:       c.Args().First(),
-		policyPath:  c.String("policy"),
-		trustedRoot: c.String("trusted-root"),
-		tufURL:      c.String("tuf-url"),
-		tufRoot:     c.String("tuf-root"),
-		tufCache:    c.String("tuf-cache"),
-		digest:      c.String("digest"),
-		output:      c.String("output"),
-	}
-	var err error
-	if o.registry, err = registryConfigFrom(c); err != nil {
-		return nil, err
-	}
-	if o.release, err = releaseReaderFrom(c, o.registry); err != nil {
-		return nil, err
-	}
-	return o, o.validate()
-}
-
-func (o *verifyOptions) validate() error {
-	if err := oneOf("output", o.output, "text", "json"); err != nil {
-		return usageError(err)
-	}
-	switch {
-	case o.trustedRoot != "" && o.tufURL != "":
-		return usageErrorf("give --trusted-root or --tuf-url, not both")
-	case o.tufURL != "" && o.tufRoot == "":
-		return usageErrorf("--tuf-url needs --tuf-root: the initial root.json to trust")
-	case o.tufURL == "" && (o.tufRoot != "" || o.tufCache != ""):
-		return usageErrorf("--tuf-root and --tuf-cache go with --tuf-url")
-	}
-	return nil
-}
-
-// trustedMaterial loads the trusted root the flags name; nil when none is
-// named.
-func (o *verifyOptions) trustedMaterial(ctx context.Context) (root.TrustedMaterial, error) {
-	switch {
-	case o.trustedRoot != "":
-		tr, err := verify.LoadTrustedRoot(o.trustedRoot)
-		if err != nil {
-			return nil, usageError(err)
-		}
-		return tr, nil
-	case o.tufURL != "":
-		initial, err := os.ReadFile(o.tufRoot)
-		if err != nil {
-			return nil, usageErrorf("--tuf-root: %w", err)
-		}
-		return verify.TrustedRootFromTUF(ctx, verify.TUFConfig{MetadataURL: o.tufURL, CacheDir: o.tufCache, InitialRoot: initial})
-	}
-	return nil, nil
-}
-
 func runVerify(c *cli.Context) error {
-	o, err := verifyOptionsFrom(c)
+	if c.NArg() != 1 {
+		return usageErrorf("verify takes one LAYOUT (an OCI layout directory written by twinforge build) or image reference (REGISTRY/REPOSITORY@sha256:...), got %d arguments", c.NArg())
+	}
+	rc, err := registryConfigFrom(c)
 	if err != nil {
 		return err
 	}
-	policy, err := verify.LoadPolicy(o.policyPath)
-	if err != nil {
+	check := evidence.Check{
+		Image: c.Args().First(), Digest: c.String("digest"), PolicyFile: c.String("policy"),
+		TrustedRootFile: c.String("trusted-root"), TUFURL: c.String("tuf-url"), TUFRootFile: c.String("tuf-root"), TUFCacheDir: c.String("tuf-cache"),
+		Registry: rc.options(),
+	}
+	if check.Release, err = releaseReaderFrom(c, rc); err != nil {
+		return err
+	}
+	output := c.String("output")
+	if err := oneOf("output", output, "text", "json"); err != nil {
 		return usageError(err)
 	}
-	if policy.NeedsTrustedRoot() && o.trustedRoot == "" && o.tufURL == "" {
-		return usageErrorf("the policy trusts certificates, timestamps or a log: give --trusted-root FILE or --tuf-url URL --tuf-root FILE")
-	}
-	src, err := evidence.Open(o.image, o.registry.options()...)
-	if err != nil {
-		return err
-	}
-	ev, err := src.Evidence(c.Context, o.digest)
-	if err != nil {
-		return err
-	}
-	tm, err := o.trustedMaterial(c.Context)
-	if err != nil {
-		return err
-	}
-	var released *release.Target
-	if o.release != nil {
-		if ev.Repository == "" {
-			return usageErrorf("--release-repo checks an image in a registry against the index; %s is an OCI layout", ev.Where)
-		}
-		if released, err = release.Check(c.Context, *o.release, ev.Repository, ev.Tag, ev.Digest.String()); err != nil {
-			return releaseRefusal(c, o, ev, err)
-		}
-		// Only the provenance the release names counts.
-		if ev.Provenance, err = release.ReleasedProvenance(ev.Provenance, released); err != nil {
-			return releaseRefusal(c, o, ev, err)
-		}
-	}
-	res, err := ev.Verify(c.Context, tm, policy)
-	var ve *verify.VerificationError
-	if errors.As(err, &ve) {
-		if o.output == "json" {
-			if werr := writeJSON(c.App.Writer, evidence.NewRefusal(ev, ve.Check, ve.Err)); werr != nil {
+	rep, err := check.Run(c.Context)
+	var rf *evidence.Refused
+	if errors.As(err, &rf) {
+		if output == "json" {
+			if werr := writeJSON(c.App.Writer, rf.Refusal); werr != nil {
 				return werr
 			}
 		}
-		return fmt.Errorf("%s refused: %w", ev.Name(), err)
+		return refused(err)
 	}
 	if err != nil {
 		return err
 	}
-	return writeOutput(c.App.Writer, o.output, evidence.Report{Verified: true, Image: ev.Where, ResolvedFrom: ev.ResolvedFrom, Policy: o.policyPath, RequiredVerdicts: policy.RequiredRebuildVerdicts(), Release: released, Result: res.Result})
-}
-
-// releaseRefusal reports a refusal of the release index (exit 4) or a
-// failure to read it (exit 1).
-func releaseRefusal(c *cli.Context, o *verifyOptions, ev *evidence.Evidence, err error) error {
-	var re *release.Error
-	if !errors.As(err, &re) {
-		return err
-	}
-	if o.output == "json" {
-		if werr := writeJSON(c.App.Writer, evidence.NewRefusal(ev, re.Check, err)); werr != nil {
-			return werr
-		}
-	}
-	return refused(fmt.Errorf("%s refused: %w", ev.Name(), err))
+	return writeOutput(c.App.Writer, output, rep)
 }
