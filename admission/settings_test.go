@@ -42,8 +42,12 @@ func TestServerSettingsOptions(t *testing.T) {
 		{"registry CA missing", func(s *ServerSettings) { s.Registry.CACertFile = "nope" }, "registry-ca-cert", "--registry-ca-cert nope: not a readable file"},
 		{"negative interval", func(s *ServerSettings) { s.Reverify.Interval = -time.Second }, "reverify-interval", "--reverify-interval -1s: want 0 (off) or more"},
 		{"kube without interval", func(s *ServerSettings) { s.Reverify.Kube.API = "https://x:1" }, "reverify-interval", "--kube-api, --kube-token-file, --kube-ca-file and --reverify-exempt-namespace need --reverify-interval"},
-		{"token without api", func(s *ServerSettings) { s.Reverify = ReverifySettings{Interval: time.Minute, Kube: KubeAccess{TokenFile: file}} }, "kube-api", "--kube-token-file and --kube-ca-file need --kube-api (without it, the pod's service account is used)"},
-		{"api without token", func(s *ServerSettings) { s.Reverify = ReverifySettings{Interval: time.Minute, Kube: KubeAccess{API: "https://x:1"}} }, "kube-token-file", "--kube-api needs --kube-token-file"},
+		{"token without api", func(s *ServerSettings) {
+			s.Reverify = ReverifySettings{Interval: time.Minute, Kube: KubeAccess{TokenFile: file}}
+		}, "kube-api", "--kube-token-file and --kube-ca-file need --kube-api (without it, the pod's service account is used)"},
+		{"api without token", func(s *ServerSettings) {
+			s.Reverify = ReverifySettings{Interval: time.Minute, Kube: KubeAccess{API: "https://x:1"}}
+		}, "kube-token-file", "--kube-api needs --kube-token-file"},
 		{"plain http api", func(s *ServerSettings) {
 			s.Reverify = ReverifySettings{Interval: time.Minute, Kube: KubeAccess{API: "http://x:1", TokenFile: file}}
 		}, "kube-api", `--kube-api "http://x:1": use https://HOST:PORT`},
