@@ -19,7 +19,9 @@ func settingErrorf(setting, format string, args ...any) error {
 }
 
 // LoadKeys loads the private key files given as setting.
-func LoadKeys(setting string, files []string) ([]*Key, error) { return loadAll(setting, files, LoadKey) }
+func LoadKeys(setting string, files []string) ([]*Key, error) {
+	return loadAll(setting, files, LoadKey)
+}
 
 // LoadPublicKeys loads the public (or private) key files given as setting.
 func LoadPublicKeys(setting string, files []string) ([]crypto.PublicKey, error) {
