@@ -187,6 +187,20 @@ func openRepo(c *cli.Context, extra ...release.Option) (*release.Repository, err
 	return release.Open(c.String("repo"), append(repoOptions(c), extra...)...)
 }
 
+// onRepo opens --repo (with extra options), runs op on it and prints what
+// done says; op's refusals exit 4.
+func onRepo(c *cli.Context, op func(*release.Repository) error, done func(*release.Repository) string, extra ...release.Option) error {
+	r, err := openRepo(c, extra...)
+	if err != nil {
+		return err
+	}
+	if err := op(r); err != nil {
+		return releaseError(err)
+	}
+	fmt.Fprintln(c.App.Writer, done(r))
+	return nil
+}
+
 func runReleaseKeygen(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usageErrorf("release keygen takes one FILE")
@@ -228,15 +242,10 @@ func runReleaseTeamAdd(c *cli.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
-	r, err := openRepo(c)
-	if err != nil {
-		return err
-	}
-	if err := r.AddTeam(c.Args().First(), pubs, c.Int("threshold"), c.StringSlice("paths")); err != nil {
-		return releaseError(err)
-	}
-	fmt.Fprintf(c.App.Writer, "team %s releases %s (%d of %d keys); index version %d\n", c.Args().First(), strings.Join(c.StringSlice("paths"), ", "), c.Int("threshold"), len(pubs), r.Version())
-	return nil
+	team, paths := c.Args().First(), c.StringSlice("paths")
+	return onRepo(c, func(r *release.Repository) error { return r.AddTeam(team, pubs, c.Int("threshold"), paths) }, func(r *release.Repository) string {
+		return fmt.Sprintf("team %s releases %s (%d of %d keys); index version %d", team, strings.Join(paths, ", "), c.Int("threshold"), len(pubs), r.Version())
+	})
 }
 
 func runReleaseTeamAddKey(c *cli.Context) error {
@@ -247,16 +256,10 @@ func runReleaseTeamAddKey(c *cli.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
-	r, err := openRepo(c)
-	if err != nil {
-		return err
-	}
-	if err := r.AddTeamKey(c.Args().First(), pub); err != nil {
-		return releaseError(err)
-	}
-	id, _ := release.KeyID(pub)
-	fmt.Fprintf(c.App.Writer, "team %s: added key %s; index version %d\n", c.Args().First(), id, r.Version())
-	return nil
+	return onRepo(c, func(r *release.Repository) error { return r.AddTeamKey(c.Args().First(), pub) }, func(r *release.Repository) string {
+		id, _ := release.KeyID(pub)
+		return fmt.Sprintf("team %s: added key %s; index version %d", c.Args().First(), id, r.Version())
+	})
 }
 
 func runReleaseTeamRevoke(c *cli.Context) error {
@@ -267,15 +270,9 @@ func runReleaseTeamRevoke(c *cli.Context) error {
 	if pub, err := release.LoadPublicKey(id); err == nil {
 		id, _ = release.KeyID(pub)
 	}
-	r, err := openRepo(c)
-	if err != nil {
-		return err
-	}
-	if err := r.RevokeTeamKey(c.Args().First(), id); err != nil {
-		return releaseError(err)
-	}
-	fmt.Fprintf(c.App.Writer, "team %s: revoked key %s; its releases are refused until signed again (release team sign); index version %d\n", c.Args().First(), id, r.Version())
-	return nil
+	return onRepo(c, func(r *release.Repository) error { return r.RevokeTeamKey(c.Args().First(), id) }, func(r *release.Repository) string {
+		return fmt.Sprintf("team %s: revoked key %s; its releases are refused until signed again (release team sign); index version %d", c.Args().First(), id, r.Version())
+	})
 }
 
 func runReleaseTeamSign(c *cli.Context) error {
@@ -286,15 +283,9 @@ func runReleaseTeamSign(c *cli.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
-	r, err := openRepo(c)
-	if err != nil {
-		return err
-	}
-	if err := r.SignTeam(c.Args().First(), keys); err != nil {
-		return releaseError(err)
-	}
-	fmt.Fprintf(c.App.Writer, "team %s: releases signed again; index version %d\n", c.Args().First(), r.Version())
-	return nil
+	return onRepo(c, func(r *release.Repository) error { return r.SignTeam(c.Args().First(), keys) }, func(r *release.Repository) string {
+		return fmt.Sprintf("team %s: releases signed again; index version %d", c.Args().First(), r.Version())
+	})
 }
 
 func runReleaseAdd(c *cli.Context) error {
@@ -346,27 +337,13 @@ func runReleaseRotateRoot(c *cli.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
-	r, err := openRepo(c, plan.Options...)
-	if err != nil {
-		return err
-	}
-	if err := plan.Apply(r); err != nil {
-		return releaseError(err)
-	}
-	fmt.Fprintf(c.App.Writer, "wrote root v%d; index version %d\n", r.RootVersion(), r.Version())
-	return nil
+	return onRepo(c, plan.Apply, func(r *release.Repository) string {
+		return fmt.Sprintf("wrote root v%d; index version %d", r.RootVersion(), r.Version())
+	}, plan.Options...)
 }
 
 func runReleaseRefresh(c *cli.Context) error {
-	r, err := openRepo(c)
-	if err != nil {
-		return err
-	}
-	if err := r.Refresh(); err != nil {
-		return releaseError(err)
-	}
-	fmt.Fprintf(c.App.Writer, "index version %d signed again\n", r.Version())
-	return nil
+	return onRepo(c, (*release.Repository).Refresh, func(r *release.Repository) string { return fmt.Sprintf("index version %d signed again", r.Version()) })
 }
 
 func runReleasePush(c *cli.Context) error {
