@@ -155,7 +155,7 @@ func runBuild(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if o.req.Signer, err = o.sign.signer(c); err != nil {
+	if o.req.Signer, err = o.sign.NewSigner(c.Context); err != nil {
 		return err
 	}
 	if o.sign.push != nil {

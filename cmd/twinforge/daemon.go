@@ -59,10 +59,7 @@ func vouchFrom(c *cli.Context, workers *rebuild.Workers, sign *signOptions) (*pi
 	v, err := pipeline.NewVouch(pipeline.VouchSettings{
 		Method: c.String("rebuilder-sign"), KeyPasswordFile: givenString(c, "rebuilder-key-password-file"),
 		IDTokenFile: givenString(c, "rebuilder-identity-token-file"), RebuilderID: c.String("rebuilder-id"), Stderr: c.App.ErrWriter,
-	}, workers, pipeline.BuildSigning{
-		Method: sign.method, KeyPath: sign.keyPath, FulcioURL: sign.fulcio, TSAURL: sign.tsa, RekorURL: sign.rekor,
-		TrustedRoot: sign.trustedRoot, TSAURLGiven: c.IsSet("tsa-url"),
-	})
+	}, workers, sign.SignSettings)
 	if err != nil {
 		return nil, usageError(err)
 	}

@@ -204,7 +204,7 @@ func runRebuild(c *cli.Context) error {
 		}
 		req.ProvenanceName = o.provenance
 	}
-	if req.Signer, err = o.sign.signer(c); err != nil {
+	if req.Signer, err = o.sign.NewSigner(c.Context); err != nil {
 		return err
 	}
 	ch, wait, err := progressDisplay(c.Context, c.App.ErrWriter, o.progress)

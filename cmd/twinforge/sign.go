@@ -2,14 +2,12 @@ package main
 
 import (
 	"os"
-	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/attest"
 	"github.com/twinforge/twinforge/attest/sbom"
-	"github.com/twinforge/twinforge/attest/verify"
 )
 
 // signFlags choose how a build is attested and where it is published.
@@ -31,39 +29,29 @@ func signFlags() []cli.Flag {
 }
 
 type signOptions struct {
-	method, keyPath            string
-	token, tokenFile           string
-	fulcio, tsa, rekor         string
-	trustedRoot                string
-	builderID                  string
-	push                       name.Reference
-	registry                   registryConfig
-	explicitSign, explicitPush bool
-	sbomFormats                []string
+	attest.SignSettings
+	method      string
+	builderID   string
+	push        name.Reference
+	registry    registryConfig
+	sbomFormats []string
 }
 
 func signOptionsFrom(c *cli.Context) (*signOptions, error) {
-	o := &signOptions{
-		token: c.String("identity-token"), tokenFile: c.String("identity-token-file"), fulcio: c.String("fulcio-url"), tsa: c.String("tsa-url"),
-		rekor: c.String("rekor-url"), trustedRoot: c.String("trusted-root"), builderID: c.String("builder-id"),
-		explicitSign: c.IsSet("sign"),
-	}
-	if o.token != "" && o.tokenFile != "" {
+	o := &signOptions{builderID: c.String("builder-id"), SignSettings: attest.SignSettings{
+		Sign: c.String("sign"), IDToken: c.String("identity-token"), IDTokenFile: c.String("identity-token-file"),
+		FulcioURL: c.String("fulcio-url"), TSAURL: c.String("tsa-url"), TSAURLGiven: c.IsSet("tsa-url"), RekorURL: c.String("rekor-url"),
+		TrustedRootFile: c.String("trusted-root"), KeyPassword: []byte(os.Getenv("COSIGN_PASSWORD")),
+	}}
+	if o.IDToken != "" && o.IDTokenFile != "" {
 		return nil, usageErrorf("give --identity-token-file or --identity-token, not both")
 	}
-	if o.token != "" && o.token != os.Getenv("TWINFORGE_IDENTITY_TOKEN") {
+	if o.IDToken != "" && o.IDToken != os.Getenv("TWINFORGE_IDENTITY_TOKEN") {
 		logger().Warn("--identity-token puts the token in the process arguments, which every user of this machine can read; prefer --identity-token-file FILE or $SIGSTORE_ID_TOKEN")
 	}
-	switch sign := c.String("sign"); {
-	case sign == "keyless" || sign == "none":
-		o.method = sign
-	case strings.HasPrefix(sign, "key="):
-		o.method, o.keyPath = "key", strings.TrimPrefix(sign, "key=")
-		if _, err := os.Stat(o.keyPath); err != nil {
-			return nil, usageErrorf("--sign key=%s: %v", o.keyPath, err)
-		}
-	default:
-		return nil, usageErrorf("--sign %q: use keyless, key=FILE or none", sign)
+	var err error
+	if o.method, _, err = o.Method(); err != nil {
+		return nil, usageError(err)
 	}
 	if ref := c.String("push"); ref != "" {
 		r, err := name.ParseReference(ref, name.StrictValidation)
@@ -71,7 +59,7 @@ func signOptionsFrom(c *cli.Context) (*signOptions, error) {
 			return nil, usageErrorf("--push %q: %v; give REGISTRY/REPOSITORY:TAG or @sha256:...", ref, err)
 		}
 		o.push = r
-		if !o.explicitSign {
+		if !c.IsSet("sign") {
 			return nil, usageErrorf("--push publishes only what was signed: give --sign keyless, --sign key=FILE, or --sign none to push unsigned on purpose")
 		}
 	}
@@ -84,33 +72,8 @@ func signOptionsFrom(c *cli.Context) (*signOptions, error) {
 	if len(o.sbomFormats) > 0 && o.method == "none" {
 		return nil, usageErrorf("--sbom attests the SBOM: give --sign keyless or --sign key=FILE")
 	}
-	var err error
 	if o.registry, err = registryConfigFrom(c); err != nil {
 		return nil, err
 	}
 	return o, nil
-}
-
-// signer makes the Signer the flags choose; nil for --sign none.
-func (o *signOptions) signer(c *cli.Context) (attest.Signer, error) {
-	if o.method == "none" {
-		return nil, nil
-	}
-	cfg := attest.SignerConfig{FulcioURL: o.fulcio, IDToken: o.token, IDTokenFile: o.tokenFile, TSAURL: o.tsa, RekorURL: o.rekor}
-	if o.trustedRoot != "" {
-		tr, err := verify.LoadTrustedRoot(o.trustedRoot)
-		if err != nil {
-			return nil, err
-		}
-		cfg.TrustedRoot = tr
-	}
-	if o.method == "key" {
-		cfg.KeyPath, cfg.KeyPassword = o.keyPath, []byte(os.Getenv("COSIGN_PASSWORD"))
-		// The default timestamp authority is for keyless signatures: a key
-		// signature contacts a service only when told to.
-		if !c.IsSet("tsa-url") {
-			cfg.TSAURL = ""
-		}
-	}
-	return attest.NewSigner(c.Context, cfg)
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/twinforge/twinforge/attest"
 	"github.com/twinforge/twinforge/rebuild"
 	"github.com/twinforge/twinforge/rebuild/vouch"
 )
@@ -26,22 +27,11 @@ type VouchSettings struct {
 	Stderr io.Writer
 }
 
-// BuildSigning is what the build signs with, which the rebuilder's
-// signature must differ from and whose services and trusted root it
-// shares: public, unlike the credentials.
-type BuildSigning struct {
-	// Method is keyless, key or none; KeyPath the key of key.
-	Method, KeyPath             string
-	FulcioURL, TSAURL, RekorURL string
-	TrustedRoot                 string
-	// TSAURLGiven says TSAURL was given rather than defaulted: a key
-	// signature contacts a timestamp authority only when told to.
-	TSAURLGiven bool
-}
-
 // NewVouch checks s against the daemons w the build runs on and the
-// build's signing b; nil without s.Method.
-func NewVouch(s VouchSettings, w *rebuild.Workers, b BuildSigning) (*Vouch, error) {
+// build's signing b, whose services and trusted root the rebuilder shares
+// (public, unlike the credentials) and whose key it must not sign with;
+// nil without s.Method.
+func NewVouch(s VouchSettings, w *rebuild.Workers, b attest.SignSettings) (*Vouch, error) {
 	if s.Method == "" {
 		for _, f := range []struct {
 			name string
@@ -56,10 +46,14 @@ func NewVouch(s VouchSettings, w *rebuild.Workers, b BuildSigning) (*Vouch, erro
 	if w == nil || (w.Rebuild == "" && w.Pool == nil && w.RebuildPool == nil) {
 		return nil, errors.New("--rebuilder-sign: the rebuilder vouches only for a rebuild on a worker of its own, another machine than the build's: give --rebuilder ADDR or --workers k8s://NAMESPACE")
 	}
-	if b.Method == "none" {
+	method, keyPath, err := b.Method()
+	if err != nil {
+		return nil, err
+	}
+	if method == "none" {
 		return nil, errors.New("--rebuilder-sign vouches for a signed provenance: give --sign keyless or --sign key=FILE")
 	}
-	v := &Vouch{RebuilderID: s.RebuilderID, TrustedRoot: b.TrustedRoot, Stderr: s.Stderr}
+	v := &Vouch{RebuilderID: s.RebuilderID, TrustedRoot: b.TrustedRootFile, Stderr: s.Stderr}
 	deref := func(p *string) string {
 		if p == nil {
 			return ""
@@ -83,7 +77,7 @@ func NewVouch(s VouchSettings, w *rebuild.Workers, b BuildSigning) (*Vouch, erro
 		if s.IDTokenFile != nil {
 			return nil, errors.New("--rebuilder-identity-token-file applies to --rebuilder-sign keyless only")
 		}
-		if b.KeyPath != "" && sameFile(b.KeyPath, v.Signer.KeyPath) {
+		if keyPath != "" && sameFile(keyPath, v.Signer.KeyPath) {
 			return nil, fmt.Errorf("--rebuilder-sign key=%s is the builder's own key (--sign): a builder does not vouch for itself", v.Signer.KeyPath)
 		}
 	default:

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/twinforge/twinforge/attest"
 	"github.com/twinforge/twinforge/isolation/kube"
 	"github.com/twinforge/twinforge/rebuild"
 )
@@ -20,12 +21,12 @@ func TestNewVouch(t *testing.T) {
 	}
 	str := func(s string) *string { return &s }
 	remote := &rebuild.Workers{Rebuild: "tcp://b:1"}
-	signed := BuildSigning{Method: "key", KeyPath: key, TSAURL: "https://tsa.example", RekorURL: "https://rekor.example"}
+	signed := attest.SignSettings{Sign: "key=" + key, TSAURL: "https://tsa.example", RekorURL: "https://rekor.example"}
 	for _, tc := range []struct {
 		name    string
 		s       VouchSettings
 		workers *rebuild.Workers
-		b       BuildSigning
+		b       attest.SignSettings
 		err     string
 		want    string // the rebuilder's key or token file
 	}{
@@ -34,7 +35,7 @@ func TestNewVouch(t *testing.T) {
 		{name: "token without method", s: VouchSettings{IDTokenFile: str("t")}, err: "--rebuilder-identity-token-file applies to --rebuilder-sign only"},
 		{name: "private rebuild", s: VouchSettings{Method: "key=" + other}, b: signed, err: "--rebuilder-sign: the rebuilder vouches only for a rebuild on a worker of its own"},
 		{name: "pool rebuild", s: VouchSettings{Method: "key=" + other}, workers: &rebuild.Workers{Pool: &kube.Cluster{}}, b: signed, want: other},
-		{name: "unsigned build", s: VouchSettings{Method: "keyless"}, workers: remote, b: BuildSigning{Method: "none"}, err: "--rebuilder-sign vouches for a signed provenance"},
+		{name: "unsigned build", s: VouchSettings{Method: "keyless"}, workers: remote, b: attest.SignSettings{Sign: "none"}, err: "--rebuilder-sign vouches for a signed provenance"},
 		{name: "keyless without token", s: VouchSettings{Method: "keyless"}, workers: remote, b: signed, err: "--rebuilder-sign keyless needs the rebuilder's own token"},
 		{name: "keyless with password", s: VouchSettings{Method: "keyless", IDTokenFile: str(other), KeyPasswordFile: str(key)}, workers: remote, b: signed,
 			err: "--rebuilder-key-password-file applies to --rebuilder-sign key=FILE only"},
