@@ -35,25 +35,6 @@ func parseKeyValues(flag string, values []string) (map[string]string, error) {
 	return out, nil
 }
 
-// parseImageMappings parses --image NAME=oci-layout:PATH[:TAG].
-func parseImageMappings(values []string) (map[string]string, error) {
-	if len(values) == 0 {
-		return nil, nil
-	}
-	out := map[string]string{}
-	for _, m := range values {
-		name, loc, ok := strings.Cut(m, "=")
-		if !ok || name == "" || !strings.HasPrefix(loc, "oci-layout:") || len(loc) == len("oci-layout:") {
-			return nil, fmt.Errorf("--image %q: use NAME=oci-layout:PATH[:TAG], e.g. example.test/base:1=oci-layout:examples/base/out", m)
-		}
-		if prev, dup := out[name]; dup && prev != loc {
-			return nil, fmt.Errorf("--image %s is given twice", name)
-		}
-		out[name] = loc
-	}
-	return out, nil
-}
-
 // parseEpoch parses a SOURCE_DATE_EPOCH value.
 func parseEpoch(s string) (int64, error) {
 	n, err := strconv.ParseInt(s, 10, 64)

@@ -90,7 +90,7 @@ func lockOptionsFrom(c *cli.Context) (*lockOptions, error) {
 		update:     c.Bool("update"),
 		flagsSet:   c.IsSet,
 	}
-	if o.images, err = parseImageMappings(c.StringSlice("image")); err != nil {
+	if o.images, err = hermetic.ParseImageMappings(c.StringSlice("image")); err != nil {
 		return nil, usageError(err)
 	}
 	if o.buildArgs, err = parseKeyValues("build-arg", c.StringSlice("build-arg")); err != nil {

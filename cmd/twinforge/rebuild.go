@@ -12,6 +12,7 @@ import (
 	"github.com/twinforge/twinforge/attest"
 	"github.com/twinforge/twinforge/attest/evidence"
 	"github.com/twinforge/twinforge/attest/verify"
+	"github.com/twinforge/twinforge/hermetic"
 	"github.com/twinforge/twinforge/rebuild"
 	"github.com/twinforge/twinforge/rebuild/audit"
 )
@@ -134,7 +135,7 @@ func rebuildOptionsFrom(c *cli.Context) (*rebuildOptions, error) {
 		},
 	}
 	var err error
-	if o.req.Images, err = parseImageMappings(c.StringSlice("image")); err != nil {
+	if o.req.Images, err = hermetic.ParseImageMappings(c.StringSlice("image")); err != nil {
 		return nil, usageError(err)
 	}
 	if o.req.Daemons, err = daemonsFrom(c, ""); err != nil {
