@@ -158,5 +158,12 @@
 // install it, and the ServiceAccount and RBAC of re-verification. The package logs through the slog
 // logger given to WithLogger and never prints.
 //
+// ServerSettings, ReverifySettings, KubeAccess and RegistryAccess are the
+// settings of `twinforge admission serve` and `reverify` as plain structs:
+// their Options check them (files that cannot be read, malformed
+// addresses, settings that contradict each other) and fail with a
+// *ConfigError naming the flag at fault, and ServerSettings.ListenAndServe
+// opens the listeners they name.
+//
 // The package imports neither BuildKit nor containerd (depcheck test).
 package admission

@@ -19,6 +19,10 @@
 // `twinforge rebuild` (package rebuild/audit) and the admission webhook all
 // decide through it.
 //
+// Check is the whole of `twinforge verify`: the policy and trusted root
+// loaded from files, the release index consulted, the evidence verified;
+// its Report and Refusal are what the command prints.
+//
 // The package imports neither BuildKit nor the build packages, so that the
 // admission webhook can use it (depcheck test).
 package evidence

@@ -44,6 +44,18 @@
 // CheckExpired (stale), CheckRollback, CheckThreshold, CheckDelegation (a
 // path outside a team's delegation), CheckNotListed, CheckProvenance,
 // CheckIntegrity. A repository that cannot be read wraps ErrUnavailable.
+// ReleasedProvenance keeps, of an image's provenance bundles, the one its
+// release names.
+//
+// # Key files
+//
+// The release commands name keys by file: LoadKeys and LoadPublicKeys
+// load them, InitKeyFiles.Config loads (or generates) the keys of Init,
+// and RootRotation.Plan reads a rotation's ROLE=FILE, ROLE=KEYID and
+// ROLE=N values into a RotationPlan whose Apply writes the new root and
+// stores the new online keys. Their errors name the flag at fault.
+// Index.Listing and ReplicationReport are what `twinforge release list`
+// and `twinforge replicate` print.
 //
 // The package never prints; it reaches the network only through the
 // repository and registries it is given.
