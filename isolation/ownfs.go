@@ -1,7 +1,6 @@
 package isolation
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"os"
@@ -9,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+
+	"github.com/moby/sys/mountinfo"
 )
 
 // WithOwnFileSystem puts the daemon's BuildKit root (snapshots, content
@@ -98,9 +99,8 @@ func releaseStale(image string) error {
 	if err != nil {
 		return fmt.Errorf("checking loop devices of %s: %w", image, exitText(err))
 	}
-	mounts, _ := os.ReadFile("/proc/self/mounts")
 	for _, dev := range strings.Fields(string(out)) {
-		if strings.Contains(string(mounts), dev+" ") {
+		if mounted, _ := mountinfo.GetMounts(func(m *mountinfo.Info) (skip, stop bool) { return m.Source != dev, false }); len(mounted) > 0 {
 			return fmt.Errorf("cache image %s is still mounted from %s", image, dev)
 		}
 		if err := exec.Command("losetup", "--detach", dev).Run(); err != nil {
@@ -171,25 +171,19 @@ func exitText(err error) error {
 // fsType names the file system holding path ("ext4", "tmpfs", "xfs"),
 // from the mount table; empty when unknown.
 func fsType(path string) string {
-	f, err := os.Open("/proc/self/mounts")
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
 	abs, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		abs = path
 	}
+	infos, err := mountinfo.GetMounts(nil)
+	if err != nil {
+		return ""
+	}
 	best, typ := "", ""
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 3 {
-			continue
-		}
-		mp := unescapeMount(fields[1])
+	for _, m := range infos {
+		mp := m.Mountpoint
 		if (abs == mp || strings.HasPrefix(abs, strings.TrimSuffix(mp, "/")+"/")) && len(mp) >= len(best) {
-			best, typ = mp, fields[2]
+			best, typ = mp, m.FSType
 		}
 	}
 	return typ

@@ -1,7 +1,6 @@
 package kubetest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -23,6 +22,7 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/moby/sys/mountinfo"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -738,21 +738,15 @@ func (n *Node) Leftovers() []string {
 			out = append(out, fmt.Sprintf("process %d in a pod's network namespace %s: %s", pid, net, cmdline(pid)))
 		}
 	}
-	if f, err := os.Open("/proc/self/mountinfo"); err == nil {
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			fields := strings.Fields(sc.Text())
-			if len(fields) < 5 {
-				continue
+	if mounts, err := mountinfo.GetMounts(nil); err == nil {
+		for _, m := range mounts {
+			if strings.HasPrefix(m.Mountpoint, n.Dir+"/") || m.Mountpoint == n.Dir {
+				out = append(out, "mount "+m.Mountpoint)
 			}
-			if target := fields[4]; strings.HasPrefix(target, n.Dir+"/") || target == n.Dir {
-				out = append(out, "mount "+target)
-			}
-			if len(fields) > 3 && n.podNets[strings.TrimPrefix(fields[3], "/")] {
-				out = append(out, "mount of a pod's network namespace: "+sc.Text())
+			if n.podNets[strings.TrimPrefix(m.Root, "/")] {
+				out = append(out, fmt.Sprintf("mount of a pod's network namespace: %s at %s", m.Root, m.Mountpoint))
 			}
 		}
-		f.Close()
 	}
 	for _, dir := range n.cgroups {
 		if _, err := os.Stat(dir); err == nil {
@@ -858,25 +852,15 @@ func cmdline(pid int) string {
 
 // cgroupMounts are the mount points of the cgroup hierarchies, v1 and v2.
 func cgroupMounts() ([]string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
+	mounts, err := mountinfo.GetMounts(mountinfo.FSTypeFilter("cgroup", "cgroup2"))
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// ID PARENT MAJ:MIN ROOT TARGET OPTIONS... - FSTYPE SOURCE SUPER
-		fields := strings.Fields(sc.Text())
-		i := slices.Index(fields, "-")
-		if i < 0 || i+1 >= len(fields) {
-			continue
-		}
-		if fs := fields[i+1]; fs == "cgroup" || fs == "cgroup2" {
-			out = append(out, fields[4])
-		}
+	out := make([]string, 0, len(mounts))
+	for _, m := range mounts {
+		out = append(out, m.Mountpoint)
 	}
-	return out, sc.Err()
+	return out, nil
 }
 
 func randomHex(t testing.TB, n int) string {
