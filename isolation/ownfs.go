@@ -110,7 +110,16 @@ func releaseStale(image string) error {
 	return nil
 }
 
+// imageMinFree is the free space a cache image is made in only: making
+// one writes 65 MiB at once (its XFS log alone is 64), which on a nearly
+// full disk would take the last of it from the daemons beside it.
+const imageMinFree = 128 << 20
+
 func makeImage(image string) error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(filepath.Dir(image), &st); err == nil && st.Bavail*uint64(st.Bsize) < imageMinFree {
+		return fmt.Errorf("making cache image: %d MiB free in %s, want %d: no space left on device", st.Bavail*uint64(st.Bsize)>>20, filepath.Dir(image), imageMinFree>>20)
+	}
 	tmp := image + ".tmp"
 	_ = os.Remove(tmp)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o600)
