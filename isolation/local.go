@@ -366,6 +366,8 @@ func (d *localDaemon) Close() error {
 		}()
 		d.stop()
 		d.opts.logger.Debug("buildkitd stopped", "name", d.opts.name, "took", time.Since(start))
+		// A daemon that was killed left its steps running.
+		killOrphanSteps(d.root)
 		if err := unmountUnder(d.dir); err != nil {
 			errs = append(errs, err)
 		}

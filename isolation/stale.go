@@ -35,6 +35,7 @@ func ReapStale(stateDir string, logger *slog.Logger) {
 		if alive(dir) {
 			continue
 		}
+		killOrphanSteps(filepath.Join(dir, "root"))
 		if err := unmountUnder(dir); err != nil {
 			logger.Warn("stale daemon state: unmounting", "dir", dir, "err", err)
 			continue
@@ -64,11 +65,19 @@ func reapStaleCaches(stateDir string, logger *slog.Logger) {
 		// releases the lock taken here.
 		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
 			root := filepath.Join(dir, "root")
+			killOrphanSteps(root)
 			if mounts, _ := mountsUnder(root); len(mounts) > 0 {
 				if err := errors.Join(unmountBelow(root), detach(root)); err != nil {
 					logger.Warn("stale cache mounts: unmounting", "dir", dir, "err", err)
 				} else {
 					logger.Info("unmounted what an earlier run left in a cache", "dir", dir, "mounts", len(mounts))
+				}
+			}
+			// The loop device of a cache's own file system stays attached
+			// to its image once unmounted, until it is detached.
+			if image := cacheImage(dir); fileExists(image) {
+				if err := releaseStale(image); err != nil {
+					logger.Warn("stale cache image: detaching its loop device", "image", image, "err", err)
 				}
 			}
 		}
@@ -191,4 +200,60 @@ func tailLines(path string, n int) []string {
 // timeSince is the age of a file in seconds.
 func timeSince(fi os.FileInfo) float64 {
 	return time.Since(fi.ModTime()).Seconds()
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// killOrphanSteps kills the processes of build steps that a daemon which
+// died left running. runc runs each step in the cgroup buildkit/ID, ID
+// the name of the step's directory under the daemon's root
+// (runc-SNAPSHOTTER/executor/ID); a daemon killed outright cannot stop
+// them, and they would hold its mounts (and a cache's loop device) for as
+// long as they run.
+func killOrphanSteps(root string) {
+	dirs, _ := filepath.Glob(filepath.Join(root, "runc-*", "executor", "*"))
+	if len(dirs) == 0 {
+		return
+	}
+	ids := map[string]bool{}
+	for _, d := range dirs {
+		ids[filepath.Base(d)] = true
+	}
+	for range 40 {
+		pids := stepProcesses(ids)
+		if len(pids) == 0 {
+			return
+		}
+		for _, pid := range pids {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// stepProcesses lists the processes in a cgroup .../buildkit/ID for one of
+// ids.
+func stepProcesses(ids map[string]bool) []int {
+	procs, _ := filepath.Glob("/proc/[0-9]*/cgroup")
+	var out []int
+	for _, p := range procs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			// HIERARCHY-ID:CONTROLLERS:PATH
+			parts := strings.SplitN(line, ":", 3)
+			if len(parts) == 3 && strings.Contains(parts[2], "/buildkit/") && ids[filepath.Base(parts[2])] {
+				if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+					out = append(out, pid)
+				}
+				break
+			}
+		}
+	}
+	return out
 }

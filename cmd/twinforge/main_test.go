@@ -114,6 +114,15 @@ func (c *cliRunner) assertClean() {
 	if bytes.Contains(mounts, []byte(c.state)) {
 		c.t.Errorf("mounts left under %s", c.state)
 	}
+	// A cache's own file system is a loop device on an image in the state
+	// directory: unmounted, it is still attached until detached.
+	if loops, err := exec.Command("losetup", "--noheadings", "--output", "NAME,BACK-FILE").Output(); err == nil {
+		for _, line := range strings.Split(string(loops), "\n") {
+			if strings.Contains(line, c.state+"/") {
+				c.t.Errorf("loop device left attached: %s", strings.TrimSpace(line))
+			}
+		}
+	}
 }
 
 // context copies testdata/NAME into a fresh directory outside any git
