@@ -5,17 +5,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
-)
 
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+	"github.com/twinforge/twinforge/internal/golden"
+)
 
 // goldenImages builds two images from uncompressed (static) layers so that
 // their digests do not depend on the gzip implementation.
@@ -60,24 +57,6 @@ func goldenImages(t *testing.T) (v1.Image, v1.Image) {
 	return a, b
 }
 
-func checkGolden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Errorf("%s mismatch (run go test -update if intended)\n--- got:\n%s\n--- want:\n%s", path, got, want)
-	}
-}
-
 func TestGoldenReport(t *testing.T) {
 	a, b := goldenImages(t)
 	r, err := Compare(context.Background(), viaLayout(t, a), viaLayout(t, b))
@@ -88,11 +67,11 @@ func TestGoldenReport(t *testing.T) {
 	if err := r.WriteText(&txt); err != nil {
 		t.Fatal(err)
 	}
-	checkGolden(t, "report.golden.txt", txt.Bytes())
+	golden.Check(t, "report.golden.txt", txt.Bytes())
 
 	js, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	checkGolden(t, "report.golden.json", append(js, '\n'))
+	golden.Check(t, "report.golden.json", append(js, '\n'))
 }
