@@ -1,11 +1,15 @@
 package admission
 
 import (
-	"container/list"
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"golang.org/x/sync/singleflight"
 )
 
 // cacheOutcome says how a cache lookup was answered.
@@ -21,98 +25,87 @@ func (o cacheOutcome) String() string {
 	return [...]string{"hit", "miss", "shared"}[o]
 }
 
-// decisionCache is a bounded LRU of decisions with expiry, in front of a
-// single flight per key: concurrent misses for one key run the computation
-// once and all get its result.
+// decisionCache is a bounded LRU of decisions with expiry (golang-lru), in
+// front of a single flight per key (x/sync singleflight): concurrent misses
+// for one key run the computation once and all get its result.
+//
+// golang-lru's expirable cache is not used: it has one TTL and reads the
+// wall clock, while a refusal expires sooner than an admission and the
+// webhook's clock decides expiry (tests move it). So each entry carries its
+// own expiry, checked on lookup, and the plain LRU bounds their number.
 //
 // The computation runs detached from the caller's cancellation, bounded by
 // flightTimeout: a caller whose deadline passes gets its context's error, and
 // the computation finishes for the callers after it. A result is stored only
-// if no purge happened while it was computed.
+// if no purge happened while it was computed, and a caller after a purge
+// never joins a computation begun before it.
 type decisionCache struct {
 	ttl, negativeTTL time.Duration
-	size             int
 	flightTimeout    time.Duration
 	// cacheable says whether an error may be stored, for negativeTTL.
 	cacheable func(error) bool
 	now       func() time.Time
 
-	mu      sync.Mutex
-	ll      *list.List // of *cacheEntry, most recently used first
-	items   map[string]*list.Element
-	flights map[string]*flight
-	gen     uint64 // incremented by purge
+	entries *lru.Cache[string, cacheEntry] // nil: nothing is stored
+	flights singleflight.Group
 
-	// joined, when set (tests), is called when a caller joins a computation
-	// in flight.
+	mu  sync.Mutex    // orders stores after the purges they race with
+	gen atomic.Uint64 // incremented by purge
+
+	// joined, when set (tests), is called once a caller has started or
+	// joined the computation in flight for key.
 	joined func(key string)
 }
 
 type cacheEntry struct {
-	key     string
 	err     error // nil: admitted
 	expires time.Time
 }
 
-// flight is a computation in progress; done is closed when err is set.
-type flight struct {
-	done chan struct{}
-	err  error
-}
-
 func newDecisionCache(size int, ttl, negativeTTL, flightTimeout time.Duration, cacheable func(error) bool) *decisionCache {
-	return &decisionCache{
-		ttl: ttl, negativeTTL: negativeTTL, size: size, flightTimeout: flightTimeout,
+	c := &decisionCache{
+		ttl: ttl, negativeTTL: negativeTTL, flightTimeout: flightTimeout,
 		cacheable: cacheable, now: time.Now,
-		ll: list.New(), items: map[string]*list.Element{}, flights: map[string]*flight{},
 	}
+	if size > 0 {
+		// lru.New fails only for a size below one.
+		c.entries, _ = lru.New[string, cacheEntry](size)
+	}
+	return c
 }
 
 // lookup returns the stored decision for key, or the result of fn, computed
 // once for all concurrent callers.
 func (c *decisionCache) lookup(ctx context.Context, key string, fn func(context.Context) error) (cacheOutcome, error) {
-	c.mu.Lock()
-	if ok, err := c.getLocked(key); ok {
-		c.mu.Unlock()
+	if ok, err := c.get(key); ok {
 		return cacheHit, err
 	}
-	if f, ok := c.flights[key]; ok {
-		joined := c.joined
-		c.mu.Unlock()
-		if joined != nil {
-			joined(key)
-		}
-		return cacheShared, c.wait(ctx, f)
-	}
-	f := &flight{done: make(chan struct{})}
-	c.flights[key] = f
-	gen := c.gen
-	c.mu.Unlock()
-
-	go func() {
+	gen := c.gen.Load()
+	var started atomic.Bool
+	// The generation is part of the flight's key, so that a purge (a policy
+	// changed) is never answered by a computation under the old one.
+	ch := c.flights.DoChan(strconv.FormatUint(gen, 10)+"/"+key, func() (any, error) {
+		started.Store(true)
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.flightTimeout)
 		defer cancel()
 		err := runGuarded(fctx, fn)
-		c.mu.Lock()
-		if gen == c.gen {
-			c.putLocked(key, err)
-		}
-		if c.flights[key] == f {
-			delete(c.flights, key)
-		}
-		f.err = err
-		c.mu.Unlock()
-		close(f.done)
-	}()
-	return cacheMiss, c.wait(ctx, f)
-}
-
-func (c *decisionCache) wait(ctx context.Context, f *flight) error {
+		c.put(gen, key, err)
+		return nil, err
+	})
+	if c.joined != nil {
+		c.joined(key)
+	}
 	select {
-	case <-f.done:
-		return f.err
+	case r := <-ch:
+		if started.Load() {
+			return cacheMiss, r.Err
+		}
+		return cacheShared, r.Err
 	case <-ctx.Done():
-		return ctx.Err()
+		if started.Load() {
+			return cacheMiss, ctx.Err()
+		}
+		return cacheShared, ctx.Err()
 	}
 }
 
@@ -127,22 +120,25 @@ func runGuarded(ctx context.Context, fn func(context.Context) error) (err error)
 	return fn(ctx)
 }
 
-func (c *decisionCache) getLocked(key string) (bool, error) {
-	el, ok := c.items[key]
+// get returns the unexpired decision stored for key.
+func (c *decisionCache) get(key string) (bool, error) {
+	if c.entries == nil {
+		return false, nil
+	}
+	e, ok := c.entries.Get(key)
 	if !ok {
 		return false, nil
 	}
-	e := el.Value.(*cacheEntry)
 	if !c.now().Before(e.expires) {
-		c.ll.Remove(el)
-		delete(c.items, key)
+		c.entries.Remove(key)
 		return false, nil
 	}
-	c.ll.MoveToFront(el)
 	return true, e.err
 }
 
-func (c *decisionCache) putLocked(key string, err error) {
+// put stores the decision computed for key, unless a purge happened since
+// generation gen began or the decision is not to be kept.
+func (c *decisionCache) put(gen uint64, key string, err error) {
 	ttl := c.ttl
 	if err != nil {
 		if !c.cacheable(err) {
@@ -150,20 +146,13 @@ func (c *decisionCache) putLocked(key string, err error) {
 		}
 		ttl = c.negativeTTL
 	}
-	if ttl <= 0 || c.size <= 0 {
+	if ttl <= 0 || c.entries == nil {
 		return
 	}
-	e := &cacheEntry{key: key, err: err, expires: c.now().Add(ttl)}
-	if el, ok := c.items[key]; ok {
-		el.Value = e
-		c.ll.MoveToFront(el)
-		return
-	}
-	c.items[key] = c.ll.PushFront(e)
-	for c.ll.Len() > c.size {
-		old := c.ll.Back()
-		c.ll.Remove(old)
-		delete(c.items, old.Value.(*cacheEntry).key)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen == c.gen.Load() {
+		c.entries.Add(key, cacheEntry{err: err, expires: c.now().Add(ttl)})
 	}
 }
 
@@ -172,14 +161,16 @@ func (c *decisionCache) putLocked(key string, err error) {
 func (c *decisionCache) purge() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.gen++
-	c.ll.Init()
-	c.items = map[string]*list.Element{}
+	c.gen.Add(1)
+	if c.entries != nil {
+		c.entries.Purge()
+	}
 }
 
 // len is the number of stored decisions.
 func (c *decisionCache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ll.Len()
+	if c.entries == nil {
+		return 0
+	}
+	return c.entries.Len()
 }

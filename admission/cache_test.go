@@ -121,21 +121,13 @@ func TestDecisionCache(t *testing.T) {
 
 	t.Run("purge during a computation", func(t *testing.T) {
 		c, _, _ := newCache(8)
-		release := make(chan struct{})
+		release, inFlight := make(chan struct{}), make(chan struct{})
 		done := make(chan error)
 		go func() {
-			_, err := c.lookup(ctx, "k", func(context.Context) error { <-release; return nil })
+			_, err := c.lookup(ctx, "k", func(context.Context) error { close(inFlight); <-release; return nil })
 			done <- err
 		}()
-		for {
-			c.mu.Lock()
-			_, inFlight := c.flights["k"]
-			c.mu.Unlock()
-			if inFlight {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
+		<-inFlight
 		c.purge()
 		close(release)
 		if err := <-done; err != nil {
@@ -143,6 +135,31 @@ func TestDecisionCache(t *testing.T) {
 		}
 		if c.len() != 0 {
 			t.Fatal("a result computed before the purge was stored after it")
+		}
+	})
+
+	t.Run("no joining across a purge", func(t *testing.T) {
+		// A lookup after a purge (a policy changed) computes anew rather
+		// than take the answer of a computation under the old policy.
+		c, _, _ := newCache(8)
+		release, inFlight := make(chan struct{}), make(chan struct{})
+		old := make(chan error)
+		go func() {
+			_, err := c.lookup(ctx, "k", func(context.Context) error { close(inFlight); <-release; return errRefusedEvidence })
+			old <- err
+		}()
+		<-inFlight
+		c.purge()
+		got, err := c.lookup(ctx, "k", func(context.Context) error { return nil })
+		if got != cacheMiss || err != nil {
+			t.Fatalf("lookup after the purge: %v %v, want a miss of its own that admits", got, err)
+		}
+		close(release)
+		if err := <-old; !errors.Is(err, verify.ErrNotSigned) {
+			t.Fatalf("the computation before the purge: %v", err)
+		}
+		if got, err := c.lookup(ctx, "k", func(context.Context) error { return errors.New("unused") }); got != cacheHit || err != nil {
+			t.Fatalf("stored: %v %v, want the decision made after the purge", got, err)
 		}
 	})
 
@@ -192,12 +209,12 @@ func TestSingleFlight(t *testing.T) {
 	good := signedImage(t, reg.host, "team/app", "v1", key.signer(t))
 	wh := newTestWebhook(t, Source{PolicyFile: keyPolicy(t, t.TempDir(), key)})
 
-	// Hold the one verification at the registry until every other review
-	// has joined it.
+	// Hold the one verification at the registry until every review has
+	// started or joined it.
 	var joined atomic.Int32
 	allJoined := make(chan struct{})
 	wh.cache.joined = func(string) {
-		if joined.Add(1) == n-1 {
+		if joined.Add(1) == n {
 			close(allJoined)
 		}
 	}
