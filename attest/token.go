@@ -2,7 +2,6 @@ package attest
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,9 +9,12 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"slices"
 	"strings"
 	"time"
+
+	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/twinforge/twinforge/internal/jwtclaims"
 )
 
 // DefaultAudience is the audience Sigstore's Fulcio expects identity tokens
@@ -146,43 +148,16 @@ func githubActionsToken(ctx context.Context, client *http.Client, reqURL, bearer
 // tokenClaims are the claims of an identity token the signer looks at
 // before sending it to Fulcio, which verifies it for real.
 type tokenClaims struct {
-	Issuer   string    `json:"iss"`
-	Subject  string    `json:"sub"`
-	Email    string    `json:"email"`
-	Audience audiences `json:"aud"`
-	Expiry   *float64  `json:"exp"`
-}
-
-type audiences []string
-
-func (a *audiences) UnmarshalJSON(b []byte) error {
-	var one string
-	if err := json.Unmarshal(b, &one); err == nil {
-		*a = []string{one}
-		return nil
-	}
-	var many []string
-	if err := json.Unmarshal(b, &many); err != nil {
-		return errors.New("aud is neither a string nor a list of strings")
-	}
-	*a = many
-	return nil
+	jwt.Claims
+	Email string `json:"email"`
 }
 
 // checkIDToken decodes a JWT without verifying its signature (Fulcio does)
 // to refuse early, with a clear error, a token Fulcio would refuse.
 func checkIDToken(token, audience string, now time.Time) (*tokenClaims, error) {
-	parts := strings.Split(strings.TrimSpace(token), ".")
-	if len(parts) != 3 || parts[0] == "" || parts[1] == "" {
-		return nil, fmt.Errorf("%w: not a JWT (want three dot-separated parts)", ErrInvalidIDToken)
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return nil, fmt.Errorf("%w: payload is not base64url: %v", ErrInvalidIDToken, err)
-	}
 	var c tokenClaims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, fmt.Errorf("%w: payload is not JSON claims: %v", ErrInvalidIDToken, err)
+	if err := jwtclaims.Unverified(token, &c); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidIDToken, err)
 	}
 	switch {
 	case c.Issuer == "":
@@ -192,11 +167,11 @@ func checkIDToken(token, audience string, now time.Time) (*tokenClaims, error) {
 	case c.Expiry == nil:
 		return nil, fmt.Errorf("%w: no expiry (exp)", ErrInvalidIDToken)
 	}
-	exp := time.Unix(int64(*c.Expiry), 0)
+	exp := c.Expiry.Time()
 	if !now.Before(exp) {
 		return nil, fmt.Errorf("%w: the token from %s expired at %s (%s ago); get a fresh one", ErrInvalidIDToken, c.Issuer, exp.UTC().Format(time.RFC3339), now.Sub(exp).Round(time.Second))
 	}
-	if !slices.Contains(c.Audience, audience) {
+	if !c.Audience.Contains(audience) {
 		return nil, fmt.Errorf("%w: the token is for audience %q, Fulcio needs %q", ErrInvalidIDToken, []string(c.Audience), audience)
 	}
 	return &c, nil

@@ -93,10 +93,10 @@ func TestCheckIDToken(t *testing.T) {
 		{"expired", v.token("me@example.test", "sigstore", -time.Second), "expired"},
 		{"wrong audience", v.token("me@example.test", "other", time.Hour), "audience"},
 		{"two parts", "a.b", "not a JWT"},
-		{"payload not base64", "a.!!!.c", "base64url"},
-		{"payload not JSON", "a.bm90IGpzb24.c", "not JSON"},
-		{"no expiry", "a.eyJpc3MiOiJpIiwic3ViIjoicyIsImF1ZCI6InNpZ3N0b3JlIn0.c", "no expiry"},
-		{"no issuer", "a.eyJzdWIiOiJzIiwiYXVkIjoic2lnc3RvcmUiLCJleHAiOjk5OTk5OTk5OTl9.c", "no issuer"},
+		{"payload not base64", "eyJhbGciOiJSUzI1NiJ9.!!!.c2ln", "base64url"},
+		{"payload not JSON", "eyJhbGciOiJSUzI1NiJ9.bm90IGpzb24.c2ln", "not JSON"},
+		{"no expiry", "eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJpIiwic3ViIjoicyIsImF1ZCI6InNpZ3N0b3JlIn0.c2ln", "no expiry"},
+		{"no issuer", "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJzIiwiYXVkIjoic2lnc3RvcmUiLCJleHAiOjk5OTk5OTk5OTl9.c2ln", "no issuer"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

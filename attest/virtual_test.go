@@ -117,7 +117,7 @@ func (v *virtualStack) tokenWith(subject string, aud any, expiry time.Duration, 
 	}
 	payload, _ := json.Marshal(claims)
 	enc := base64.RawURLEncoding.EncodeToString
-	return enc([]byte(`{"alg":"none"}`)) + "." + enc(payload) + "." + enc([]byte("sig"))
+	return enc([]byte(`{"alg":"RS256"}`)) + "." + enc(payload) + "." + enc([]byte("sig"))
 }
 
 func (v *virtualStack) count(name string) int {

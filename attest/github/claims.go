@@ -1,11 +1,11 @@
 package github
 
 import (
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/twinforge/twinforge/internal/jwtclaims"
 )
 
 // Issuer is the issuer of GitHub Actions OIDC tokens on github.com.
@@ -56,17 +56,9 @@ type Claims struct {
 // It refuses a token that is not a JWT or lacks job_workflow_ref, the claim
 // only GitHub Actions tokens carry.
 func UnverifiedClaims(token string) (*Claims, error) {
-	parts := strings.Split(strings.TrimSpace(token), ".")
-	if len(parts) != 3 || parts[1] == "" {
-		return nil, fmt.Errorf("%w: not a JWT (want three dot-separated parts)", ErrNotActionsToken)
-	}
-	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(parts[1], "="))
-	if err != nil {
-		return nil, fmt.Errorf("%w: payload is not base64url: %v", ErrNotActionsToken, err)
-	}
 	var c Claims
-	if err := json.Unmarshal(payload, &c); err != nil {
-		return nil, fmt.Errorf("%w: payload is not JSON claims: %v", ErrNotActionsToken, err)
+	if err := jwtclaims.Unverified(token, &c); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotActionsToken, err)
 	}
 	if c.JobWorkflowRef == "" {
 		return nil, fmt.Errorf("%w: no job_workflow_ref claim (issuer %q)", ErrNotActionsToken, c.Issuer)

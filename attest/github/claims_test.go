@@ -80,7 +80,7 @@ func TestUnverifiedClaims(t *testing.T) {
 		{name: "not a JWT", token: "opaque-token", wantErr: "not a JWT"},
 		{name: "empty", token: "", wantErr: "not a JWT"},
 		{name: "payload not base64url", token: "a.b*c.d", wantErr: "not base64url"},
-		{name: "payload not JSON", token: "a." + base64.RawURLEncoding.EncodeToString([]byte("[1,2")) + ".c", wantErr: "not JSON"},
+		{name: "payload not JSON", token: base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256"}`)) + "." + base64.RawURLEncoding.EncodeToString([]byte("[1,2")) + ".c2ln", wantErr: "not JSON"},
 		{name: "another issuer's token", token: fakeJWT(t, map[string]any{"iss": "https://accounts.example", "email": "dev@example.test"}), wantErr: "no job_workflow_ref"},
 		{name: "no job_workflow_ref", token: fakeJWT(t, withoutJobWorkflow), wantErr: "no job_workflow_ref"},
 	} {
