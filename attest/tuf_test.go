@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sigstore/sigstore-go/pkg/tuf"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 
@@ -226,7 +227,7 @@ func TestTrustedRootFromTUF(t *testing.T) {
 	if !contains(repo.requests, "/2.root.json") || !contains(repo.requests, "/3.root.json") {
 		t.Errorf("client did not look for newer roots: %v", repo.requests)
 	}
-	cached, err := (&metadata.Metadata[metadata.RootType]{}).FromFile(filepath.Join(cache, "metadata", "root.json"))
+	cached, err := (&metadata.Metadata[metadata.RootType]{}).FromFile(filepath.Join(cache, tuf.URLToPath(repo.srv.URL), "root.json"))
 	if err != nil || cached.Signed.Version != 2 {
 		t.Fatalf("cached root version = %v (%v), want 2", cached, err)
 	}

@@ -14,10 +14,9 @@ import (
 	"time"
 
 	"github.com/sigstore/sigstore-go/pkg/root"
+	"github.com/sigstore/sigstore-go/pkg/tuf"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
-	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 )
 
 // TrustedRootTarget is the TUF target holding a Sigstore trusted root.
@@ -42,11 +41,9 @@ type TUFConfig struct {
 	// MetadataURL is the repository's metadata base URL (where 1.root.json
 	// and timestamp.json are). Required.
 	MetadataURL string
-	// TargetsURL is the base URL of target files. The default is
-	// MetadataURL + "/targets".
-	TargetsURL string
-	// CacheDir keeps the verified metadata and targets between runs. The
-	// default is <user cache dir>/twinforge/tuf/<hash of MetadataURL>.
+	// CacheDir keeps the verified metadata and targets between runs, in
+	// the subdirectory sigstore-go's TUF client names after MetadataURL.
+	// The default is <user cache dir>/twinforge/tuf/<hash of MetadataURL>.
 	CacheDir string
 	// InitialRoot is the root.json the client trusts first (shipped out of
 	// band). Required. A newer root already verified into CacheDir is used
@@ -103,36 +100,22 @@ func fetchTUFTarget(ctx context.Context, cfg TUFConfig) ([]byte, error) {
 	if _, err := (&metadata.Metadata[metadata.RootType]{}).FromBytes(trusted); err != nil {
 		return nil, fmt.Errorf("initial root: %w", err)
 	}
-	metaDir := filepath.Join(cfg.CacheDir, "metadata")
+	// sigstore-go's client starts from the root it is given; one verified
+	// into the cache by an earlier run is newer and is trusted instead, so
+	// that a rotation once followed is never walked back.
+	metaDir := filepath.Join(cfg.CacheDir, tuf.URLToPath(cfg.MetadataURL))
 	if cached, err := os.ReadFile(filepath.Join(metaDir, "root.json")); err == nil && newerRoot(cached, trusted) {
 		trusted = cached
 	}
-
-	c, err := config.New(cfg.MetadataURL, trusted)
+	opts := &tuf.Options{
+		Root: trusted, CachePath: cfg.CacheDir, RepositoryBaseURL: cfg.MetadataURL,
+		Fetcher: &ctxFetcher{ctx: ctx, client: cfg.HTTPClient}, Context: ctx,
+	}
+	c, err := tuf.New(opts)
 	if err != nil {
-		return nil, err
-	}
-	if cfg.TargetsURL != "" {
-		c.RemoteTargetsURL = cfg.TargetsURL
-	}
-	c.LocalMetadataDir = metaDir
-	c.LocalTargetsDir = filepath.Join(cfg.CacheDir, "targets")
-	c.Fetcher = &ctxFetcher{ctx: ctx, client: cfg.HTTPClient}
-	up, err := updater.New(c)
-	if err != nil {
-		return nil, fmt.Errorf("starting TUF client: %w", err)
-	}
-	if err := up.Refresh(); err != nil {
 		return nil, fmt.Errorf("updating TUF metadata: %w", err)
 	}
-	ti, err := up.GetTargetInfo(cfg.Target)
-	if err != nil {
-		return nil, fmt.Errorf("target %s: %w", cfg.Target, err)
-	}
-	if _, data, err := up.FindCachedTarget(ti, ""); err == nil && data != nil {
-		return data, nil
-	}
-	_, data, err := up.DownloadTarget(ti, "", "")
+	data, err := c.GetTarget(cfg.Target)
 	if err != nil {
 		return nil, fmt.Errorf("downloading target %s: %w", cfg.Target, err)
 	}
