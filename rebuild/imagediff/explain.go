@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/aymanbagabas/go-udiff"
 )
 
 // Causes a [Reason] can name: the build setting a difference most likely
@@ -155,16 +157,17 @@ func allUnixTimes(pairs [][2]string) bool {
 // changedLines returns the lines only in a and the lines only in b, each
 // joined by newlines.
 func changedLines(a, b []byte) (string, string) {
-	la, lb := splitLines(a), splitLines(b)
 	var ra, rb strings.Builder
-	for _, op := range lineDiff(la, lb) {
-		switch op.kind {
-		case opDelete:
-			ra.WriteString(la[op.ai])
-			ra.WriteByte('\n')
-		case opInsert:
-			rb.WriteString(lb[op.bi])
-			rb.WriteByte('\n')
+	for _, h := range lineHunks(a, b) {
+		for _, l := range h.Lines {
+			switch l.Kind {
+			case udiff.Delete:
+				ra.WriteString(l.Content)
+				ra.WriteByte('\n')
+			case udiff.Insert:
+				rb.WriteString(l.Content)
+				rb.WriteByte('\n')
+			}
 		}
 	}
 	return ra.String(), rb.String()

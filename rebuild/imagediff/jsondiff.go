@@ -10,6 +10,9 @@ import (
 
 // diffJSON decodes two JSON documents and returns their leaf differences in
 // walk order: object keys sorted lexically, array elements by index.
+//
+// JSON patch libraries (RFC 6902) compare values, so 1.0 and 1 are equal to
+// them; a digest is of bytes, so here numbers compare as written.
 func diffJSON(a, b []byte) ([]JSONChange, error) {
 	va, err := decodeJSON(a)
 	if err != nil {

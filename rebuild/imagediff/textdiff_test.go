@@ -4,6 +4,8 @@ import (
 	"math/rand"
 	"strings"
 	"testing"
+
+	"github.com/aymanbagabas/go-udiff"
 )
 
 func TestUnifiedDiff(t *testing.T) {
@@ -28,6 +30,18 @@ func TestUnifiedDiff(t *testing.T) {
 			name: "insert into empty",
 			a:    "", b: "x\n",
 			want: "@@ -0,0 +1 @@\n+x",
+		},
+		{
+			name: "insertion and deletion in the middle",
+			// As GNU diff -u writes it.
+			a:    "1\n2\n3\n4\n5\n6\n7\n8\n9\n10\n11\n12\n13\n14\n15\n16\n17\n18\n19\n20\n",
+			b:    "1\n2\n3\n4\nnew\n5\n6\n7\n8\n9\n10\n11\n12\n13\n14\n16\n17\n18\n19\n20\n",
+			want: "@@ -2,6 +2,7 @@\n 2\n 3\n 4\n+new\n 5\n 6\n 7\n@@ -12,7 +13,6 @@\n 12\n 13\n 14\n-15\n 16\n 17\n 18",
+		},
+		{
+			name: "delete everything",
+			a:    "a\nb\n", b: "",
+			want: "@@ -1,2 +0,0 @@\n-a\n-b",
 		},
 		{
 			name: "missing trailing newline",
@@ -79,22 +93,30 @@ func TestLineDiffMinimalAndValid(t *testing.T) {
 	}
 	for iter := 0; iter < 500; iter++ {
 		a, b := gen(), gen()
-		ops := lineDiff(a, b)
+		// Outside the hunks the lines are equal: the hunks must rebuild
+		// both sides from the unchanged lines between them.
 		var ra, rb []string
-		equal := 0
-		for _, op := range ops {
-			switch op.kind {
-			case opEqual:
-				if a[op.ai] != b[op.bi] {
-					t.Fatalf("equal op on different lines")
+		equal, ai, bi := 0, 0, 0
+		for _, h := range lineHunks([]byte(strings.Join(a, "")), []byte(strings.Join(b, ""))) {
+			for ; ai < h.FromLine-1; ai, bi = ai+1, bi+1 {
+				if a[ai] != b[bi] {
+					t.Fatalf("line %d differs outside the hunks:\na=%q\nb=%q", ai+1, a, b)
 				}
-				ra, rb = append(ra, a[op.ai]), append(rb, b[op.bi])
-				equal++
-			case opDelete:
-				ra = append(ra, a[op.ai])
-			case opInsert:
-				rb = append(rb, b[op.bi])
+				ra, rb, equal = append(ra, a[ai]), append(rb, b[bi]), equal+1
 			}
+			for _, l := range h.Lines {
+				switch l.Kind {
+				case udiff.Equal:
+					ra, rb, equal, ai, bi = append(ra, l.Content), append(rb, l.Content), equal+1, ai+1, bi+1
+				case udiff.Delete:
+					ra, ai = append(ra, l.Content), ai+1
+				case udiff.Insert:
+					rb, bi = append(rb, l.Content), bi+1
+				}
+			}
+		}
+		for ; ai < len(a) && bi < len(b); ai, bi = ai+1, bi+1 {
+			ra, rb, equal = append(ra, a[ai]), append(rb, b[bi]), equal+1
 		}
 		if strings.Join(ra, "") != strings.Join(a, "") || strings.Join(rb, "") != strings.Join(b, "") {
 			t.Fatalf("edit script does not reproduce inputs:\na=%q\nb=%q", a, b)
@@ -105,21 +127,22 @@ func TestLineDiffMinimalAndValid(t *testing.T) {
 	}
 }
 
-func TestLineDiffFallback(t *testing.T) {
-	// More than maxDiffEdits differences: whole-block replacement, still valid.
+func TestLineDiffLarge(t *testing.T) {
+	// Many differences: the diff is still valid and truncated for display.
 	var a, b []string
 	for i := 0; i < 400; i++ {
 		a = append(a, "a\n", "x\n")
 		b = append(b, "b\n", "x\n")
 	}
-	ops := lineDiff(a, b)
 	var del, ins int
-	for _, op := range ops {
-		switch op.kind {
-		case opDelete:
-			del++
-		case opInsert:
-			ins++
+	for _, h := range lineHunks([]byte(strings.Join(a, "")), []byte(strings.Join(b, ""))) {
+		for _, l := range h.Lines {
+			switch l.Kind {
+			case udiff.Delete:
+				del++
+			case udiff.Insert:
+				ins++
+			}
 		}
 	}
 	if del == 0 || ins == 0 || del > len(a) || ins > len(b) {
