@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -16,7 +15,8 @@ import (
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/tuf"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-	"github.com/theupdateframework/go-tuf/v2/metadata/fetcher"
+
+	"github.com/twinforge/twinforge/internal/tuffetch"
 )
 
 // TrustedRootTarget is the TUF target holding a Sigstore trusted root.
@@ -109,7 +109,7 @@ func fetchTUFTarget(ctx context.Context, cfg TUFConfig) ([]byte, error) {
 	}
 	opts := &tuf.Options{
 		Root: trusted, CachePath: cfg.CacheDir, RepositoryBaseURL: cfg.MetadataURL,
-		Fetcher: &ctxFetcher{ctx: ctx, client: cfg.HTTPClient}, Context: ctx,
+		Fetcher: &tuffetch.HTTP{Ctx: ctx, Client: cfg.HTTPClient}, Context: ctx,
 	}
 	c, err := tuf.New(opts)
 	if err != nil {
@@ -134,38 +134,6 @@ func newerRoot(candidate, current []byte) bool {
 		return false
 	}
 	return c.Signed.Version > cur.Signed.Version
-}
-
-// ctxFetcher is go-tuf's fetcher bound to one call's context.
-type ctxFetcher struct {
-	ctx    context.Context
-	client *http.Client
-}
-
-var _ fetcher.Fetcher = (*ctxFetcher)(nil)
-
-func (f *ctxFetcher) DownloadFile(u string, maxLength int64, _ time.Duration) ([]byte, error) {
-	req, err := http.NewRequestWithContext(f.ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("User-Agent", "twinforge")
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, &metadata.ErrDownloadHTTP{StatusCode: resp.StatusCode, URL: u}
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxLength+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > maxLength {
-		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("download of %s exceeds %d bytes", u, maxLength)}
-	}
-	return data, nil
 }
 
 // LoadTrustedRootJSON parses a Sigstore trusted root.

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -25,6 +24,7 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 
 	"github.com/twinforge/twinforge/distribute"
+	"github.com/twinforge/twinforge/internal/tuffetch"
 )
 
 // OCIScheme prefixes a release repository that is an OCI artifact:
@@ -141,7 +141,7 @@ func (c *Client) newSource(ctx context.Context) (source, error) {
 		}
 		return &filesSource{url: c.cfg.URL, files: files}, nil
 	}
-	return &httpSource{ctx: ctx, client: c.cfg.HTTPClient, url: c.cfg.URL}, nil
+	return &httpSource{HTTP: tuffetch.HTTP{Ctx: ctx, Client: c.cfg.HTTPClient}, url: c.cfg.URL}, nil
 }
 
 // refresh runs the TUF client workflow with the state in stateDir and
@@ -309,38 +309,11 @@ func ociRef(s string) (name.Tag, error) {
 
 // httpSource reads metadata over HTTP(S), bound to one refresh's context.
 type httpSource struct {
-	ctx    context.Context
-	client *http.Client
-	url    string
+	tuffetch.HTTP
+	url string
 }
-
-var _ fetcher.Fetcher = (*httpSource)(nil)
 
 func (s *httpSource) base() string { return strings.TrimSuffix(s.url, "/") }
-
-func (s *httpSource) DownloadFile(u string, maxLength int64, _ time.Duration) ([]byte, error) {
-	req, err := http.NewRequestWithContext(s.ctx, http.MethodGet, u, nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("User-Agent", "twinforge")
-	resp, err := s.client.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, &metadata.ErrDownloadHTTP{StatusCode: resp.StatusCode, URL: u}
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxLength+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > maxLength {
-		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s is longer than %d bytes", u, maxLength)}
-	}
-	return data, nil
-}
 
 // filesSource serves the files of an index artifact.
 type filesSource struct {
