@@ -1,9 +1,6 @@
 package rebuild
 
 import (
-	"runtime"
-	"strconv"
-
 	"github.com/twinforge/twinforge/isolation"
 )
 
@@ -24,16 +21,16 @@ const (
 // the deciding variations: another snapshotter on another file system (a
 // tmpfs, or an XFS image for a kept cache: directory order and inode
 // numbers differ in every directory, and a native snapshot costs a memory
-// copy or a reflink, not a disk write waited on) and one CPU instead of
-// all, the one that was idlest a moment ago.
+// copy or a reflink, not a disk write waited on) and every CPU but the
+// busiest instead of all (on two CPUs: the idlest one).
 func DaemonOptions() []isolation.Option {
 	opts := []isolation.Option{
 		isolation.WithName("rebuild"),
 		isolation.WithSnapshotter(RebuildSnapshotter),
 		isolation.WithOwnFileSystem(),
 	}
-	if runtime.NumCPU() > 1 {
-		opts = append(opts, isolation.WithCPUSet(strconv.Itoa(idlestCPU())))
+	if cpus := rebuildCPUSet(); cpus != "" {
+		opts = append(opts, isolation.WithCPUSet(cpus))
 	}
 	return opts
 }

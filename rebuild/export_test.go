@@ -1,4 +1,5 @@
 package rebuild
 
-// IdlestCPUForTest exposes idlestCPU to the tests of package rebuild_test.
-var IdlestCPUForTest = idlestCPU
+// RebuildCPUSetForTest exposes rebuildCPUSet to the tests of package
+// rebuild_test.
+var RebuildCPUSetForTest = rebuildCPUSet

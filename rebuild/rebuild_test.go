@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -301,10 +302,22 @@ func pidOf(t *testing.T, dir string) int {
 	return pid
 }
 
-// The rebuild's one CPU is one this machine has.
-func TestIdlestCPU(t *testing.T) {
-	cpu := rebuild.IdlestCPUForTest()
-	if cpu < 0 || cpu >= runtime.NumCPU() {
-		t.Fatalf("idlest CPU %d, want one of 0..%d", cpu, runtime.NumCPU()-1)
+// The rebuild's CPUs are this machine's, all but one.
+func TestRebuildCPUSet(t *testing.T) {
+	cpus := rebuild.RebuildCPUSetForTest()
+	if runtime.NumCPU() < 2 {
+		if cpus != "" {
+			t.Fatalf("CPU set %q on one CPU, want none", cpus)
+		}
+		return
+	}
+	parts := strings.Split(cpus, ",")
+	if len(parts) != runtime.NumCPU()-1 {
+		t.Fatalf("CPU set %q: %d CPUs, want %d", cpus, len(parts), runtime.NumCPU()-1)
+	}
+	for _, p := range parts {
+		if n, err := strconv.Atoi(p); err != nil || n < 0 || n >= runtime.NumCPU() {
+			t.Fatalf("CPU set %q: %q is not a CPU of this machine", cpus, p)
+		}
 	}
 }
