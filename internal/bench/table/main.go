@@ -31,6 +31,7 @@ var targets = []target{
 	{bench: "VerifiedBuildHello", metric: "ratio", name: "verified build (cold) vs 2 concurrent buildctl builds", bound: 1.10, atMost: true, ours: "twinforge-s/op", theirs: "buildctl-s/op", unit: "s"},
 	{bench: "VerifiedBuildHelloOtherWorker", metric: "ratio", name: "verified build, rebuild on another worker, vs 1 buildctl build", bound: 1.10, atMost: true, ours: "twinforge-s/op", theirs: "buildctl-s/op", unit: "s"},
 	{bench: "IncrementalVerifiedBuild", metric: "ratio", name: "one-line change, warm per-side caches, vs buildctl warm rebuild", bound: 1.25, atMost: true, ours: "twinforge-s/op", theirs: "buildctl-s/op", unit: "s"},
+	{bench: "IncrementalVerifiedBuildCacheMount", metric: "ratio", name: "the same, Go build cache on a cache mount", bound: 1.25, atMost: true, ours: "twinforge-s/op", theirs: "buildctl-s/op", unit: "s"},
 	{bench: "Replicate", metric: "speedup", name: "replicate to 3 registries vs 3 sequential crane copy", bound: 2.5, atMost: false, ours: "replicate-ms/op", theirs: "crane-copy-x3-ms/op", unit: "ms"},
 	{bench: "Replicate", metric: "re-replicate-ms/op", name: "re-replicate content already there (ms)", bound: 50, atMost: true},
 	{bench: "CacheHit", metric: "p99-ms", name: "admission cache hit p99 (ms), same cores", bound: 2, atMost: true},
