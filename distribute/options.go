@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -196,7 +197,7 @@ func makeOptions(opts ...Option) (*options, error) {
 		}
 		base = tr
 	}
-	o.transport = &schemeGuard{inner: base, allowLoopbackHTTP: o.insecure}
+	o.transport = &schemeGuard{inner: capManifests(base), allowLoopbackHTTP: o.insecure}
 	if p := o.puller; p != nil && (p.o.insecure != o.insecure || p.o.anyHostHTTPS != o.anyHostHTTPS) {
 		// The Puller's transport decides what plain HTTP is allowed: a
 		// call must not get more than its own options say.
@@ -359,4 +360,55 @@ func (g *schemeGuard) RoundTrip(r *http.Request) (*http.Response, error) {
 // download per blob and destination doubles the traffic of every copy.
 func WithBlobReadBack() Option {
 	return func(o *options) error { o.blobRead = true; return nil }
+}
+
+// maxManifestBytes bounds a manifest or referrers listing read from a
+// registry.
+const maxManifestBytes = 16 << 20
+
+// errManifestTooLarge is a manifest response above maxManifestBytes.
+var errManifestTooLarge = fmt.Errorf("manifest larger than %d bytes", maxManifestBytes)
+
+// capManifests cuts manifest and referrers responses off after
+// maxManifestBytes. go-containerregistry reads up to 100 MiB of each into
+// memory; the webhook reads manifests of whatever images users name, many
+// at once, and no manifest twinforge handles comes near 16 MiB.
+func capManifests(inner http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := inner.RoundTrip(r)
+		if err != nil || r.Method != http.MethodGet || !(strings.Contains(r.URL.Path, "/manifests/") || strings.Contains(r.URL.Path, "/referrers/")) {
+			return resp, err
+		}
+		resp.Body = &cappedBody{ReadCloser: resp.Body, left: maxManifestBytes}
+		return resp, nil
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// cappedBody fails a read beyond its limit instead of truncating, so that
+// too large is not mistaken for corrupt.
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One byte more than allowed tells too large from just right.
+		var one [1]byte
+		n, err := b.ReadCloser.Read(one[:])
+		if n > 0 {
+			return 0, errManifestTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
 }

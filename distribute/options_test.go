@@ -172,3 +172,36 @@ func TestRetryable(t *testing.T) {
 		}
 	}
 }
+
+// Manifest and referrers responses above maxManifestBytes fail to read;
+// blobs are not capped here (their descriptors bound them).
+func TestCapManifests(t *testing.T) {
+	tests := []struct {
+		path string
+		size int64
+		ok   bool
+	}{
+		{"/v2/app/manifests/v1", maxManifestBytes, true},
+		{"/v2/app/manifests/v1", maxManifestBytes + 1, false},
+		{"/v2/app/referrers/sha256:0", maxManifestBytes + 1, false},
+		{"/v2/app/blobs/sha256:0", maxManifestBytes + 1, true},
+	}
+	for _, tt := range tests {
+		inner := roundTripFunc(func(*http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: 200, Body: io.NopCloser(io.LimitReader(zeros{}, tt.size))}, nil
+		})
+		req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1"+tt.path, nil)
+		resp, err := capManifests(inner).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		if tt.ok != (err == nil) || (err != nil && !errors.Is(err, errManifestTooLarge)) || (tt.ok && n != tt.size) {
+			t.Errorf("%s, %d bytes: read %d, %v", tt.path, tt.size, n, err)
+		}
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
