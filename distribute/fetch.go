@@ -266,7 +266,7 @@ func attach(ctx context.Context, o *options, rep *reporter, subject name.Digest,
 	if err := writeReferrers(ctx, pw, rep, repo, refs, res); err != nil {
 		return nil, err
 	}
-	rep.send(ctx, Update{Repository: repo.String(), Phase: PhaseVerify, Digest: res.Digest.String()})
+	rep.send(ctx, Update{Repository: repo.String(), Phase: PhaseVerify, Digest: res.Digest})
 	r, err := o.reader(repo)
 	if err != nil {
 		return nil, err

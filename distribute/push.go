@@ -85,12 +85,12 @@ func push(ctx context.Context, o *options, rep *reporter, img v1.Image, ref name
 		}
 	}
 	res := &PushResult{Repository: repo.String(), Digest: subject.Digest, Referrers: []Referrer{}}
-	update := func(p Phase, digest string) {
+	update := func(p Phase, digest v1.Hash) {
 		rep.send(ctx, Update{Repository: repo.String(), Phase: p, Digest: digest})
 	}
 
 	// 1. Blobs, then the manifest, by digest: nothing points at it yet.
-	update(PhaseUpload, res.Digest.String())
+	update(PhaseUpload, res.Digest)
 	ropts := o.remote(ctx)
 	progress, wait := rep.bytes(ctx, repo.String())
 	if progress != nil {
@@ -116,7 +116,7 @@ func push(ctx context.Context, o *options, rep *reporter, img v1.Image, ref name
 	}
 
 	// 3. Read everything back.
-	update(PhaseVerify, res.Digest.String())
+	update(PhaseVerify, res.Digest)
 	r, err := o.reader(repo)
 	if err != nil {
 		return nil, err
@@ -132,7 +132,7 @@ func push(ctx context.Context, o *options, rep *reporter, img v1.Image, ref name
 
 	// 4. Only now, the tag.
 	if tag, ok := ref.(name.Tag); ok {
-		update(PhaseTag, res.Digest.String())
+		update(PhaseTag, res.Digest)
 		if err := pw.Put(ctx, tag, rawManifest{raw: raw, mediaType: subject.MediaType}); err != nil {
 			return nil, fmt.Errorf("tagging %s as %s: %w", res.Digest, tag.TagStr(), err)
 		}
@@ -151,7 +151,7 @@ func push(ctx context.Context, o *options, rep *reporter, img v1.Image, ref name
 // writeReferrers writes each artifact through pw and adds it to res.
 func writeReferrers(ctx context.Context, pw *remote.Pusher, rep *reporter, repo name.Repository, refs []*referrerManifest, res *PushResult) error {
 	for i, rm := range refs {
-		rep.send(ctx, Update{Repository: repo.String(), Phase: PhaseReferrer, Digest: rm.digest.String()})
+		rep.send(ctx, Update{Repository: repo.String(), Phase: PhaseReferrer, Digest: rm.digest})
 		if err := writeReferrer(ctx, pw, repo, rm); err != nil {
 			return fmt.Errorf("writing artifact %d (%s): %w", i+1, rm.art.ArtifactType, err)
 		}
@@ -196,19 +196,20 @@ func (r *reader) verifyReferrers(ctx context.Context, subject v1.Hash, refs []*r
 	return mode, nil
 }
 
-// missingReferrers lists the referrer digests absent from a listing.
-func missingReferrers(listed []v1.Descriptor, want []*referrerManifest) []string {
+// missingReferrers lists the referrer digests absent from a listing,
+// sorted.
+func missingReferrers(listed []v1.Descriptor, want []*referrerManifest) []v1.Hash {
 	have := map[v1.Hash]bool{}
 	for _, d := range listed {
 		have[d.Digest] = true
 	}
-	var missing []string
+	var missing []v1.Hash
 	for _, rm := range want {
 		if !have[rm.digest] {
-			missing = append(missing, rm.digest.String())
+			missing = append(missing, rm.digest)
 		}
 	}
-	sort.Strings(missing)
+	sort.Slice(missing, func(i, j int) bool { return missing[i].String() < missing[j].String() })
 	return missing
 }
 

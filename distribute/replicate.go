@@ -192,9 +192,9 @@ func replicateOne(ctx context.Context, o *options, rep *reporter, s *source, dst
 		if res.Err != nil {
 			res.Digest, res.Referrers, res.Skipped = v1.Hash{}, nil, false
 		}
-		rep.send(ctx, Update{Repository: dst.String(), Phase: PhaseDone, Digest: s.digest.String(), Err: res.Err})
+		rep.send(ctx, Update{Repository: dst.String(), Phase: PhaseDone, Digest: s.digest, Err: res.Err})
 	}()
-	update := func(p Phase, digest string) {
+	update := func(p Phase, digest v1.Hash) {
 		rep.send(ctx, Update{Repository: dst.String(), Phase: p, Digest: digest})
 	}
 	fail := func(format string, args ...any) DestResult {
@@ -202,7 +202,7 @@ func replicateOne(ctx context.Context, o *options, rep *reporter, s *source, dst
 		return res
 	}
 
-	update(PhaseCheck, s.digest.String())
+	update(PhaseCheck, s.digest)
 	r, err := o.reader(dst)
 	if err != nil {
 		return fail("%w", err)
@@ -240,7 +240,7 @@ func replicateOne(ctx context.Context, o *options, rep *reporter, s *source, dst
 			// lacks the image, all at once; the others join them.
 			s.shared.prefetch()
 		}
-		update(PhaseUpload, s.digest.String())
+		update(PhaseUpload, s.digest)
 		ropts := o.remote(ctx)
 		progress, wait := rep.bytes(ctx, dst.String())
 		if progress != nil {
@@ -262,7 +262,7 @@ func replicateOne(ctx context.Context, o *options, rep *reporter, s *source, dst
 		}
 	}
 	for _, m := range missing {
-		update(PhaseReferrer, m.Digest.String())
+		update(PhaseReferrer, m.Digest)
 		if err := pw.Push(ctx, dst.Digest(m.Digest.String()), m); err != nil {
 			return fail("copying referrer %s: %w", m.Digest, err)
 		}
@@ -288,7 +288,7 @@ func replicateOne(ctx context.Context, o *options, rep *reporter, s *source, dst
 		}
 	}
 
-	update(PhaseVerify, s.digest.String())
+	update(PhaseVerify, s.digest)
 	if _, err := r.readBack(ctx, s.digest, s.desc.Manifest); err != nil {
 		return fail("%w", err)
 	}
