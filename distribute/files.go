@@ -122,8 +122,10 @@ func pushFiles(ctx context.Context, o *options, ref name.Tag, artifactType strin
 	if err := pw.Put(ctx, repo.Digest(digest.String()), manifest); err != nil {
 		return nil, fmt.Errorf("writing manifest %s: %w", digest, err)
 	}
-	// Read it all back before the tag moves.
-	back, err := pullFiles(ctx, o, repo.Digest(digest.String()))
+	// Read it all back before the tag moves, with a Puller of its own.
+	fresh := *o
+	fresh.puller = nil
+	back, err := pullFiles(ctx, &fresh, repo.Digest(digest.String()))
 	if err != nil {
 		return nil, fmt.Errorf("reading back %s: %w", digest, err)
 	}
@@ -133,7 +135,7 @@ func pushFiles(ctx context.Context, o *options, ref name.Tag, artifactType strin
 	if err := pw.Put(ctx, ref, manifest); err != nil {
 		return nil, fmt.Errorf("tagging %s as %s: %w", digest, ref.TagStr(), err)
 	}
-	got, err := fetchManifest(ctx, o, ref)
+	got, err := fetchManifest(ctx, &fresh, ref)
 	if err != nil {
 		return nil, fmt.Errorf("reading back tag %s: %w", ref.TagStr(), err)
 	}

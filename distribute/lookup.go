@@ -148,8 +148,8 @@ func WithPuller(p *Puller) Option {
 	}
 }
 
-// remote is the remote.Puller for repo.
-func (p *Puller) remote(repo name.Repository) (*remote.Puller, error) {
+// get is the remote.Puller for repo.
+func (p *Puller) get(repo name.Repository) (*remote.Puller, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.repos[repo.Name()] {
@@ -178,7 +178,7 @@ func (p *Puller) Len() int {
 // requests share one authentication.
 func (o *options) pullerFor(repo name.Repository) (*remote.Puller, error) {
 	if o.puller != nil {
-		return o.puller.remote(repo)
+		return o.puller.get(repo)
 	}
 	return remote.NewPuller(o.connection()...)
 }

@@ -35,9 +35,9 @@ const (
 )
 
 // reader reads one repository back after a write, through a
-// go-containerregistry Puller of its own: it shares no connection,
-// authentication or cache with the write path (nor with WithPuller), so
-// what it reads is what the registry serves.
+// go-containerregistry Puller of its own: it shares no authentication or
+// state with the write path (nor with WithPuller), so what it reads is what
+// the registry serves.
 type reader struct {
 	o     *options
 	repo  name.Repository
