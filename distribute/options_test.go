@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,12 +90,18 @@ func TestMakeOptions(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	loopback, err := NewPuller(1, WithInsecureLoopbackUnsafe())
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		opts []Option
 		want string // "" for success
 	}{
 		{"defaults", nil, ""},
+		{"puller with another plain-HTTP policy", []Option{WithPuller(loopback)}, "plain-HTTP policy"},
+		{"nil puller", []Option{WithPuller(nil)}, "nil"},
 		{"CA and transport conflict", []Option{WithCACert(notPEM), WithTransport(http.DefaultTransport)}, "conflict"},
 		{"CA file missing", []Option{WithCACert(filepath.Join(dir, "missing.pem"))}, "missing.pem"},
 		{"CA file without a certificate", []Option{WithCACert(notPEM)}, "no PEM certificate"},
@@ -205,3 +212,24 @@ func TestCapManifests(t *testing.T) {
 type zeros struct{}
 
 func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// A read is retried by again only for what go-containerregistry's own
+// retries did not cover: a body broken midway.
+func TestBrokenBody(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("reading: %w", io.ErrUnexpectedEOF), true},
+		{&net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, true},
+		{&transport.Error{StatusCode: 503}, false},
+		{&url.Error{Op: "Get", URL: "http://127.0.0.1/v2/", Err: io.EOF}, false},
+		{fmt.Errorf("%w: blob", ErrVerification), false},
+		{context.Canceled, false},
+	}
+	for _, tt := range tests {
+		if got := brokenBody(tt.err); got != tt.want {
+			t.Errorf("brokenBody(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
