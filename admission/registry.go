@@ -39,9 +39,6 @@ var _ registryClient = (*remoteClient)(nil)
 func newRemoteClient(registry []distribute.Option, insecureLoopback bool) (*remoteClient, error) {
 	opts := []distribute.Option{
 		distribute.WithUserAgent(userAgent),
-		// Each repository's authentication is kept, bounded: image names
-		// come from users, so the state they cause must stay bounded.
-		distribute.WithAuthCache(distribute.NewAuthCache(maxPullers)),
 		// One quick retry: the deadline is short and a denial can be
 		// retried by the user.
 		distribute.WithRetryBackoff(distribute.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Steps: 2}),
@@ -52,12 +49,18 @@ func newRemoteClient(registry []distribute.Option, insecureLoopback bool) (*remo
 		// HTTPS-only and are still reached.
 		opts = append(opts, distribute.WithLoopbackHTTPUnsafe())
 	}
-	return &remoteClient{opts: opts}, nil
+	// Each repository's authentication is kept, bounded: image names come
+	// from users, so the state they cause must stay bounded.
+	puller, err := distribute.NewPuller(maxPullers, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("registry client: %w", err)
+	}
+	return &remoteClient{opts: append(opts, distribute.WithPuller(puller))}, nil
 }
 
 // with is the client's options, with pull's credentials first. Those
-// requests do not share the authentication cache: what one pod's
-// credentials opened must not serve another pod.
+// requests do not share the Puller: what one pod's credentials opened must
+// not serve another pod.
 func (c *remoteClient) with(pull authn.Keychain) []distribute.Option {
 	if pull == nil {
 		return c.opts

@@ -1,21 +1,15 @@
 package distribute
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"sort"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -53,32 +47,25 @@ func fetchManifest(ctx context.Context, o *options, ref name.Reference) (*Manife
 	if err := o.checkRegistry(repo.Registry); err != nil {
 		return nil, err
 	}
-	rc, err := o.repoClient(ctx, repo, transport.PullScope)
+	p, err := o.pullerFor(repo)
 	if err != nil {
 		return nil, err
 	}
-	raw, header, err := rc.manifest(ctx, ref.Identifier())
+	desc, err := getManifest(ctx, o, p, ref)
 	if err != nil {
 		return nil, err
-	}
-	d, _, err := v1.SHA256(bytes.NewReader(raw))
-	if err != nil {
-		return nil, err
-	}
-	if want, ok := ref.(name.Digest); ok && want.DigestStr() != d.String() {
-		return nil, fmt.Errorf("%w: %s returned a manifest with digest %s for %s", ErrVerification, repo, d, want.DigestStr())
 	}
 	var probe struct {
 		MediaType types.MediaType `json:"mediaType"`
 	}
-	if err := json.Unmarshal(raw, &probe); err != nil {
-		return nil, fmt.Errorf("manifest %s is not JSON: %w", d, err)
+	if err := json.Unmarshal(desc.Manifest, &probe); err != nil {
+		return nil, fmt.Errorf("manifest %s is not JSON: %w", desc.Digest, err)
 	}
 	mt := probe.MediaType
 	if mt == "" {
-		mt = types.MediaType(header)
+		mt = desc.MediaType
 	}
-	return &Manifest{Ref: repo.Digest(d.String()), MediaType: mt, Raw: raw}, nil
+	return &Manifest{Ref: repo.Digest(desc.Digest.String()), MediaType: mt, Raw: desc.Manifest}, nil
 }
 
 // Image returns the image ref names, read from its registry through the
@@ -93,7 +80,11 @@ func Image(ctx context.Context, ref name.Digest, opts ...Option) (v1.Image, erro
 	if err := o.checkRegistry(ref.Context().Registry); err != nil {
 		return nil, fmt.Errorf("fetching %s: %w", ref, err)
 	}
-	img, err := remote.Image(ref, o.remote(ctx)...)
+	p, err := o.pullerFor(ref.Context())
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s: %w", ref, err)
+	}
+	img, err := remote.Image(ref, remote.Reuse(p), remote.WithContext(ctx))
 	if err != nil {
 		return nil, fmt.Errorf("fetching %s: %w", ref, explain(err))
 	}
@@ -144,41 +135,29 @@ func referrersOf(ctx context.Context, o *options, subject name.Digest) ([]Fetche
 	if err := o.checkRegistry(repo.Registry); err != nil {
 		return nil, err
 	}
-	var idx v1.ImageIndex
-	var rc *repoClient
-	var err error
-	if o.authCache == nil {
-		if idx, err = remote.Referrers(subject, o.remote(ctx)...); err != nil {
-			return nil, err
-		}
-	} else {
-		// The listing reuses the cached authentication: an authenticated
-		// transport is used by go-containerregistry as it is, without its
-		// own retries, so they are made here.
-		if rc, err = o.repoClient(ctx, repo, transport.PullScope); err != nil {
-			return nil, err
-		}
-		ropts := append(o.remote(ctx), remote.WithTransport(rc.c.Transport))
-		if err := o.retry(ctx, func() error {
-			idx, err = remote.Referrers(subject, ropts...)
-			return err
-		}); err != nil {
-			return nil, err
-		}
-	}
-	im, err := idx.IndexManifest()
+	p, err := o.pullerFor(repo)
 	if err != nil {
 		return nil, err
 	}
-	descs := append([]v1.Descriptor(nil), im.Manifests...)
+	var descs []v1.Descriptor
+	err = o.again(ctx, func() error {
+		idx, err := remote.Referrers(subject, remote.Reuse(p), remote.WithContext(ctx))
+		if err != nil {
+			return err
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return err
+		}
+		descs = append([]v1.Descriptor(nil), im.Manifests...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	sort.Slice(descs, func(i, j int) bool { return descs[i].Digest.String() < descs[j].Digest.String() })
 	if o.referrerFilter != nil {
 		if descs, err = o.referrerFilter(descs); err != nil {
-			return nil, err
-		}
-	}
-	if rc == nil {
-		if rc, err = o.repoClient(ctx, repo, transport.PullScope); err != nil {
 			return nil, err
 		}
 	}
@@ -189,29 +168,22 @@ func referrersOf(ctx context.Context, o *options, subject name.Digest) ([]Fetche
 			continue
 		}
 		seen[desc.Digest] = true
-		raw, _, err := rc.manifest(ctx, desc.Digest.String())
-		if errors.Is(err, errNotFound) {
+		rd, err := getManifest(ctx, o, p, repo.Digest(desc.Digest.String()))
+		if errors.Is(err, ErrNotFound) {
 			return nil, fmt.Errorf("%w: referrer %s is listed but missing from %s", ErrVerification, desc.Digest, repo)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("reading referrer %s: %w", desc.Digest, err)
 		}
-		d, size, err := v1.SHA256(bytes.NewReader(raw))
-		if err != nil {
-			return nil, err
-		}
-		if d != desc.Digest {
-			return nil, fmt.Errorf("%w: %s returned a manifest with digest %s for referrer %s", ErrVerification, repo, d, desc.Digest)
-		}
 		var m v1.Manifest
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return nil, fmt.Errorf("%w: referrer %s is not a manifest: %v", ErrVerification, d, err)
+		if err := json.Unmarshal(rd.Manifest, &m); err != nil {
+			return nil, fmt.Errorf("%w: referrer %s is not a manifest: %v", ErrVerification, rd.Digest, err)
 		}
 		if m.Subject == nil || m.Subject.Digest.String() != subject.DigestStr() {
 			continue
 		}
 		f := Fetched{
-			Descriptor:   v1.Descriptor{MediaType: m.MediaType, Digest: d, Size: size},
+			Descriptor:   v1.Descriptor{MediaType: m.MediaType, Digest: rd.Digest, Size: rd.Size},
 			ArtifactType: m.ArtifactType,
 			Annotations:  m.Annotations,
 		}
@@ -223,8 +195,8 @@ func referrersOf(ctx context.Context, o *options, subject name.Digest) ([]Fetche
 			f.Layer = &layer
 		}
 		if len(m.Layers) == 1 && (o.referrerLimit <= 0 || m.Layers[0].Size <= o.referrerLimit) {
-			if f.Data, err = rc.fetchBlob(ctx, m.Layers[0]); err != nil {
-				return nil, fmt.Errorf("reading referrer %s: %w", d, err)
+			if f.Data, err = fetchBlob(ctx, o, p, repo, m.Layers[0], maxArtifactSize); err != nil {
+				return nil, fmt.Errorf("reading referrer %s: %w", rd.Digest, err)
 			}
 		}
 		out = append(out, f)
@@ -232,38 +204,13 @@ func referrersOf(ctx context.Context, o *options, subject name.Digest) ([]Fetche
 	return out, nil
 }
 
-// fetchBlob downloads a small blob and checks its size and digest.
-func (rc *repoClient) fetchBlob(ctx context.Context, d v1.Descriptor) ([]byte, error) {
-	if d.Digest.Algorithm != "sha256" {
-		return nil, fmt.Errorf("blob %s: only sha256 digests are supported", d.Digest)
+// fetchBlob downloads a blob of at most max bytes and checks its size and
+// digest.
+func fetchBlob(ctx context.Context, o *options, p *remote.Puller, repo name.Repository, d v1.Descriptor, max int64) ([]byte, error) {
+	if d.Size < 0 || d.Size > max {
+		return nil, fmt.Errorf("blob %s: size %d is not between 0 and %d bytes", d.Digest, d.Size, max)
 	}
-	if d.Size < 0 || d.Size > maxArtifactSize {
-		return nil, fmt.Errorf("blob %s: size %d is not between 0 and %d bytes", d.Digest, d.Size, maxArtifactSize)
-	}
-	var data []byte
-	err := rc.o.retry(ctx, func() error {
-		resp, err := rc.do(ctx, http.MethodGet, rc.url("blobs", d.Digest.String()), nil)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode == http.StatusNotFound {
-			return fmt.Errorf("%w: blob %s is missing from %s", ErrVerification, d.Digest, rc.repo)
-		}
-		if err := transport.CheckError(resp, http.StatusOK); err != nil {
-			return err
-		}
-		data, err = io.ReadAll(io.LimitReader(resp.Body, d.Size+1))
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	sum := sha256.Sum256(data)
-	if got := hex.EncodeToString(sum[:]); got != d.Digest.Hex || int64(len(data)) != d.Size {
-		return nil, fmt.Errorf("%w: %s returned %d bytes with digest sha256:%s for blob %s (%d bytes)", ErrVerification, rc.repo, len(data), got, d.Digest, d.Size)
-	}
-	return data, nil
+	return download(ctx, o, p, repo, d, true)
 }
 
 // Attach adds artifacts as OCI 1.1 referrers of an image that is already
@@ -294,7 +241,7 @@ func attach(ctx context.Context, o *options, rep *reporter, subject name.Digest,
 	}
 	repo := subject.Context()
 	m, err := fetchManifest(ctx, o, subject)
-	if errors.Is(err, errNotFound) {
+	if errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("the image %s is not in %s: push it first", subject.DigestStr(), repo)
 	}
 	if err != nil {
@@ -312,32 +259,20 @@ func attach(ctx context.Context, o *options, rep *reporter, subject name.Digest,
 		}
 	}
 	res := &PushResult{Repository: repo.String(), Digest: h, Referrers: []Referrer{}}
-	for i, rm := range refs {
-		rep.send(ctx, Update{Repository: repo.String(), Phase: PhaseReferrer, Digest: rm.digest.String()})
-		if err := writeReferrer(ctx, o, repo, rm); err != nil {
-			return nil, fmt.Errorf("writing artifact %d (%s): %w", i+1, rm.art.ArtifactType, err)
-		}
-		res.Referrers = append(res.Referrers, Referrer{Digest: rm.digest, ArtifactType: rm.art.ArtifactType, Size: int64(len(rm.raw))})
-	}
-	rep.send(ctx, Update{Repository: repo.String(), Phase: PhaseVerify, Digest: res.Digest.String()})
-	rc, err := o.repoClient(ctx, repo, transport.PullScope)
+	pw, err := remote.NewPusher(o.connection()...)
 	if err != nil {
 		return nil, err
 	}
-	for _, rm := range refs {
-		if _, err := rc.readBack(ctx, rm.digest, rm.raw); err != nil {
-			return nil, err
-		}
-	}
-	if res.ReferrersMode, err = rc.referrersMode(ctx, h); err != nil {
+	if err := writeReferrers(ctx, pw, rep, repo, refs, res); err != nil {
 		return nil, err
 	}
-	listed, err := rc.referrers(ctx, h, res.ReferrersMode)
+	rep.send(ctx, Update{Repository: repo.String(), Phase: PhaseVerify, Digest: res.Digest})
+	r, err := o.reader(repo)
 	if err != nil {
 		return nil, err
 	}
-	if missing := missingReferrers(listed, refs); len(missing) > 0 {
-		return nil, fmt.Errorf("%w: the registry's referrers list (%s) lacks %v", ErrVerification, res.ReferrersMode, missing)
+	if res.ReferrersMode, err = r.verifyReferrers(ctx, h, refs); err != nil {
+		return nil, err
 	}
 	return res, nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"sort"
 	"strings"
 
@@ -110,27 +109,33 @@ func pushFiles(ctx context.Context, o *options, ref name.Tag, artifactType strin
 	if err != nil {
 		return nil, err
 	}
+	pw, err := remote.NewPusher(o.connection()...)
+	if err != nil {
+		return nil, err
+	}
 	for _, l := range layers {
-		if err := remote.WriteLayer(repo, l, o.remote(ctx)...); err != nil {
+		if err := pw.Upload(ctx, repo, l); err != nil {
 			return nil, fmt.Errorf("uploading blob: %w", err)
 		}
 	}
 	manifest := rawManifest{raw: raw, mediaType: types.OCIManifestSchema1}
-	if err := remote.Put(repo.Digest(digest.String()), manifest, o.remote(ctx)...); err != nil {
+	if err := pw.Put(ctx, repo.Digest(digest.String()), manifest); err != nil {
 		return nil, fmt.Errorf("writing manifest %s: %w", digest, err)
 	}
-	// Read it all back before the tag moves.
-	back, err := pullFiles(ctx, o, repo.Digest(digest.String()))
+	// Read it all back before the tag moves, with a Puller of its own.
+	fresh := *o
+	fresh.puller = nil
+	back, err := pullFiles(ctx, &fresh, repo.Digest(digest.String()))
 	if err != nil {
 		return nil, fmt.Errorf("reading back %s: %w", digest, err)
 	}
 	if len(back.Files) != len(files) {
 		return nil, fmt.Errorf("%w: %s reads back with %d files, not %d", ErrVerification, digest, len(back.Files), len(files))
 	}
-	if err := remote.Put(ref, manifest, o.remote(ctx)...); err != nil {
+	if err := pw.Put(ctx, ref, manifest); err != nil {
 		return nil, fmt.Errorf("tagging %s as %s: %w", digest, ref.TagStr(), err)
 	}
-	got, err := fetchManifest(ctx, o, ref)
+	got, err := fetchManifest(ctx, &fresh, ref)
 	if err != nil {
 		return nil, fmt.Errorf("reading back tag %s: %w", ref.TagStr(), err)
 	}
@@ -169,33 +174,18 @@ func pullFiles(ctx context.Context, o *options, ref name.Reference) (*FilesArtif
 	}
 	a := &FilesArtifact{Ref: mf.Ref, ArtifactType: m.ArtifactType}
 	repo := ref.Context()
+	p, err := o.pullerFor(repo)
+	if err != nil {
+		return nil, err
+	}
 	for _, l := range m.Layers {
 		title := l.Annotations[AnnotationTitle]
 		if title == "" {
 			continue
 		}
-		if l.Size < 0 || l.Size > maxFileBytes {
-			return nil, fmt.Errorf("file %s: size %d is not between 0 and %d bytes", title, l.Size, maxFileBytes)
-		}
-		layer, err := remote.Layer(repo.Digest(l.Digest.String()), o.remote(ctx)...)
+		data, err := fetchBlob(ctx, o, p, repo, l, maxFileBytes)
 		if err != nil {
 			return nil, fmt.Errorf("file %s: %w", title, err)
-		}
-		rc, err := layer.Compressed()
-		if err != nil {
-			return nil, fmt.Errorf("file %s: %w", title, err)
-		}
-		data, err := io.ReadAll(io.LimitReader(rc, l.Size+1))
-		rc.Close()
-		if err != nil {
-			return nil, fmt.Errorf("file %s: %w", title, err)
-		}
-		d, _, err := v1.SHA256(bytes.NewReader(data))
-		if err != nil {
-			return nil, err
-		}
-		if d != l.Digest || int64(len(data)) != l.Size {
-			return nil, fmt.Errorf("%w: file %s: %d bytes with digest %s, the manifest says %d bytes, %s", ErrVerification, title, len(data), d, l.Size, l.Digest)
 		}
 		a.Files = append(a.Files, File{Name: title, MediaType: string(l.MediaType), Data: data})
 	}

@@ -162,12 +162,12 @@ func FuzzRegistryManifests(f *testing.F) {
 			}
 		}
 
-		rc, err := opts.repoClient(ctx, repo, "pull")
+		r, err := opts.reader(repo)
 		if err != nil {
 			t.Fatal(err)
 		}
 		h, _ := v1.NewHash(d)
-		raw, err := rc.readBack(ctx, h, manifest)
+		raw, err := r.readBack(ctx, h, manifest)
 		if err != nil {
 			return
 		}

@@ -5,17 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // ErrNotFound means the registry answered 404 for a manifest: the
 // repository or the manifest does not exist. FetchManifest and Resolve wrap
 // it.
-var ErrNotFound = errNotFound
+var ErrNotFound = errors.New("not found")
 
 // Resolve returns the digest the tag ref points at, asking the registry with
 // a HEAD request (no manifest is downloaded) through the same connection
@@ -38,32 +40,21 @@ func resolve(ctx context.Context, o *options, ref name.Tag) (name.Digest, error)
 	if err := o.checkRegistry(repo.Registry); err != nil {
 		return name.Digest{}, err
 	}
-	rc, err := o.repoClient(ctx, repo, transport.PullScope)
+	p, err := o.pullerFor(repo)
 	if err != nil {
 		return name.Digest{}, err
 	}
-	var digest string
-	err = o.retry(ctx, func() error {
-		resp, err := rc.do(ctx, http.MethodHead, rc.url("manifests", ref.TagStr()), manifestMediaTypes)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode == http.StatusNotFound {
-			return fmt.Errorf("manifest %s: %w", ref.TagStr(), errNotFound)
-		}
-		if err := transport.CheckError(resp, http.StatusOK); err != nil {
-			return err
-		}
-		digest = resp.Header.Get("Docker-Content-Digest")
-		return nil
-	})
-	if err != nil {
-		return name.Digest{}, err
+	desc, err := p.Head(ctx, ref)
+	var terr *transport.Error
+	var uerr *url.Error
+	switch {
+	case err == nil:
+		return repo.Digest(desc.Digest.String()), nil
+	case errors.As(err, &terr), errors.As(err, &uerr):
+		return name.Digest{}, notFound(err, "manifest "+ref.TagStr())
 	}
-	if h, err := v1.NewHash(digest); err == nil {
-		return repo.Digest(h.String()), nil
-	}
+	// The registry answered without a header go-containerregistry needs
+	// (the digest, the media type or the length): the manifest says.
 	m, err := fetchManifest(ctx, o, ref)
 	if err != nil {
 		return name.Digest{}, err
@@ -114,64 +105,88 @@ func WithReferrerDataLimit(n int64) Option {
 	}
 }
 
-// AuthCache keeps the authenticated connections to repositories (the
-// registry's token, or the credentials it asks for) from one call to the
-// next, so that a long-running reader does not authenticate again for each
-// call. It holds at most a bounded number of repositories: when full, it
-// starts afresh. Use one AuthCache with one set of options (transport,
-// keychain, plain-HTTP policy, user agent) only. It is safe for concurrent
-// use.
-type AuthCache struct {
+// Puller reads from registries with the options it was made with, and
+// keeps each repository's authentication (the registry's token, or the
+// credentials it asks for) from one call to the next, so that a
+// long-running reader does not authenticate again for each call: a
+// go-containerregistry remote.Puller, which calls given WithPuller reuse
+// (remote.Reuse). It holds at most a bounded number of repositories: when
+// full, it starts afresh with a new remote.Puller, since image names come
+// from users and the state they cause must stay bounded. It is safe for
+// concurrent use.
+type Puller struct {
+	o   *options
 	max int
-	mu  sync.Mutex
-	m   map[string]http.RoundTripper
+
+	mu    sync.Mutex
+	cur   *remote.Puller
+	repos map[string]bool
 }
 
-// NewAuthCache returns an AuthCache for at most n repositories (and
-// scopes); n below 1 means 1.
-func NewAuthCache(n int) *AuthCache {
-	return &AuthCache{max: max(n, 1), m: map[string]http.RoundTripper{}}
+// NewPuller returns a Puller for at most n repositories (n below 1 means
+// 1) that reaches registries as opts say.
+func NewPuller(n int, opts ...Option) (*Puller, error) {
+	o, err := makeOptions(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("making a puller: %w", err)
+	}
+	return &Puller{o: o, max: max(n, 1)}, nil
 }
 
-// WithAuthCache makes calls reuse and keep authenticated connections in c.
+// WithPuller makes reads (Resolve, FetchManifest, Referrers, Image,
+// PullFiles) go through p, reusing the authentication it keeps, with p's
+// transport, CA, keychain, retries and user agent: give p the options the
+// calls get. Read-backs after a write never use it: they are made afresh.
 // By default each call authenticates afresh.
-func WithAuthCache(c *AuthCache) Option {
+func WithPuller(p *Puller) Option {
 	return func(o *options) error {
-		if c == nil {
-			return errors.New("WithAuthCache: nil cache")
+		if p == nil {
+			return errors.New("WithPuller: nil puller")
 		}
-		o.authCache = c
+		o.puller = p
 		return nil
 	}
 }
 
-func authKey(repo name.Repository, scope string) string { return repo.Name() + " " + scope }
-
-func (c *AuthCache) get(repo name.Repository, scope string) http.RoundTripper {
-	if c == nil {
-		return nil
+// get is the remote.Puller for repo.
+func (p *Puller) get(repo name.Repository) (*remote.Puller, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.repos[repo.Name()] {
+		return p.cur, nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.m[authKey(repo, scope)]
+	if p.cur == nil || len(p.repos) >= p.max {
+		cur, err := remote.NewPuller(p.o.connection()...)
+		if err != nil {
+			return nil, err
+		}
+		p.cur, p.repos = cur, map[string]bool{}
+	}
+	p.repos[repo.Name()] = true
+	return p.cur, nil
 }
 
-func (c *AuthCache) put(repo name.Repository, scope string, tr http.RoundTripper) {
-	if c == nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	key := authKey(repo, scope)
-	if _, ok := c.m[key]; !ok && len(c.m) >= c.max {
-		c.m = map[string]http.RoundTripper{}
-	}
-	c.m[key] = tr
+// Len says how many repositories p holds.
+func (p *Puller) Len() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.repos)
 }
 
-// Len says how many repositories (and scopes) c holds.
-func (c *AuthCache) Len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.m)
+// pullerFor is the remote.Puller reads of repo go through: the shared one
+// (WithPuller), or else a new one for this call, so that the call's
+// requests share one authentication.
+func (o *options) pullerFor(repo name.Repository) (*remote.Puller, error) {
+	if o.puller != nil {
+		return o.puller.get(repo)
+	}
+	return remote.NewPuller(o.connection()...)
+}
+
+// notFound marks a 404 answer about what with ErrNotFound.
+func notFound(err error, what string) error {
+	if hasStatus(err, http.StatusNotFound) {
+		return fmt.Errorf("%s: %w: %w", what, ErrNotFound, err)
+	}
+	return err
 }

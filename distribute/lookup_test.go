@@ -89,31 +89,34 @@ func TestLookupAdditions(t *testing.T) {
 				}
 			}
 
-			// With an AuthCache, the registry is pinged once per repository,
+			// With a Puller, the registry is pinged once per repository,
 			// and the answers are the same.
 			ct := &countingTransport{inner: http.DefaultTransport}
-			cache := distribute.NewAuthCache(1)
-			opts := []distribute.Option{insecure, distribute.WithTransport(ct), distribute.WithAuthCache(cache)}
+			cache, err := distribute.NewPuller(1, insecure, distribute.WithTransport(ct))
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := []distribute.Option{insecure, distribute.WithTransport(ct), distribute.WithPuller(cache)}
 			for range 3 {
 				tag, _ := name.NewTag(reg.Host + "/twinforge/app:v1")
 				if d, err := distribute.Resolve(ctx, tag, opts...); err != nil || d.DigestStr() != want {
-					t.Fatalf("Resolve with an AuthCache = %v, %v", d, err)
+					t.Fatalf("Resolve with a Puller = %v, %v", d, err)
 				}
 				if _, err := distribute.FetchManifest(ctx, subject, opts...); err != nil {
-					t.Fatalf("FetchManifest with an AuthCache: %v", err)
+					t.Fatalf("FetchManifest with a Puller: %v", err)
 				}
 				cached, err := distribute.Referrers(ctx, subject, opts...)
 				if err != nil || len(cached) != len(got) {
-					t.Fatalf("Referrers with an AuthCache = %d, %v", len(cached), err)
+					t.Fatalf("Referrers with a Puller = %d, %v", len(cached), err)
 				}
 				for i := range got {
 					if cached[i].Descriptor.Digest != got[i].Descriptor.Digest || !bytes.Equal(cached[i].Data, got[i].Data) {
-						t.Errorf("Referrers with an AuthCache: %+v, want %+v", cached[i], got[i])
+						t.Errorf("Referrers with a Puller: %+v, want %+v", cached[i], got[i])
 					}
 				}
 			}
 			if n := ct.pings(); n != 1 || cache.Len() != 1 {
-				t.Errorf("%d pings, %d cached with an AuthCache; want 1, 1", n, cache.Len())
+				t.Errorf("%d pings, %d cached with a Puller; want 1, 1", n, cache.Len())
 			}
 			// Another repository replaces the one cached.
 			other := mustDigest(t, reg.Host+"/twinforge/other@"+want)
@@ -143,8 +146,8 @@ func TestLookupAdditions(t *testing.T) {
 	if _, err := distribute.Referrers(ctx, remote, distribute.WithReferrerFilter(nil)); err == nil {
 		t.Error("WithReferrerFilter(nil) accepted")
 	}
-	if _, err := distribute.Referrers(ctx, remote, distribute.WithAuthCache(nil)); err == nil {
-		t.Error("WithAuthCache(nil) accepted")
+	if _, err := distribute.Referrers(ctx, remote, distribute.WithPuller(nil)); err == nil {
+		t.Error("WithPuller(nil) accepted")
 	}
 }
 

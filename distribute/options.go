@@ -9,7 +9,9 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"syscall"
 	"time"
 
@@ -38,7 +40,7 @@ type options struct {
 	anyHostHTTPS   bool
 	referrerFilter func([]v1.Descriptor) ([]v1.Descriptor, error)
 	referrerLimit  int64
-	authCache      *AuthCache
+	puller         *Puller
 }
 
 // Backoff says how often and how long to wait before retrying a request that
@@ -105,17 +107,17 @@ func WithKeychain(k authn.Keychain) Option {
 }
 
 // WithKeychainFirst has credentials come from k before the keychain set so
-// far (WithKeychain, or the default), and turns off the authentication
-// cache (WithAuthCache) for these options: what k's credentials opened must
-// not serve a request made without them. Admission passes a pod's pull
-// secrets this way. Give it after WithKeychain and WithAuthCache.
+// far (WithKeychain, or the default), and turns off the shared Puller
+// (WithPuller) for these options: what k's credentials opened must not
+// serve a request made without them. Admission passes a pod's pull secrets
+// this way. Give it after WithKeychain and WithPuller.
 func WithKeychainFirst(k authn.Keychain) Option {
 	return func(o *options) error {
 		if k == nil {
 			return errors.New("WithKeychainFirst: nil keychain")
 		}
 		o.keychain = authn.NewMultiKeychain(k, o.keychain)
-		o.authCache = nil
+		o.puller = nil
 		return nil
 	}
 }
@@ -195,7 +197,12 @@ func makeOptions(opts ...Option) (*options, error) {
 		}
 		base = tr
 	}
-	o.transport = &schemeGuard{inner: base, allowLoopbackHTTP: o.insecure}
+	o.transport = &schemeGuard{inner: capManifests(base), allowLoopbackHTTP: o.insecure}
+	if p := o.puller; p != nil && (p.o.insecure != o.insecure || p.o.anyHostHTTPS != o.anyHostHTTPS) {
+		// The Puller's transport decides what plain HTTP is allowed: a
+		// call must not get more than its own options say.
+		return nil, errors.New("WithPuller: the Puller was made with another plain-HTTP policy than these options")
+	}
 	return o, nil
 }
 
@@ -223,10 +230,12 @@ func (o *options) checkRegistry(reg name.Registry) error {
 	return nil
 }
 
-// remote returns go-containerregistry options for one call.
-func (o *options) remote(ctx context.Context) []remote.Option {
+// connection is how go-containerregistry reaches registries for these
+// options: the guarded transport, the keychain, the retry policy (of a
+// request, until its response begins; see again for the rest) and the user
+// agent.
+func (o *options) connection() []remote.Option {
 	return []remote.Option{
-		remote.WithContext(ctx),
 		remote.WithTransport(o.transport),
 		remote.WithAuthFromKeychain(o.keychain),
 		remote.WithJobs(o.jobs),
@@ -237,29 +246,42 @@ func (o *options) remote(ctx context.Context) []remote.Option {
 	}
 }
 
-// client returns an HTTP client authenticated for repo with the given scope,
-// for the few requests go-containerregistry has no call for. It does not
-// retry on its own: callers wrap requests in o.retry, which also retries
-// reading a response body.
-func (o *options) client(ctx context.Context, repo name.Repository, scope string) (*http.Client, error) {
-	if tr := o.authCache.get(repo, scope); tr != nil {
-		return &http.Client{Transport: tr}, nil
+// remote returns go-containerregistry options for one call.
+func (o *options) remote(ctx context.Context) []remote.Option {
+	return append(o.connection(), remote.WithContext(ctx))
+}
+
+// again runs f, a read of a whole response, until it succeeds, fails in a
+// way not worth retrying, or the backoff's attempts are used up.
+// go-containerregistry retries a request until its response begins
+// (WithRetryBackoff), and its uploads whole; but a download that breaks
+// midway fails only while the caller reads the body, after
+// go-containerregistry has returned, and nothing retries it. Failures
+// go-containerregistry has retried already (an HTTP status, a request that
+// got no response) are not retried again here.
+func (o *options) again(ctx context.Context, f func() error) error {
+	b := o.backoff
+	for {
+		err := f()
+		if err == nil || !brokenBody(err) || b.Steps <= 1 {
+			return err
+		}
+		t := time.NewTimer(b.Step())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
 	}
-	auth, err := authn.Resolve(ctx, o.keychain, repo)
-	if err != nil {
-		return nil, fmt.Errorf("finding credentials for %s: %w", repo.RegistryStr(), err)
-	}
-	rt := transport.NewUserAgent(o.transport, o.userAgent)
-	var tr http.RoundTripper
-	err = o.retry(ctx, func() error {
-		tr, err = transport.NewWithContext(ctx, repo.Registry, auth, rt, []string{repo.Scope(scope)})
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	o.authCache.put(repo, scope, tr)
-	return &http.Client{Transport: tr}, nil
+}
+
+// brokenBody says whether err is a retryable failure while reading a
+// response body, not of the request itself.
+func brokenBody(err error) bool {
+	var terr *transport.Error
+	var uerr *url.Error
+	return retryable(err) && !errors.As(err, &terr) && !errors.As(err, &uerr)
 }
 
 var retryStatusCodes = []int{
@@ -338,4 +360,55 @@ func (g *schemeGuard) RoundTrip(r *http.Request) (*http.Response, error) {
 // download per blob and destination doubles the traffic of every copy.
 func WithBlobReadBack() Option {
 	return func(o *options) error { o.blobRead = true; return nil }
+}
+
+// maxManifestBytes bounds a manifest or referrers listing read from a
+// registry.
+const maxManifestBytes = 16 << 20
+
+// errManifestTooLarge is a manifest response above maxManifestBytes.
+var errManifestTooLarge = fmt.Errorf("manifest larger than %d bytes", maxManifestBytes)
+
+// capManifests cuts manifest and referrers responses off after
+// maxManifestBytes. go-containerregistry reads up to 100 MiB of each into
+// memory; the webhook reads manifests of whatever images users name, many
+// at once, and no manifest twinforge handles comes near 16 MiB.
+func capManifests(inner http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		resp, err := inner.RoundTrip(r)
+		if err != nil || r.Method != http.MethodGet || !(strings.Contains(r.URL.Path, "/manifests/") || strings.Contains(r.URL.Path, "/referrers/")) {
+			return resp, err
+		}
+		resp.Body = &cappedBody{ReadCloser: resp.Body, left: maxManifestBytes}
+		return resp, nil
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// cappedBody fails a read beyond its limit instead of truncating, so that
+// too large is not mistaken for corrupt.
+type cappedBody struct {
+	io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One byte more than allowed tells too large from just right.
+		var one [1]byte
+		n, err := b.ReadCloser.Read(one[:])
+		if n > 0 {
+			return 0, errManifestTooLarge
+		}
+		return 0, err
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.ReadCloser.Read(p)
+	b.left -= int64(n)
+	return n, err
 }

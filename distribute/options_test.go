@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -89,12 +90,18 @@ func TestMakeOptions(t *testing.T) {
 	if err := os.WriteFile(notPEM, []byte("hello"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	loopback, err := NewPuller(1, WithInsecureLoopbackUnsafe())
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		opts []Option
 		want string // "" for success
 	}{
 		{"defaults", nil, ""},
+		{"puller with another plain-HTTP policy", []Option{WithPuller(loopback)}, "plain-HTTP policy"},
+		{"nil puller", []Option{WithPuller(nil)}, "nil"},
 		{"CA and transport conflict", []Option{WithCACert(notPEM), WithTransport(http.DefaultTransport)}, "conflict"},
 		{"CA file missing", []Option{WithCACert(filepath.Join(dir, "missing.pem"))}, "missing.pem"},
 		{"CA file without a certificate", []Option{WithCACert(notPEM)}, "no PEM certificate"},
@@ -169,6 +176,60 @@ func TestRetryable(t *testing.T) {
 	for _, tt := range tests {
 		if got := retryable(tt.err); got != tt.want {
 			t.Errorf("retryable(%v) = %v, want %v", tt.err, got, tt.want)
+		}
+	}
+}
+
+// Manifest and referrers responses above maxManifestBytes fail to read;
+// blobs are not capped here (their descriptors bound them).
+func TestCapManifests(t *testing.T) {
+	tests := []struct {
+		path string
+		size int64
+		ok   bool
+	}{
+		{"/v2/app/manifests/v1", maxManifestBytes, true},
+		{"/v2/app/manifests/v1", maxManifestBytes + 1, false},
+		{"/v2/app/referrers/sha256:0", maxManifestBytes + 1, false},
+		{"/v2/app/blobs/sha256:0", maxManifestBytes + 1, true},
+	}
+	for _, tt := range tests {
+		inner := roundTripFunc(func(*http.Request) (*http.Response, error) {
+			return &http.Response{StatusCode: 200, Body: io.NopCloser(io.LimitReader(zeros{}, tt.size))}, nil
+		})
+		req, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1"+tt.path, nil)
+		resp, err := capManifests(inner).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		if tt.ok != (err == nil) || (err != nil && !errors.Is(err, errManifestTooLarge)) || (tt.ok && n != tt.size) {
+			t.Errorf("%s, %d bytes: read %d, %v", tt.path, tt.size, n, err)
+		}
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+// A read is retried by again only for what go-containerregistry's own
+// retries did not cover: a body broken midway.
+func TestBrokenBody(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{fmt.Errorf("reading: %w", io.ErrUnexpectedEOF), true},
+		{&net.OpError{Op: "read", Err: os.NewSyscallError("read", syscall.ECONNRESET)}, true},
+		{&transport.Error{StatusCode: 503}, false},
+		{&url.Error{Op: "Get", URL: "http://127.0.0.1/v2/", Err: io.EOF}, false},
+		{fmt.Errorf("%w: blob", ErrVerification), false},
+		{context.Canceled, false},
+	}
+	for _, tt := range tests {
+		if got := brokenBody(tt.err); got != tt.want {
+			t.Errorf("brokenBody(%v) = %v, want %v", tt.err, got, tt.want)
 		}
 	}
 }

@@ -24,7 +24,7 @@ const (
 type Update struct {
 	Repository string // destination repository, e.g. "registry.example/app"
 	Phase      Phase
-	Digest     string // the manifest the phase is about, when there is one
+	Digest     v1.Hash // the manifest the phase is about, when there is one
 	// Complete and Total count bytes during PhaseUpload, as far as known.
 	Complete, Total int64
 	Err             error // set with PhaseDone when the repository failed

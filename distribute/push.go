@@ -1,7 +1,6 @@
 package distribute
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -9,7 +8,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/static"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -87,12 +85,12 @@ func push(ctx context.Context, o *options, rep *reporter, img v1.Image, ref name
 		}
 	}
 	res := &PushResult{Repository: repo.String(), Digest: subject.Digest, Referrers: []Referrer{}}
-	update := func(p Phase, digest string) {
+	update := func(p Phase, digest v1.Hash) {
 		rep.send(ctx, Update{Repository: repo.String(), Phase: p, Digest: digest})
 	}
 
 	// 1. Blobs, then the manifest, by digest: nothing points at it yet.
-	update(PhaseUpload, res.Digest.String())
+	update(PhaseUpload, res.Digest)
 	ropts := o.remote(ctx)
 	progress, wait := rep.bytes(ctx, repo.String())
 	if progress != nil {
@@ -106,91 +104,112 @@ func push(ctx context.Context, o *options, rep *reporter, img v1.Image, ref name
 
 	// 2. Each artifact: its blobs, then its manifest by digest. Writing a
 	// manifest with a subject makes go-containerregistry update the
-	// referrers tag schema index when the registry lacks the API.
-	for i, rm := range refs {
-		update(PhaseReferrer, rm.digest.String())
-		if err := writeReferrer(ctx, o, repo, rm); err != nil {
-			return nil, fmt.Errorf("writing artifact %d (%s): %w", i+1, rm.art.ArtifactType, err)
-		}
-		res.Referrers = append(res.Referrers, Referrer{Digest: rm.digest, ArtifactType: rm.art.ArtifactType, Size: int64(len(rm.raw))})
-	}
-
-	// 3. Read everything back.
-	update(PhaseVerify, res.Digest.String())
-	rc, err := o.repoClient(ctx, repo, transport.PullScope)
+	// referrers tag schema index when the registry lacks the API. The
+	// writes share one authentication; the image's went apart, as
+	// go-containerregistry reports progress per call.
+	pw, err := remote.NewPusher(o.connection()...)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := rc.readBack(ctx, subject.Digest, raw); err != nil {
+	if err := writeReferrers(ctx, pw, rep, repo, refs, res); err != nil {
+		return nil, err
+	}
+
+	// 3. Read everything back.
+	update(PhaseVerify, res.Digest)
+	r, err := o.reader(repo)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.readBack(ctx, subject.Digest, raw); err != nil {
 		return nil, err
 	}
 	if len(refs) > 0 {
-		for _, rm := range refs {
-			if _, err := rc.readBack(ctx, rm.digest, rm.raw); err != nil {
-				return nil, err
-			}
-		}
-		if res.ReferrersMode, err = rc.referrersMode(ctx, subject.Digest); err != nil {
+		if res.ReferrersMode, err = r.verifyReferrers(ctx, subject.Digest, refs); err != nil {
 			return nil, err
-		}
-		listed, err := rc.referrers(ctx, subject.Digest, res.ReferrersMode)
-		if err != nil {
-			return nil, err
-		}
-		if missing := missingReferrers(listed, refs); len(missing) > 0 {
-			return nil, fmt.Errorf("%w: the registry's referrers list (%s) lacks %v", ErrVerification, res.ReferrersMode, missing)
 		}
 	}
 
 	// 4. Only now, the tag.
 	if tag, ok := ref.(name.Tag); ok {
-		update(PhaseTag, res.Digest.String())
-		if err := remote.Put(tag, rawManifest{raw: raw, mediaType: subject.MediaType}, o.remote(ctx)...); err != nil {
+		update(PhaseTag, res.Digest)
+		if err := pw.Put(ctx, tag, rawManifest{raw: raw, mediaType: subject.MediaType}); err != nil {
 			return nil, fmt.Errorf("tagging %s as %s: %w", res.Digest, tag.TagStr(), err)
 		}
-		got, _, err := rc.manifest(ctx, tag.TagStr())
+		got, err := getManifest(ctx, o, r.p, tag)
 		if err != nil {
 			return nil, fmt.Errorf("reading back tag %s: %w", tag.TagStr(), err)
 		}
-		if d, _, _ := v1.SHA256(bytes.NewReader(got)); d != subject.Digest {
-			return nil, fmt.Errorf("%w: tag %s reads back as %s, not %s", ErrVerification, tag.TagStr(), d, subject.Digest)
+		if got.Digest != subject.Digest {
+			return nil, fmt.Errorf("%w: tag %s reads back as %s, not %s", ErrVerification, tag.TagStr(), got.Digest, subject.Digest)
 		}
 		res.Tag = tag.TagStr()
 	}
 	return res, nil
 }
 
+// writeReferrers writes each artifact through pw and adds it to res.
+func writeReferrers(ctx context.Context, pw *remote.Pusher, rep *reporter, repo name.Repository, refs []*referrerManifest, res *PushResult) error {
+	for i, rm := range refs {
+		rep.send(ctx, Update{Repository: repo.String(), Phase: PhaseReferrer, Digest: rm.digest})
+		if err := writeReferrer(ctx, pw, repo, rm); err != nil {
+			return fmt.Errorf("writing artifact %d (%s): %w", i+1, rm.art.ArtifactType, err)
+		}
+		res.Referrers = append(res.Referrers, Referrer{Digest: rm.digest, ArtifactType: rm.art.ArtifactType, Size: int64(len(rm.raw))})
+	}
+	return nil
+}
+
 // writeReferrer uploads an artifact's two blobs and PUTs its manifest by
 // digest.
-func writeReferrer(ctx context.Context, o *options, repo name.Repository, rm *referrerManifest) error {
+func writeReferrer(ctx context.Context, pw *remote.Pusher, repo name.Repository, rm *referrerManifest) error {
 	blobs := []v1.Layer{
 		static.NewLayer(emptyJSON, types.OCIEmptyJSON),
 		static.NewLayer(rm.layer, rm.art.layerMediaType()),
 	}
 	for _, l := range blobs {
-		if err := remote.WriteLayer(repo, l, o.remote(ctx)...); err != nil {
+		if err := pw.Upload(ctx, repo, l); err != nil {
 			return fmt.Errorf("uploading blob: %w", err)
 		}
 	}
-	if err := remote.Put(repo.Digest(rm.digest.String()), rm, o.remote(ctx)...); err != nil {
+	if err := pw.Put(ctx, repo.Digest(rm.digest.String()), rm); err != nil {
 		return fmt.Errorf("writing manifest %s: %w", rm.digest, err)
 	}
 	return nil
 }
 
-// missingReferrers lists the referrer digests absent from a listing.
-func missingReferrers(listed []v1.Descriptor, want []*referrerManifest) []string {
+// verifyReferrers reads each referrer back and checks that the registry's
+// referrers list (API or tag schema, which it returns) names every one.
+func (r *reader) verifyReferrers(ctx context.Context, subject v1.Hash, refs []*referrerManifest) (ReferrersMode, error) {
+	for _, rm := range refs {
+		if _, err := r.readBack(ctx, rm.digest, rm.raw); err != nil {
+			return "", err
+		}
+	}
+	listed, mode, err := r.referrers(ctx, subject)
+	if err != nil {
+		return "", err
+	}
+	if missing := missingReferrers(listed, refs); len(missing) > 0 {
+		return "", fmt.Errorf("%w: the registry's referrers list (%s) lacks %v", ErrVerification, mode, missing)
+	}
+	return mode, nil
+}
+
+// missingReferrers lists the referrer digests absent from a listing,
+// sorted.
+func missingReferrers(listed []v1.Descriptor, want []*referrerManifest) []v1.Hash {
 	have := map[v1.Hash]bool{}
 	for _, d := range listed {
 		have[d.Digest] = true
 	}
-	var missing []string
+	var missing []v1.Hash
 	for _, rm := range want {
 		if !have[rm.digest] {
-			missing = append(missing, rm.digest.String())
+			missing = append(missing, rm.digest)
 		}
 	}
-	sort.Strings(missing)
+	sort.Slice(missing, func(i, j int) bool { return missing[i].String() < missing[j].String() })
 	return missing
 }
 

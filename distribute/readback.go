@@ -9,15 +9,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"math/rand/v2"
-	"mime"
 	"net/http"
+	"path"
 	"strings"
-	"time"
+	"sync"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
@@ -35,174 +34,63 @@ const (
 	ReferrersTagSchema ReferrersMode = "tag-schema"
 )
 
-// manifestMediaTypes is what a read-back accepts.
-var manifestMediaTypes = []string{
-	string(types.OCIManifestSchema1),
-	string(types.OCIImageIndex),
-	string(types.DockerManifestSchema2),
-	string(types.DockerManifestList),
+// reader reads one repository back after a write, through a
+// go-containerregistry Puller of its own: it shares no authentication or
+// state with the write path (nor with WithPuller), so what it reads is what
+// the registry serves.
+type reader struct {
+	o     *options
+	repo  name.Repository
+	p     *remote.Puller
+	modes *modeRecorder
 }
 
-// repoClient makes the requests go-containerregistry has no call for, and
-// those a read-back must make independently of the write path.
-type repoClient struct {
-	repo name.Repository
-	c    *http.Client
-	o    *options
-}
-
-func (o *options) repoClient(ctx context.Context, repo name.Repository, scope string) (*repoClient, error) {
-	c, err := o.client(ctx, repo, scope)
+func (o *options) reader(repo name.Repository) (*reader, error) {
+	modes := &modeRecorder{inner: o.transport}
+	p, err := remote.NewPuller(append(o.connection(), remote.WithTransport(modes))...)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", repo.RegistryStr(), err)
+		return nil, fmt.Errorf("reading %s: %w", repo, err)
 	}
-	return &repoClient{repo: repo, c: c, o: o}, nil
-}
-
-func (rc *repoClient) url(kind, ref string) string {
-	return fmt.Sprintf("%s://%s/v2/%s/%s/%s", rc.repo.Scheme(), rc.repo.RegistryStr(), rc.repo.RepositoryStr(), kind, ref)
-}
-
-// errNotFound is a 404 from the registry.
-var errNotFound = errors.New("not found")
-
-func (rc *repoClient) do(ctx context.Context, method, url string, accept []string) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	if len(accept) > 0 {
-		req.Header.Set("Accept", strings.Join(accept, ","))
-	}
-	return rc.c.Do(req)
-}
-
-// manifest GETs a manifest by digest or tag.
-func (rc *repoClient) manifest(ctx context.Context, ref string) (raw []byte, mediaType string, err error) {
-	err = rc.o.retry(ctx, func() error {
-		resp, err := rc.do(ctx, http.MethodGet, rc.url("manifests", ref), manifestMediaTypes)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode == http.StatusNotFound {
-			return fmt.Errorf("manifest %s: %w", ref, errNotFound)
-		}
-		if err := transport.CheckError(resp, http.StatusOK); err != nil {
-			return err
-		}
-		raw, err = io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-		mediaType = resp.Header.Get("Content-Type")
-		return err
-	})
-	return raw, mediaType, err
+	return &reader{o: o, repo: repo, p: p, modes: modes}, nil
 }
 
 // manifestExists HEADs a manifest by digest.
-func (rc *repoClient) manifestExists(ctx context.Context, d v1.Hash) (bool, error) {
-	resp, err := rc.do(ctx, http.MethodHead, rc.url("manifests", d.String()), manifestMediaTypes)
-	if err != nil {
-		return false, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
+func (r *reader) manifestExists(ctx context.Context, d v1.Hash) (bool, error) {
+	_, err := r.p.Head(ctx, r.repo.Digest(d.String()))
+	switch {
+	case err == nil:
+		return true, nil
+	case hasStatus(err, http.StatusNotFound):
 		return false, nil
 	}
-	if err := transport.CheckError(resp, http.StatusOK); err != nil {
-		return false, err
-	}
-	return true, nil
+	return false, err
 }
 
-// verifyBlob checks that the repository holds a blob of the right size and
-// digest: by HEAD, or by downloading and hashing it with WithBlobReadBack.
-func (rc *repoClient) verifyBlob(ctx context.Context, d v1.Descriptor) error {
-	if !rc.o.blobRead {
-		return rc.headBlob(ctx, d)
-	}
-	return rc.o.retry(ctx, func() error {
-		resp, err := rc.do(ctx, http.MethodGet, rc.url("blobs", d.Digest.String()), nil)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode == http.StatusNotFound {
-			return fmt.Errorf("%w: blob %s is missing from %s", ErrVerification, d.Digest, rc.repo)
-		}
-		if err := transport.CheckError(resp, http.StatusOK); err != nil {
-			return err
-		}
-		if d.Digest.Algorithm != "sha256" {
-			return fmt.Errorf("blob %s: only sha256 digests are supported", d.Digest)
-		}
-		h := sha256.New()
-		n, err := io.Copy(h, resp.Body)
-		if err != nil {
-			return err
-		}
-		if got := hex.EncodeToString(h.Sum(nil)); got != d.Digest.Hex || n != d.Size {
-			return fmt.Errorf("%w: %s returned %d bytes with digest sha256:%s for blob %s (%d bytes)", ErrVerification, rc.repo, n, got, d.Digest, d.Size)
-		}
-		return nil
-	})
-}
-
-// headBlob asks the registry for a blob's size and digest.
-func (rc *repoClient) headBlob(ctx context.Context, d v1.Descriptor) error {
-	return rc.o.retry(ctx, func() error {
-		resp, err := rc.do(ctx, http.MethodHead, rc.url("blobs", d.Digest.String()), nil)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode == http.StatusNotFound {
-			return fmt.Errorf("%w: blob %s is missing from %s", ErrVerification, d.Digest, rc.repo)
-		}
-		if err := transport.CheckError(resp, http.StatusOK); err != nil {
-			return err
-		}
-		if resp.ContentLength >= 0 && resp.ContentLength != d.Size {
-			return fmt.Errorf("%w: %s holds %d bytes for blob %s, want %d", ErrVerification, rc.repo, resp.ContentLength, d.Digest, d.Size)
-		}
-		if got := resp.Header.Get("Docker-Content-Digest"); got != "" && got != d.Digest.String() {
-			return fmt.Errorf("%w: %s answers digest %s for blob %s", ErrVerification, rc.repo, got, d.Digest)
-		}
-		return nil
-	})
-}
-
-// readBack GETs the manifest d, checks that its bytes hash to d (and equal
-// want, when given), and checks every blob and child manifest it refers to.
-// It returns the manifest.
-func (rc *repoClient) readBack(ctx context.Context, d v1.Hash, want []byte) ([]byte, error) {
-	raw, _, err := rc.manifest(ctx, d.String())
-	if errors.Is(err, errNotFound) {
-		return nil, fmt.Errorf("%w: manifest %s is missing from %s", ErrVerification, d, rc.repo)
+// readBack GETs the manifest d (go-containerregistry checks its bytes hash
+// to d), checks they equal want, when given, and checks every blob and
+// child manifest it refers to. It returns the manifest.
+func (r *reader) readBack(ctx context.Context, d v1.Hash, want []byte) ([]byte, error) {
+	desc, err := getManifest(ctx, r.o, r.p, r.repo.Digest(d.String()))
+	if errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("%w: manifest %s is missing from %s", ErrVerification, d, r.repo)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading back manifest %s: %w", d, err)
 	}
-	got, _, err := v1.SHA256(bytes.NewReader(raw))
-	if err != nil {
-		return nil, err
-	}
-	if got != d {
-		return nil, fmt.Errorf("%w: %s returned a manifest with digest %s for %s", ErrVerification, rc.repo, got, d)
-	}
+	raw := desc.Manifest
 	if want != nil && !bytes.Equal(raw, want) {
-		return nil, fmt.Errorf("%w: manifest %s read back from %s differs from the one pushed", ErrVerification, d, rc.repo)
+		return nil, fmt.Errorf("%w: manifest %s read back from %s differs from the one pushed", ErrVerification, d, r.repo)
 	}
 	var m struct {
-		MediaType types.MediaType `json:"mediaType"`
 		Config    *v1.Descriptor  `json:"config"`
 		Layers    []v1.Descriptor `json:"layers"`
 		Manifests []v1.Descriptor `json:"manifests"`
 	}
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("%w: manifest %s in %s is not JSON: %v", ErrVerification, d, rc.repo, err)
+		return nil, fmt.Errorf("%w: manifest %s in %s is not JSON: %v", ErrVerification, d, r.repo, err)
 	}
 	for _, child := range m.Manifests {
-		if _, err := rc.readBack(ctx, child.Digest, nil); err != nil {
+		if _, err := r.readBack(ctx, child.Digest, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -214,113 +102,176 @@ func (rc *repoClient) readBack(ctx context.Context, d v1.Hash, want []byte) ([]b
 		if !b.MediaType.IsDistributable() {
 			continue // foreign layers live elsewhere
 		}
-		if err := rc.verifyBlob(ctx, b); err != nil {
+		if err := r.verifyBlob(ctx, b); err != nil {
 			return nil, fmt.Errorf("reading back %s: %w", d, err)
 		}
 	}
 	return raw, nil
 }
 
-// referrersMode asks whether the registry has the referrers API, the way
-// go-containerregistry decides whether to maintain the fallback tag: 200
-// with an image index is the API; 404, 400 (and 405, 406) mean there is none.
-// Ask only once the repository exists: some registries answer 404 for an
-// unknown repository even when they have the API.
-func (rc *repoClient) referrersMode(ctx context.Context, subject v1.Hash) (ReferrersMode, error) {
-	var mode ReferrersMode
-	err := rc.o.retry(ctx, func() error {
-		resp, err := rc.do(ctx, http.MethodGet, rc.url("referrers", subject.String()), []string{string(types.OCIImageIndex)})
+// verifyBlob checks that the repository holds a blob of the right size and
+// digest: by downloading and hashing it with WithBlobReadBack, else by
+// asking its size with a HEAD request (go-containerregistry's
+// remote.Layer Size).
+func (r *reader) verifyBlob(ctx context.Context, d v1.Descriptor) error {
+	if r.o.blobRead {
+		_, err := download(ctx, r.o, r.p, r.repo, d, false)
+		return err
+	}
+	l, err := r.p.Layer(ctx, r.repo.Digest(d.Digest.String()))
+	if err != nil {
+		return err
+	}
+	size, err := l.Size()
+	if err != nil {
+		return missingBlob(err, r.repo, d.Digest)
+	}
+	if size >= 0 && size != d.Size {
+		return fmt.Errorf("%w: %s holds %d bytes for blob %s, want %d", ErrVerification, r.repo, size, d.Digest, d.Size)
+	}
+	return nil
+}
+
+// referrers lists the referrers of subject as go-containerregistry's
+// remote.Referrers does (the referrers API, or else the tag schema), and
+// says which of the two the registry answered with. Ask only once the
+// repository exists: some registries answer 404 for an unknown repository
+// even when they have the API.
+func (r *reader) referrers(ctx context.Context, subject v1.Hash) ([]v1.Descriptor, ReferrersMode, error) {
+	var descs []v1.Descriptor
+	err := r.o.again(ctx, func() error {
+		idx, err := remote.Referrers(r.repo.Digest(subject.String()), remote.Reuse(r.p), remote.WithContext(ctx))
 		if err != nil {
 			return err
 		}
-		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-		switch resp.StatusCode {
-		case http.StatusOK:
-			if ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); ct == string(types.OCIImageIndex) {
-				mode = ReferrersAPI
-			} else {
-				mode = ReferrersTagSchema
-			}
-			return nil
-		case http.StatusNotFound, http.StatusBadRequest, http.StatusMethodNotAllowed, http.StatusNotAcceptable:
-			mode = ReferrersTagSchema
-			return nil
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return err
 		}
-		return transport.CheckError(resp, http.StatusOK)
+		descs = im.Manifests
+		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("asking %s for the referrers API: %w", rc.repo.RegistryStr(), err)
+		return nil, "", fmt.Errorf("listing referrers of %s in %s: %w", subject, r.repo, err)
 	}
-	return mode, nil
+	return descs, r.modes.mode(subject), nil
 }
 
-// fallbackTag is the referrers tag schema's tag for a subject.
-func fallbackTag(subject v1.Hash) string {
-	return subject.Algorithm + "-" + subject.Hex
+// modeRecorder notes how the registry answered the referrers API, by the
+// same rule go-containerregistry's remote.Referrers applies to choose
+// between the API and the tag schema: it makes that choice without
+// telling, and twinforge reports it (PushResult.ReferrersMode).
+type modeRecorder struct {
+	inner http.RoundTripper
+	mu    sync.Mutex
+	modes map[string]ReferrersMode // by subject digest; the last answer counts
 }
 
-// referrers lists the referrers of subject, from the API or the tag schema.
-func (rc *repoClient) referrers(ctx context.Context, subject v1.Hash, mode ReferrersMode) ([]v1.Descriptor, error) {
-	var raw []byte
-	switch mode {
-	case ReferrersAPI:
-		err := rc.o.retry(ctx, func() error {
-			resp, err := rc.do(ctx, http.MethodGet, rc.url("referrers", subject.String()), []string{string(types.OCIImageIndex)})
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			if err := transport.CheckError(resp, http.StatusOK); err != nil {
-				return err
-			}
-			raw, err = io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("listing referrers of %s in %s: %w", subject, rc.repo, err)
-		}
-	case ReferrersTagSchema:
+func (m *modeRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := m.inner.RoundTrip(req)
+	dir, subject := path.Split(req.URL.Path)
+	if err != nil || req.Method != http.MethodGet || !strings.HasSuffix(dir, "/referrers/") {
+		return resp, err
+	}
+	mode := ReferrersTagSchema
+	if resp.StatusCode == http.StatusOK && resp.Header.Get("Content-Type") == string(types.OCIImageIndex) {
+		mode = ReferrersAPI
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.modes == nil {
+		m.modes = map[string]ReferrersMode{}
+	}
+	m.modes[subject] = mode
+	return resp, nil
+}
+
+func (m *modeRecorder) mode(subject v1.Hash) ReferrersMode {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.modes[subject.String()]
+}
+
+// getManifest GETs a manifest through p. By digest, go-containerregistry
+// checks the bytes against it; a mismatch wraps ErrVerification. A 404
+// wraps ErrNotFound.
+func getManifest(ctx context.Context, o *options, p *remote.Puller, ref name.Reference) (*remote.Descriptor, error) {
+	var desc *remote.Descriptor
+	err := o.again(ctx, func() error {
 		var err error
-		raw, _, err = rc.manifest(ctx, fallbackTag(subject))
-		if errors.Is(err, errNotFound) {
-			return nil, nil
-		}
-		if err != nil {
-			return nil, fmt.Errorf("listing referrers of %s in %s (tag %s): %w", subject, rc.repo, fallbackTag(subject), err)
-		}
-	default:
-		return nil, fmt.Errorf("unknown referrers mode %q", mode)
+		desc, err = p.Get(ctx, ref)
+		return err
+	})
+	switch {
+	case err == nil:
+		return desc, nil
+	case isDigestMismatch(err):
+		return nil, fmt.Errorf("%w: %s returned another manifest than %s: %v", ErrVerification, ref.Context(), ref.Identifier(), err)
 	}
-	var idx v1.IndexManifest
-	if err := json.Unmarshal(raw, &idx); err != nil {
-		return nil, fmt.Errorf("listing referrers of %s in %s: not an image index: %w", subject, rc.repo, err)
-	}
-	return idx.Manifests, nil
+	return nil, notFound(err, "manifest "+ref.Identifier())
 }
 
-// retry runs f until it succeeds, fails with an error not worth retrying,
-// or the backoff's attempts are used up.
-func (o *options) retry(ctx context.Context, f func() error) error {
-	b := o.backoff
-	var err error
-	for attempt := 0; attempt < b.Steps; attempt++ {
-		if attempt > 0 {
-			d := time.Duration(float64(b.Duration) * math.Pow(b.Factor, float64(attempt-1)))
-			if b.Jitter > 0 {
-				d += time.Duration(rand.Float64() * b.Jitter * float64(d))
-			}
-			t := time.NewTimer(d)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return errors.Join(err, ctx.Err())
-			case <-t.C:
-			}
-		}
-		if err = f(); err == nil || !retryable(err) {
+// isDigestMismatch says whether err is go-containerregistry refusing a
+// manifest fetched by digest whose bytes have another digest. It has no
+// error type or sentinel for it (v0.22), only this message; FuzzFetchByDigest
+// notices when it changes.
+func isDigestMismatch(err error) bool {
+	return strings.Contains(err.Error(), "does not match requested digest")
+}
+
+// download reads blob d of repo through p, checks its size and digest, and
+// returns it when keep is set. go-containerregistry checks the digest as
+// well, but its error has no type to tell corrupt data from a failed read,
+// and it does not know the size.
+func download(ctx context.Context, o *options, p *remote.Puller, repo name.Repository, d v1.Descriptor, keep bool) ([]byte, error) {
+	if d.Digest.Algorithm != "sha256" {
+		return nil, fmt.Errorf("blob %s: only sha256 digests are supported", d.Digest)
+	}
+	var data []byte
+	err := o.again(ctx, func() error {
+		l, err := p.Layer(ctx, repo.Digest(d.Digest.String()))
+		if err != nil {
 			return err
 		}
+		rc, err := l.Compressed()
+		if err != nil {
+			return missingBlob(err, repo, d.Digest)
+		}
+		defer rc.Close()
+		h := sha256.New()
+		var kept bytes.Buffer
+		w := io.Writer(h)
+		if keep {
+			w = io.MultiWriter(h, &kept)
+		}
+		// One byte more than the size tells a longer blob apart.
+		n, err := io.Copy(w, io.LimitReader(rc, d.Size+1))
+		if err != nil && brokenBody(err) {
+			return err
+		}
+		if got := hex.EncodeToString(h.Sum(nil)); got != d.Digest.Hex || n != d.Size {
+			return fmt.Errorf("%w: %s returned %d bytes with digest sha256:%s for blob %s (%d bytes)", ErrVerification, repo, n, got, d.Digest, d.Size)
+		}
+		if err != nil {
+			return err
+		}
+		data = kept.Bytes()
+		return nil
+	})
+	return data, err
+}
+
+// missingBlob marks a 404 for a blob as a verification failure: what was
+// written or listed is not there.
+func missingBlob(err error, repo name.Repository, d v1.Hash) error {
+	if hasStatus(err, http.StatusNotFound) {
+		return fmt.Errorf("%w: blob %s is missing from %s", ErrVerification, d, repo)
 	}
 	return err
+}
+
+// hasStatus says whether err is the registry answering with status code.
+func hasStatus(err error, code int) bool {
+	var terr *transport.Error
+	return errors.As(err, &terr) && terr.StatusCode == code
 }

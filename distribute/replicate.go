@@ -1,7 +1,6 @@
 package distribute
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -14,7 +13,6 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 )
 
 // DestResult is the outcome of replicating to one destination repository.
@@ -144,31 +142,20 @@ func Replicate(ctx context.Context, src name.Reference, dests []name.Repository,
 	return results, nil
 }
 
-// readSource fetches the source manifest and its referrers' manifests.
+// readSource fetches the source manifest and its referrers' manifests,
+// through one Puller.
 func readSource(ctx context.Context, o *options, d name.Digest) (*source, error) {
 	repo := d.Context()
-	desc, err := remote.Get(d, o.remote(ctx)...)
+	r, err := o.reader(repo)
 	if err != nil {
 		return nil, err
 	}
-	h, _, err := v1.SHA256(bytes.NewReader(desc.Manifest))
+	desc, err := getManifest(ctx, o, r.p, d)
 	if err != nil {
 		return nil, err
 	}
-	if h.String() != d.DigestStr() {
-		return nil, fmt.Errorf("%w: the source returned manifest %s for %s", ErrVerification, h, d.DigestStr())
-	}
-	s := &source{digest: h, desc: desc, registry: repo.Registry}
-
-	rc, err := o.repoClient(ctx, repo, transport.PullScope)
-	if err != nil {
-		return nil, err
-	}
-	mode, err := rc.referrersMode(ctx, h)
-	if err != nil {
-		return nil, err
-	}
-	listed, err := rc.referrers(ctx, h, mode)
+	s := &source{digest: desc.Digest, desc: desc, registry: repo.Registry}
+	listed, _, err := r.referrers(ctx, s.digest)
 	if err != nil {
 		return nil, err
 	}
@@ -178,15 +165,15 @@ func readSource(ctx context.Context, o *options, d name.Digest) (*source, error)
 			continue
 		}
 		done[l.Digest] = true
-		rd, err := remote.Get(repo.Digest(l.Digest.String()), o.remote(ctx)...)
+		rd, err := getManifest(ctx, o, r.p, repo.Digest(l.Digest.String()))
 		if err != nil {
 			return nil, fmt.Errorf("reading referrer %s: %w", l.Digest, err)
 		}
 		var m struct {
 			Subject *v1.Descriptor `json:"subject"`
 		}
-		if err := json.Unmarshal(rd.Manifest, &m); err != nil || m.Subject == nil || m.Subject.Digest != h {
-			return nil, fmt.Errorf("%w: referrer %s listed for %s does not name it as its subject", ErrVerification, l.Digest, h)
+		if err := json.Unmarshal(rd.Manifest, &m); err != nil || m.Subject == nil || m.Subject.Digest != s.digest {
+			return nil, fmt.Errorf("%w: referrer %s listed for %s does not name it as its subject", ErrVerification, l.Digest, s.digest)
 		}
 		s.referrers = append(s.referrers, rd)
 	}
@@ -205,9 +192,9 @@ func replicateOne(ctx context.Context, o *options, rep *reporter, s *source, dst
 		if res.Err != nil {
 			res.Digest, res.Referrers, res.Skipped = v1.Hash{}, nil, false
 		}
-		rep.send(ctx, Update{Repository: dst.String(), Phase: PhaseDone, Digest: s.digest.String(), Err: res.Err})
+		rep.send(ctx, Update{Repository: dst.String(), Phase: PhaseDone, Digest: s.digest, Err: res.Err})
 	}()
-	update := func(p Phase, digest string) {
+	update := func(p Phase, digest v1.Hash) {
 		rep.send(ctx, Update{Repository: dst.String(), Phase: p, Digest: digest})
 	}
 	fail := func(format string, args ...any) DestResult {
@@ -215,43 +202,45 @@ func replicateOne(ctx context.Context, o *options, rep *reporter, s *source, dst
 		return res
 	}
 
-	update(PhaseCheck, s.digest.String())
-	rc, err := o.repoClient(ctx, dst, transport.PushScope)
+	update(PhaseCheck, s.digest)
+	r, err := o.reader(dst)
 	if err != nil {
 		return fail("%w", err)
 	}
-	exists, err := rc.manifestExists(ctx, s.digest)
+	exists, err := r.manifestExists(ctx, s.digest)
 	if err != nil {
 		return fail("checking for %s: %w", s.digest, err)
 	}
 	listed := map[v1.Hash]bool{}
 	if exists {
-		if res.ReferrersMode, err = rc.referrersMode(ctx, s.digest); err != nil {
-			return fail("%w", err)
-		}
-		have, err := rc.referrers(ctx, s.digest, res.ReferrersMode)
+		have, mode, err := r.referrers(ctx, s.digest)
 		if err != nil {
 			return fail("%w", err)
 		}
+		res.ReferrersMode = mode
 		for _, d := range have {
 			listed[d.Digest] = true
 		}
 	}
 	var missing []*remote.Descriptor
-	for _, r := range s.referrers {
-		if !listed[r.Digest] {
-			missing = append(missing, r)
+	for _, ref := range s.referrers {
+		if !listed[ref.Digest] {
+			missing = append(missing, ref)
 		}
 	}
 	res.Skipped = exists && len(missing) == 0
 
+	pw, err := remote.NewPusher(o.connection()...)
+	if err != nil {
+		return fail("%w", err)
+	}
 	if !exists {
 		if s.shared != nil && dst.Registry.String() != s.registry.String() {
 			// Every layer's download starts at the first destination that
 			// lacks the image, all at once; the others join them.
 			s.shared.prefetch()
 		}
-		update(PhaseUpload, s.digest.String())
+		update(PhaseUpload, s.digest)
 		ropts := o.remote(ctx)
 		progress, wait := rep.bytes(ctx, dst.String())
 		if progress != nil {
@@ -268,48 +257,47 @@ func replicateOne(ctx context.Context, o *options, rep *reporter, s *source, dst
 		if err != nil {
 			return fail("copying %s: %w", s.digest, err)
 		}
-		if res.ReferrersMode, err = rc.referrersMode(ctx, s.digest); err != nil {
+		if _, res.ReferrersMode, err = r.referrers(ctx, s.digest); err != nil {
 			return fail("%w", err)
 		}
 	}
-	for _, r := range missing {
-		update(PhaseReferrer, r.Digest.String())
-		// Push skips a manifest that is there already, so a referrer
-		// written by a run that was killed before it updated the tag
-		// schema index is written again with Put, which updates it.
-		ref := dst.Digest(r.Digest.String())
-		if err := remote.Push(ref, r, o.remote(ctx)...); err != nil {
-			return fail("copying referrer %s: %w", r.Digest, err)
+	for _, m := range missing {
+		update(PhaseReferrer, m.Digest)
+		if err := pw.Push(ctx, dst.Digest(m.Digest.String()), m); err != nil {
+			return fail("copying referrer %s: %w", m.Digest, err)
 		}
 	}
 	if len(missing) > 0 && res.ReferrersMode == ReferrersTagSchema {
-		have, err := rc.referrers(ctx, s.digest, res.ReferrersMode)
+		// Push skips a manifest that is there already, so a referrer
+		// written by a run that was killed before it updated the tag
+		// schema index is written again with Put, which updates it.
+		have, _, err := r.referrers(ctx, s.digest)
 		if err != nil {
 			return fail("%w", err)
 		}
 		for _, d := range have {
 			listed[d.Digest] = true
 		}
-		for _, r := range missing {
-			if listed[r.Digest] {
+		for _, m := range missing {
+			if listed[m.Digest] {
 				continue
 			}
-			if err := remote.Put(dst.Digest(r.Digest.String()), r, o.remote(ctx)...); err != nil {
-				return fail("listing referrer %s: %w", r.Digest, err)
+			if err := pw.Put(ctx, dst.Digest(m.Digest.String()), m); err != nil {
+				return fail("listing referrer %s: %w", m.Digest, err)
 			}
 		}
 	}
 
-	update(PhaseVerify, s.digest.String())
-	if _, err := rc.readBack(ctx, s.digest, s.desc.Manifest); err != nil {
+	update(PhaseVerify, s.digest)
+	if _, err := r.readBack(ctx, s.digest, s.desc.Manifest); err != nil {
 		return fail("%w", err)
 	}
-	for _, r := range s.referrers {
-		if _, err := rc.readBack(ctx, r.Digest, r.Manifest); err != nil {
-			return fail("referrer %s: %w", r.Digest, err)
+	for _, m := range s.referrers {
+		if _, err := r.readBack(ctx, m.Digest, m.Manifest); err != nil {
+			return fail("referrer %s: %w", m.Digest, err)
 		}
 	}
-	have, err := rc.referrers(ctx, s.digest, res.ReferrersMode)
+	have, _, err := r.referrers(ctx, s.digest)
 	if err != nil {
 		return fail("%w", err)
 	}
@@ -317,11 +305,11 @@ func replicateOne(ctx context.Context, o *options, rep *reporter, s *source, dst
 	for _, d := range have {
 		got[d.Digest] = true
 	}
-	for _, r := range s.referrers {
-		if !got[r.Digest] {
-			return fail("%w: the destination's referrers list (%s) lacks %s", ErrVerification, res.ReferrersMode, r.Digest)
+	for _, m := range s.referrers {
+		if !got[m.Digest] {
+			return fail("%w: the destination's referrers list (%s) lacks %s", ErrVerification, res.ReferrersMode, m.Digest)
 		}
-		res.Referrers = append(res.Referrers, r.Digest)
+		res.Referrers = append(res.Referrers, m.Digest)
 	}
 	res.Digest = s.digest
 	return res
