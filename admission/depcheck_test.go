@@ -25,10 +25,11 @@ func TestDependencies(t *testing.T) {
 		"github.com/twinforge/twinforge/rebuild",
 	}
 	// The small helpers of internal/ that stand on the standard library
-	// (and go-yaml); the rest of internal/ is test harness.
+	// (and go-yaml, go-tuf); the rest of internal/ is test harness.
 	allowedInternal := []string{
 		"github.com/twinforge/twinforge/internal/fsatomic",
 		"github.com/twinforge/twinforge/internal/strictyaml",
+		"github.com/twinforge/twinforge/internal/tuffetch",
 	}
 	deps := strings.Fields(string(out))
 	if !slices.Contains(deps, "github.com/twinforge/twinforge/attest/verify") {
