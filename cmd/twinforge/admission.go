@@ -13,50 +13,18 @@ import (
 
 func admissionCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "admission",
-		Usage: "the Kubernetes admission webhook that admits only verified images",
-		Description: `Runs and installs twinforge's validating (and optionally mutating) admission
-webhook: every container image of a Pod, Deployment, StatefulSet, DaemonSet,
-ReplicaSet, Job or CronJob must carry twinforge evidence (provenance and image
-signature, pushed as OCI 1.1 referrers) that verifies against the policy of
-its namespace, as 'twinforge verify' checks it. Anything else is denied, with
-the image and the failed check in the message kubectl shows.`,
+		Name:        "admission",
+		Usage:       "the Kubernetes admission webhook that admits only verified images",
+		Description: helpText("admission"),
 		Subcommands: []*cli.Command{admissionServeCommand(), admissionReverifyCommand(), admissionManifestsCommand()},
 	}
 }
 
 func admissionServeCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "serve",
-		Usage: "serve the admission webhook over HTTPS",
-		Description: `Serves /validate (and with --mutating /mutate), /healthz and /readyz over HTTPS
-until SIGTERM or SIGINT, then finishes the reviews in progress. /metrics and the
-re-verification report /reverify, which name the images of every namespace, are
-served on --metrics-addr alone (loopback by default; on any other address every
-request must carry the bearer token of --metrics-token-file).
-
-The policy is one attest policy for every namespace (--policy, see
-attest/policy.md) or a multi-tenant configuration mapping namespaces and image
-patterns to policies (--policy-config, see admission/config.md). Every file is
-re-read when it changes; one that no longer parses is reported and the last
-good version stays. Registry, Sigstore and timeout errors deny (fail closed),
-within --deadline. Logs are JSON on stderr.
-
-With --reverify-interval the webhook also verifies the images of the pods
-already running again, with the same policies, trusted root and revocation
-list: every interval, and at once when any of those files changes. Each image
-that no longer passes is reported as the metric
-twinforge_admission_runtime_violations, a warning in the log and a Warning
-Event (ImageVerificationFailed) on its pod; /reverify serves the last report.
-The API server is the pod's own (its service account) unless --kube-api says
-otherwise; 'admission manifests --reverify-interval' adds the RBAC it needs.
-
-Examples:
-  twinforge admission serve --policy policy.yaml --trusted-root trusted_root.json \
-      --tls-cert tls.crt --tls-key tls.key
-  twinforge admission serve --policy-config tenants.yaml --trusted-root trusted_root.json \
-      --tls-cert tls.crt --tls-key tls.key --revocations revoked.txt \
-      --reverify-interval 10m --reverify-exempt-namespace twinforge-system`,
+		Name:        "serve",
+		Usage:       "serve the admission webhook over HTTPS",
+		Description: helpText("admission-serve"),
 		Flags: slicesConcat(admissionPolicyFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "tls-cert", Usage: "serving certificate PEM `FILE`", Required: true},
 			&cli.StringFlag{Name: "tls-key", Usage: "serving key PEM `FILE`", Required: true},
@@ -214,37 +182,9 @@ func ptr[T any](v T) *T { return &v }
 
 func admissionManifestsCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "manifests",
-		Usage: "print the Kubernetes objects that install the webhook (YAML)",
-		Description: `Prints the ValidatingWebhookConfiguration and the MutatingWebhookConfiguration
-(which pins images named by tag to the digest verified; --mutating=false leaves
-it out, and the webhook then denies images named by tag unless their tenant
-sets allowTags), and the Deployment and Service that run the
-webhook in NAMESPACE, as a YAML stream for kubectl apply -f -. The
-configurations fail closed (failurePolicy Fail), time out after 10 seconds,
-have no side effects and cover the CREATE and UPDATE of pods and of the
-workloads with pod templates; NAMESPACE itself is exempt so the webhook can
-start.
-
-The Deployment mounts the ConfigMap NAME-config (config.yaml, the policies,
-trusted_root.json) and the TLS Secret NAME-tls, which you create; --ca-bundle
-is the CA that signed that certificate.
-
-With --url the webhook runs outside the cluster at that address (for example
-a loopback test): the configurations point at it and no Deployment or Service
-is printed.
-
-With --reverify-interval the webhook also re-verifies the images of running
-pods (see 'admission serve'), as the ServiceAccount NAME in NAMESPACE, bound to
-the ClusterRole NAME-reverify: list and watch pods, create, get and patch
-Events. NAMESPACE and every --exempt-namespace are exempt from it too. With
---url, give the webhook a token of that ServiceAccount (kubectl create token).
-
-Examples:
-  twinforge admission manifests --namespace twinforge-system --ca-bundle ca.pem \
-      --image registry.example/twinforge@sha256:... | kubectl apply -f -
-  twinforge admission manifests --namespace twinforge-system --ca-bundle ca.pem \
-      --url https://127.0.0.1:8443/validate`,
+		Name:        "manifests",
+		Usage:       "print the Kubernetes objects that install the webhook (YAML)",
+		Description: helpText("admission-manifests"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "`NAMESPACE` the webhook runs in (exempt from it)", Required: true},
 			&cli.StringFlag{Name: "ca-bundle", Usage: "PEM `FILE` of the CA of the webhook's serving certificate", Required: true},
@@ -306,27 +246,9 @@ func runAdmissionManifests(c *cli.Context) error {
 
 func admissionReverifyCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "reverify",
-		Usage: "verify the images of the running pods again; report those that no longer pass",
-		Description: `Lists the pods of the namespaces the policy covers from the Kubernetes API
-server and verifies every image they run (containers, init and ephemeral
-containers; the digest the kubelet reports running, else the image of the pod
-spec, a tag resolved now) exactly as 'admission serve' admits images, with the
-same policy files, trusted root and revocation list. Each image that no longer
-passes gets a Warning Event (ImageVerificationFailed) on its pod.
-
-With --once it runs one pass, prints every pod image with its result and exits
-4 if any fails (1 if the pods cannot be listed): for cron jobs and CI. Without
---once it runs a pass every --reverify-interval and whenever a file changes,
-printing each report, until SIGINT or SIGTERM. 'admission serve
---reverify-interval' does the same inside the webhook, with metrics.
-
-Examples:
-  twinforge admission reverify --once --policy-config tenants.yaml \
-      --trusted-root trusted_root.json --revocations revoked.txt
-  twinforge admission reverify --once --output json --policy policy.yaml \
-      --trusted-root trusted_root.json --kube-api https://10.0.0.1:6443 \
-      --kube-token-file token --kube-ca-file ca.crt`,
+		Name:        "reverify",
+		Usage:       "verify the images of the running pods again; report those that no longer pass",
+		Description: helpText("admission-reverify"),
 		Flags: slicesConcat(admissionPolicyFlags(), []cli.Flag{
 			&cli.BoolFlag{Name: "once", Usage: "run one pass, print the results and exit (4 if any pod image fails)"},
 			&cli.DurationFlag{Name: "reverify-interval", Value: admission.DefaultReverifyInterval, Usage: "without --once: a pass every `DURATION`"},

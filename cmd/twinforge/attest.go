@@ -17,17 +17,10 @@ func attestCommand() *cli.Command {
 		Usage: "work with the attestations beside an image",
 		Subcommands: []*cli.Command{
 			{
-				Name:      "inspect",
-				Usage:     "show an image's provenance and signatures (without verifying them)",
-				ArgsUsage: "LAYOUT",
-				Description: `Prints what the bundles beside the OCI layout LAYOUT claim: the image, the
-provenance (builder, source, materials, rebuild), the signer, timestamps and log
-entries. Nothing is verified: use 'twinforge verify' to trust any of it.
---output json prints the provenance statement itself.
-
-Examples:
-  twinforge attest inspect out/hello
-  twinforge attest inspect --output json out/hello | jq .predicate.runDetails`,
+				Name:        "inspect",
+				Usage:       "show an image's provenance and signatures (without verifying them)",
+				ArgsUsage:   "LAYOUT",
+				Description: helpText("attest-inspect"),
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text, or json for the provenance statement"},
 				},

@@ -18,45 +18,10 @@ import (
 
 func buildCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "build",
-		Usage:     "build CONTEXT from its lock and prove it with an independent rebuild",
-		ArgsUsage: "CONTEXT",
-		Description: `Builds the Dockerfile in CONTEXT exactly as CONTEXT/twinforge.lock pins it
-(see 'twinforge lock'): the tree is checked against the lock first, RUN steps
-have no network, base images come only from the locked OCI layouts by digest,
-and a source policy denies every image, URL and git source the lock does not
-name. The build runs in a private buildkitd started for it and stopped after.
-
-At the same time a second private buildkitd, sharing nothing with the first,
-rebuilds the same inputs under the variations real builders differ in: a
-later start, another hostname, open-files limit, snapshotter, CPU count,
-daemon and state path. The two manifest digests must be equal; if not, the
-build fails with exit code 3 and a diff of what differs, and both layouts are
-kept (DIR and DIR-rebuild). --no-rebuild skips the proof; the result then
-says "not reproduced".
-
-BuildKit itself pins the umask (0022) and time zone (UTC) of every RUN step,
-so an image that only they would change reproduces on every BuildKit builder
-and is not varied by default. --strict-variations varies them too, on a
-strict rebuild (layout DIR-strict) that runs instead of the rebuild; only if
-it differs does the rebuild run after it, to tell the two classes apart.
-What only umask or time zone changed is then reported as a warning naming
-the file ("whoami: mode depends on the umask; BuildKit pins 0022, so it
-reproduces on BuildKit builders") and the build succeeds;
---strict-variations=fail makes it exit 3 instead. The provenance records
-which variations decided and which only warned.
-
-The image is written as an OCI image layout; its manifest digest, printed on
-success, is the image's identity.
-
-Examples:
-  twinforge build examples/hello
-  twinforge build --oci-layout out/hello --output json examples/hello
-  twinforge build --no-rebuild examples/hello
-  twinforge build --strict-variations examples/hello
-  twinforge build --strict-variations=fail examples/goservice
-  twinforge build --builder tcp://buildkit.example:1234 --tlscacert ca.pem \
-      --tlscert cert.pem --tlskey key.pem examples/hello`,
+		Name:        "build",
+		Usage:       "build CONTEXT from its lock and prove it with an independent rebuild",
+		ArgsUsage:   "CONTEXT",
+		Description: helpText("build"),
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "lock", Usage: "lock file (default: CONTEXT/twinforge.lock)"},
 			&cli.StringFlag{Name: "oci-layout", Usage: "write the image as an OCI layout to `DIR` (default: out/<context name>)"},

@@ -11,19 +11,10 @@ import (
 
 func diffCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "diff",
-		Usage:     "show what differs between two images",
-		ArgsUsage: "A B",
-		Description: `Compares two images, each an OCI layout directory (DIR, oci:DIR or DIR@sha256:...)
-or a registry reference: manifest and config differences by JSON path, then,
-layer by layer, the files added, removed or changed (type, mode, owner, size,
-mtime, link target, content), with a short unified diff for text files and a
-hex excerpt for binary ones. Exit code 0 when the images are identical, 3 when
-they differ.
-
-Examples:
-  twinforge diff out/hello out/hello-rebuild
-  twinforge diff --output json out/a registry.example:5000/team/hello@sha256:...`,
+		Name:        "diff",
+		Usage:       "show what differs between two images",
+		ArgsUsage:   "A B",
+		Description: helpText("diff"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
 			&cli.IntFlag{Name: "max-files", Value: 200, Usage: "file changes listed per layer (0: all)"},

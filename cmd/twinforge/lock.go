@@ -18,34 +18,10 @@ import (
 
 func lockCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "lock",
-		Usage:     "pin every input of CONTEXT's build in CONTEXT/twinforge.lock",
-		ArgsUsage: "CONTEXT",
-		Description: `Writes twinforge.lock: the source (git commit and tree, or a digest of the
-context honouring .dockerignore), the Dockerfile's digest, build args, target,
-platform, every base image resolved to a manifest digest, every ADD URL with its
-sha256, every git source with its commit, SOURCE_DATE_EPOCH (default: the commit
-time of HEAD, 0 outside git) and the BuildKit version. The same tree and inputs
-always give a byte-identical file. 'twinforge build' builds only what it pins.
-
-Base images are resolved through --image mappings to local OCI layouts first,
-then through a registry. Run again, lock keeps the images it already pinned and
-the settings it recorded unless flags change them; --update re-resolves images.
-
-Go sources are locked too: every module version of each go.sum in the
-context, with its hashes and, for vendored modules (vendor/modules.txt), the
-hash of the vendored files; the provenance lists them. --verify-modules proves
-each go.sum line against the Go checksum database, reached through the module
-proxy ($GOPROXY), with inclusion proofs in a signed tree head that must be
-consistent with the one the lock kept from last time, and compares every
-vendored file with the module's zip. Modules matching $GONOSUMDB or $GOPRIVATE
-are not looked up.
-
-Examples:
-  twinforge lock --image example.test/base:1=oci-layout:examples/base/out examples/files
-  twinforge lock --verify-modules examples/hello
-  twinforge lock --check examples/hello      # exit 0 while the lock matches the tree
-  twinforge lock --update examples/hello     # re-resolve base images`,
+		Name:        "lock",
+		Usage:       "pin every input of CONTEXT's build in CONTEXT/twinforge.lock",
+		ArgsUsage:   "CONTEXT",
+		Description: helpText("lock"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "lock", Usage: "lock file to write or check (default: CONTEXT/twinforge.lock)"},
 			&cli.StringSliceFlag{Name: "image", Usage: "resolve base image NAME from a local OCI layout: `NAME=oci-layout:PATH[:TAG]` (repeatable)"},

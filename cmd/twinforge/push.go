@@ -13,30 +13,10 @@ import (
 
 func pushCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "push",
-		Usage:     "push an OCI layout's image by digest, with attestations as OCI 1.1 referrers",
-		ArgsUsage: "LAYOUT REF",
-		Description: `Pushes the single image of the OCI image layout LAYOUT to REF, a registry
-reference with a tag (registry.example/team/app:1.0) or a digest
-(registry.example/team/app@sha256:...). Every blob of the layout is checked
-against its digest first; a layout that fails is refused with exit code 4.
-
-Order of writes: the blobs, the image manifest by digest, then each
---attachment as an OCI 1.1 referrer manifest whose subject is the image. Then
-everything is read back from the registry and compared by digest, and only
-then is the tag moved: a tag never points at something missing or corrupt.
-Registries without the referrers API (GET /v2/<name>/referrers/<digest>)
-get the spec's referrers tag schema (an index tagged sha256-<hex>) instead.
-
-Credentials come from the Docker config ($DOCKER_CONFIG/config.json) and its
-credential helpers. Registries are reached over HTTPS; --insecure allows plain
-HTTP to loopback registries (127.0.0.0/8, ::1, localhost) only.
-
-Examples:
-  twinforge push out/hello registry.example/team/hello:1.0
-  twinforge push --attachment out/hello.sigstore.json=application/vnd.dev.sigstore.bundle.v0.3+json \
-      out/hello registry.example/team/hello:1.0
-  twinforge push --insecure --output json out/hello 127.0.0.1:5000/hello@sha256:...`,
+		Name:        "push",
+		Usage:       "push an OCI layout's image by digest, with attestations as OCI 1.1 referrers",
+		ArgsUsage:   "LAYOUT REF",
+		Description: helpText("push"),
 		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "attachment", Aliases: []string{"a"}, Usage: "attach `FILE=ARTIFACT_TYPE` as a referrer, e.g. bundle.json=application/vnd.dev.sigstore.bundle.v0.3+json (repeatable)"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"},

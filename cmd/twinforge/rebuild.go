@@ -19,54 +19,10 @@ import (
 
 func rebuildCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "rebuild",
-		Usage:     "rebuild a published image from its provenance alone and sign a verdict when the digest matches",
-		ArgsUsage: "[REGISTRY/REPOSITORY@sha256:... | REGISTRY/REPOSITORY:TAG | LAYOUT]",
-		Description: `The auditor's path: repeats a published twinforge build on this machine from
-nothing but its signed provenance, and says whether it lands on the published
-digest.
-
-The provenance comes from the image's referrers in its registry (a tag is
-resolved to a digest first), from the bundles beside an OCI layout written by
-twinforge build, or from --provenance FILE (then IMAGE, if given, is only the
-published image to compare with). It is verified against --policy and the
-trusted root first; provenance that fails is never rebuilt (exit 4).
-
-The build is reconstructed from the provenance alone: the source commit, the
-context directory and the Dockerfile (checked against its recorded digest),
-build arguments, target, platform, SOURCE_DATE_EPOCH, the base images by
-digest and the source policy admitting only the recorded images, URLs and git
-commits. The source is --source DIR, a git work tree that must be clean and at
-the recorded commit, or else a fresh clone of the recorded repository at that
-commit. Base images come from --image NAME=oci-layout:PATH[:TAG] mappings, each
-of which must hold the recorded digest, or are fetched from their registry by
-digest. Any of these not matching is refused with exit 4 before a daemon
-starts.
-
-The image is rebuilt in a private buildkitd started for it (with the rebuild
-variations of twinforge build: native snapshotter, one CPU, another hostname
-and open-files limit), with nothing reused from earlier builds, into
---oci-layout. A different digest exits 3 with what differs between the
-published and the rebuilt image, and nothing is signed. --strict-variations
-also varies what BuildKit pins, umask and time zone, as twinforge build does:
-the strict rebuild (into DIR-strict) runs first, and only if it misses the
-digest the plain rebuild decides; what only umask or time zone changed is a
-warning naming the file, or exit 3 with --strict-variations=fail. The same digest, with --sign keyless or --sign key=FILE,
-is vouched for by a signed rebuild verdict (predicate
-https://twinforge.dev/attestations/rebuild/v1, see attest/verdict.md): written
-to --verdict FILE, beside LAYOUT (LAYOUT/attestations/verdicts/), and with
---push-verdict attached to the registry image as a referrer. Policies count
-verdicts with requireReproduced (attest/policy.md).
-
-Examples:
-  twinforge rebuild --policy policy.yaml --trusted-root trusted_root.json \
-      --sign keyless --rebuilder-id https://rebuild.example/v1 --push-verdict \
-      registry.example/team/hello@sha256:aa03...
-  twinforge rebuild --policy policy.yaml --trusted-root trusted_root.json \
-      --source ~/src/hello --image example.test/base:1=oci-layout:examples/base/out \
-      --verdict hello.verdict.json registry.example/team/hello:1.0
-  twinforge rebuild --policy policy.yaml --trusted-root trusted_root.json \
-      --provenance provenance.sigstore.json --source . out/hello`,
+		Name:        "rebuild",
+		Usage:       "rebuild a published image from its provenance alone and sign a verdict when the digest matches",
+		ArgsUsage:   "[REGISTRY/REPOSITORY@sha256:... | REGISTRY/REPOSITORY:TAG | LAYOUT]",
+		Description: helpText("rebuild"),
 		Flags: append(append([]cli.Flag{
 			&cli.StringFlag{Name: "policy", Usage: "policy `FILE` the provenance must satisfy (required; see attest/policy.md)"},
 			&cli.StringFlag{Name: "provenance", Usage: "provenance bundle `FILE` (instead of the image's own)"},

@@ -16,24 +16,9 @@ import (
 func releaseCommand() *cli.Command {
 	repoFlag := &cli.StringFlag{Name: "repo", Value: "release-repo", Usage: "the release index `DIR` (release init made it)", EnvVars: []string{"TWINFORGE_RELEASE_DIR"}}
 	return &cli.Command{
-		Name:  "release",
-		Usage: "keep the TUF release index: which digest each released tag names, signed per team",
-		Description: `A release index is a TUF repository (root, targets, snapshot and timestamp
-roles, thresholds of signatures, one delegated role per team restricted to the
-image paths it owns) that says which digest each released REPOSITORY:TAG names
-and which provenance statement it was built with. 'twinforge verify
---release-repo' and the admission webhook then refuse an image whose tag the
-index does not release as that digest, and an index that is stale, rolled back
-or signed below threshold. DIR/repository is what readers are served (over
-HTTP, or as an OCI artifact that 'twinforge replicate --release-repo' copies to
-every region); DIR/keys holds the online keys and must never be served.
-
-Examples:
-  twinforge release init --root-keys k1.pem,k2.pem,k3.pem --threshold 2 release-repo
-  twinforge release team add --key payments.pem.pub --paths 'payments/*' payments
-  twinforge release add --team payments --key payments.pem --tag 1.2 registry.example/payments/app@sha256:...
-  twinforge release refresh                      # re-sign timestamp and snapshot (daily)
-  twinforge release list --release-repo https://releases.example/repository --release-root root.json`,
+		Name:        "release",
+		Usage:       "keep the TUF release index: which digest each released tag names, signed per team",
+		Description: helpText("release"),
 		Subcommands: []*cli.Command{
 			{
 				Name: "keygen", Usage: "make an Ed25519 key pair for a release role", ArgsUsage: "FILE",
@@ -42,9 +27,7 @@ Examples:
 			},
 			{
 				Name: "init", Usage: "create a release index", ArgsUsage: "DIR",
-				Description: `Creates root (version 1, signed by --threshold of --root-keys), targets,
-snapshot and timestamp. A root key file that does not exist is generated (keep
-root keys offline). The online keys are generated into DIR/keys unless given.`,
+				Description: helpText("release-init"),
 				Flags: append([]cli.Flag{
 					&cli.StringSliceFlag{Name: "root-keys", Usage: "root private key `FILES`, comma-separated", Required: true},
 					&cli.IntFlag{Name: "threshold", Value: 1, Usage: "root signatures every new root needs"},
@@ -60,9 +43,7 @@ root keys offline). The online keys are generated into DIR/keys unless given.`,
 				Subcommands: []*cli.Command{
 					{
 						Name: "add", Usage: "delegate paths to a new team", ArgsUsage: "TEAM",
-						Description: `--paths are TUF path patterns over REPOSITORY:TAG (the repository without its
-registry host): 'payments/*' is every repository under payments/, any tag;
-'payments/app:*' every tag of one repository. Signed with the targets key.`,
+						Description: helpText("release-team-add"),
 						Flags: []cli.Flag{repoFlag,
 							&cli.StringSliceFlag{Name: "key", Usage: "the team's public (or private) key `FILES`", Required: true},
 							&cli.IntFlag{Name: "threshold", Value: 1, Usage: "team signatures every release needs"},
@@ -76,9 +57,8 @@ registry host): 'payments/*' is every repository under payments/, any tag;
 					},
 					{
 						Name: "revoke-key", Usage: "take a key away from a team", ArgsUsage: "TEAM KEYID|KEYFILE",
-						Description: `What the team signed with the key stops counting: readers refuse the team's
-releases until 'release team sign' signs them again with its remaining or new keys.`,
-						Flags: []cli.Flag{repoFlag}, Action: runReleaseTeamRevoke,
+						Description: helpText("release-team-revoke-key"),
+						Flags:       []cli.Flag{repoFlag}, Action: runReleaseTeamRevoke,
 					},
 					{
 						Name: "sign", Usage: "sign a team's releases again (after a key rotation)", ArgsUsage: "TEAM",
@@ -89,9 +69,7 @@ releases until 'release team sign' signs them again with its remaining or new ke
 			},
 			{
 				Name: "add", Usage: "release an image: TAG of its repository names its digest", ArgsUsage: "REGISTRY/REPOSITORY@sha256:...",
-				Description: `Records REPOSITORY:TAG -> digest, with the digest of the SLSA provenance
-statement attached to the image (or --provenance), signed by --team's keys. The
-path must be one the team was delegated.`,
+				Description: helpText("release-add"),
 				Flags: append([]cli.Flag{repoFlag,
 					&cli.StringFlag{Name: "team", Usage: "the team releasing (empty: the top-level targets role, with the targets key)"},
 					&cli.StringFlag{Name: "tag", Usage: "the tag released", Required: true},
@@ -103,10 +81,7 @@ path must be one the team was delegated.`,
 			},
 			{
 				Name: "rotate-root", Usage: "write a new root: add or remove role keys, change thresholds",
-				Description: `The new root is signed by --root-keys, which must reach the threshold of the
-current root and of the new one. --add-key and --remove-key take ROLE=FILE and
-ROLE=KEYID (roles: root, targets, snapshot, timestamp); a new online key is
-given as a private key file and replaces DIR/keys/ROLE.pem.`,
+				Description: helpText("release-rotate-root"),
 				Flags: append([]cli.Flag{repoFlag,
 					&cli.StringSliceFlag{Name: "root-keys", Usage: "root private key `FILES` signing the new root", Required: true},
 					&cli.StringSliceFlag{Name: "add-key", Usage: "`ROLE=FILE` (repeatable)"},

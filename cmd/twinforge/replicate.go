@@ -13,35 +13,10 @@ import (
 
 func replicateCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "replicate",
-		Usage:     "copy an image and its referrers by digest to more registries, verifying every copy",
-		ArgsUsage: "SRC@DIGEST DEST...",
-		Description: `Copies the image SRC names by digest, with every manifest that refers to it
-(signatures, attestations, SBOMs, found through the referrers API or the
-referrers tag schema), to each DEST repository, several at a time (--jobs).
-SRC must be NAME@sha256:...: a tag could move during the copy.
-
-For each destination, blobs already there are not sent again, blobs on the
-same registry are mounted rather than uploaded, and failed requests (5xx,
-broken connections) are retried. Each copy is then read back and compared by
-digest with the source. Nothing is tagged. One failing destination does not
-stop the others; running the same command again finishes what is missing.
-
-Prints one line per destination: its digest, the number of referrers, and
-whether it was copied, already present or failed. Exit code 1 if any failed.
-
-With --release-repo, the TUF release index is read from URL and verified (from
---release-root, or the repository's own first root) and then pushed to every
-DEST as an OCI artifact tagged release-index, so that each region serves the
-index with its images: readers there use --release-repo oci://DEST. A stale or
-otherwise refused index is not copied (exit 4).
-
-Examples:
-  twinforge replicate registry.example/team/hello@sha256:... \
-      eu.registry.example/team/hello us.registry.example/team/hello
-  twinforge replicate --insecure --output json 127.0.0.1:5000/hello@sha256:... 127.0.0.1:5001/hello
-  twinforge replicate --release-repo https://releases.example/repository \
-      registry.example/payments/app@sha256:... eu.registry.example/payments/app`,
+		Name:        "replicate",
+		Usage:       "copy an image and its referrers by digest to more registries, verifying every copy",
+		ArgsUsage:   "SRC@DIGEST DEST...",
+		Description: helpText("replicate"),
 		Flags: append(append([]cli.Flag{
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "destinations copied at the same time"},
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"},

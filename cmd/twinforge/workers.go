@@ -14,17 +14,9 @@ import (
 
 func workersCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "workers",
-		Usage: "run build workers on Kubernetes, or make certificates for workers elsewhere",
-		Description: `A build and the rebuild that proves it are independent only when they run on
-two machines. 'twinforge workers deploy' puts a pool of BuildKit workers on a
-Kubernetes cluster, one per node, each with a certificate of its own; then
-'twinforge build --workers k8s://NAMESPACE' builds on one node and rebuilds on
-another, waiting in the pool's queue for free workers.
-
-For workers that are not on Kubernetes, 'twinforge workers certs' makes the
-certificates to start them with (buildkitd --tlscert/--tlskey/--tlscacert),
-and 'twinforge build --builder tcp://... --rebuilder tcp://...' uses them.`,
+		Name:        "workers",
+		Usage:       "run build workers on Kubernetes, or make certificates for workers elsewhere",
+		Description: helpText("workers"),
 		Subcommands: []*cli.Command{
 			workersDeployCommand(),
 			workersListCommand(),
@@ -58,29 +50,9 @@ func clusterFrom(c *cli.Context) (kube.Cluster, error) {
 
 func workersDeployCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "deploy",
-		Usage: "deploy or update a pool of BuildKit workers on Kubernetes",
-		Description: `Applies, with server-side apply, one StatefulSet of one buildkitd pod per worker,
-each with a certificate of its own (mutual TLS only), a private state that no
-other worker shares, the resource requests given, and a required pod
-anti-affinity: Kubernetes puts no two workers of a pool on one node, and a
-worker it cannot place stays Pending. Workers run privileged, as buildkitd
-with runc needs, without a service account token and behind a NetworkPolicy
-that lets nothing out.
-
-The pool's CA is kept in --certs-dir (made there on the first deploy); its
-key never goes to the cluster. Deploying again keeps the certificates that
-are still good and removes workers beyond --replicas, unless one is building.
-
-The twinforge processes that build on the pool need the Role
-POOL-client in the namespace (pods, port forwarding, leases, the client
-certificate); bind it to them, e.g.:
-  kubectl -n builds create rolebinding ci-builds --role twinforge-workers-client --serviceaccount ci:builder
-
-Examples:
-  twinforge workers deploy --namespace builds --replicas 4
-  twinforge workers deploy -n builds --replicas 4 --image registry.example/buildkit@sha256:... --cpu 2 --memory 4Gi
-  twinforge workers deploy -n builds --replicas 2 --dry-run -o yaml`,
+		Name:        "deploy",
+		Usage:       "deploy or update a pool of BuildKit workers on Kubernetes",
+		Description: helpText("workers-deploy"),
 		Flags: append(clusterFlags(),
 			&cli.IntFlag{Name: "replicas", Value: 2, Usage: "how many workers (at least 2: a build and its rebuild)"},
 			&cli.StringFlag{Name: "image", Value: kube.DefaultImage, Usage: "worker image (buildkitd, runc, CNI loopback plugin); pin it by digest"},
@@ -198,19 +170,9 @@ func workersDeleteCommand() *cli.Command {
 
 func workersCertsCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "certs",
-		Usage: "make certificates for workers that are not on Kubernetes",
-		Description: `Makes (or reuses) a pool's CA in --dir and issues a worker certificate for each
---worker, valid for the host names and addresses given, and a client
-certificate for each --client. Start each worker with its own certificate:
-  buildkitd --addr tcp://0.0.0.0:1234 --tlscacert DIR/ca.pem \
-      --tlscert DIR/NAME.pem --tlskey DIR/NAME-key.pem ...
-and give twinforge the client's, with the worker's identity to expect:
-  twinforge build --builder tcp://a.example:1234 --builder-identity spiffe://twinforge/workers/POOL/a ...
-Keep DIR/ca-key.pem on this machine: whoever has it can make workers.
-
-Examples:
-  twinforge workers certs --dir certs --pool builds --worker a=a.example --worker b=b.example,10.0.0.2 --client ci`,
+		Name:        "certs",
+		Usage:       "make certificates for workers that are not on Kubernetes",
+		Description: helpText("workers-certs"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Required: true, Usage: "directory of the CA and the certificates"},
 			&cli.StringFlag{Name: "pool", Required: true, Usage: "the pool's name, part of every identity"},
