@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"log/slog"
 	"os"
 	"time"
@@ -104,40 +103,34 @@ func kubeAccessFrom(c *cli.Context) admission.KubeAccess {
 }
 
 // reverifySettingsFrom reads the re-verification flags.
-func reverifySettingsFrom(c *cli.Context, interval time.Duration) admission.ReverifySettings {
-	return admission.ReverifySettings{Interval: interval, Kube: kubeAccessFrom(c), ExemptNamespaces: c.StringSlice("reverify-exempt-namespace")}
+func reverifySettingsFrom(c *cli.Context) admission.ReverifySettings {
+	return admission.ReverifySettings{Interval: c.Duration("reverify-interval"), Kube: kubeAccessFrom(c), ExemptNamespaces: c.StringSlice("reverify-exempt-namespace")}
 }
 
-// admissionUsage makes the settings' errors usage errors.
-func admissionUsage(err error) error {
-	if admission.IsConfigError(err) {
-		return usageError(err)
-	}
-	return err
-}
-
-// admissionLogLevel is the level of --log-level when given, def otherwise
-// (the program's default suits interactive commands, not a server).
-func admissionLogLevel(c *cli.Context, def slog.Level) slog.Level {
+// admissionLogger logs JSON on stderr at --log-level when given, def
+// otherwise (the program's default suits interactive commands, not a
+// server).
+func admissionLogger(c *cli.Context, def slog.Level) *slog.Logger {
 	var l slog.Level
 	if !c.IsSet("log-level") || l.UnmarshalText([]byte(c.String("log-level"))) != nil {
 		// setupLogging has refused a level that does not parse.
-		return def
+		l = def
 	}
-	return l
+	return slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: l}))
 }
 
 func runAdmissionServe(c *cli.Context) error {
-	if c.NArg() != 0 {
-		return usageErrorf("admission serve takes no arguments, got %q", c.Args().Slice())
+	if err := noArgs(c); err != nil {
+		return err
 	}
 	s := admission.ServerSettings{
 		Source: admissionSourceFrom(c), CertFile: c.String("tls-cert"), KeyFile: c.String("tls-key"),
 		Addr: c.String("addr"), MetricsAddr: c.String("metrics-addr"), MetricsTokenFile: c.String("metrics-token-file"),
 		ValidationOnly: !c.Bool("mutating"), AllowTagsUnsafe: c.Bool("allow-tags"),
 		CacheTTL: c.Duration("cache-ttl"), Deadline: c.Duration("deadline"), PollInterval: c.Duration("poll-interval"),
-		Registry: admissionRegistryFrom(c), Reverify: reverifySettingsFrom(c, c.Duration("reverify-interval")),
+		Registry: admissionRegistryFrom(c), Reverify: reverifySettingsFrom(c),
 		RecordKeyFile: c.String("record-key"), ImagePullSecrets: c.Bool("image-pull-secrets"), Kube: kubeAccessFrom(c),
+		ReleaseRefresh: c.Duration("release-refresh"),
 	}
 	if c.IsSet("negative-cache-ttl") {
 		s.NegativeCacheTTL = ptr(c.Duration("negative-cache-ttl"))
@@ -148,34 +141,11 @@ func runAdmissionServe(c *cli.Context) error {
 	if c.Bool("leader-elect") {
 		s.LeaderElection = &admission.LeaderElection{Namespace: c.String("leader-elect-namespace"), Name: c.String("leader-elect-name"), Identity: os.Getenv("POD_NAME")}
 	}
-	opts, err := s.Options(admission.InClusterKubeConfig)
-	if err != nil {
-		return admissionUsage(err)
-	}
-	// The release index of this cluster's region, if any: every image
-	// must also be released as the digest it resolves to.
-	relCfg, err := releaseReaderFrom(c, registryConfig{caCert: c.String("registry-ca-cert")})
-	if err != nil {
+	var err error
+	if s.Release, err = releaseReaderFrom(c, registryOptions(false, c.String("registry-ca-cert"))); err != nil {
 		return err
 	}
-	if relCfg != nil {
-		opt, err := admission.ReleaseIndexOption(*relCfg, s.Registry.InsecureLoopbackUnsafe, c.Duration("release-refresh"))
-		if err != nil {
-			return admissionUsage(err)
-		}
-		opts = append(opts, opt)
-	}
-	log := slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: admissionLogLevel(c, slog.LevelInfo)}))
-	wh, err := admission.New(s.Source, append(opts, admission.WithLogger(log))...)
-	if err != nil {
-		return admissionUsage(err)
-	}
-	defer wh.Close()
-	err = s.ListenAndServe(c.Context, wh, log)
-	if errors.Is(err, admission.ErrMonitoringExposed) {
-		return usageError(err)
-	}
-	return err
+	return s.Run(c.Context, admissionLogger(c, slog.LevelInfo), admission.InClusterKubeConfig)
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -208,8 +178,8 @@ func admissionManifestsCommand() *cli.Command {
 }
 
 func runAdmissionManifests(c *cli.Context) error {
-	if c.NArg() != 0 {
-		return usageErrorf("admission manifests takes no arguments, got %q", c.Args().Slice())
+	if err := noArgs(c); err != nil {
+		return err
 	}
 	ca, err := os.ReadFile(c.String("ca-bundle"))
 	if err != nil {
@@ -254,76 +224,26 @@ func admissionReverifyCommand() *cli.Command {
 			&cli.DurationFlag{Name: "reverify-interval", Value: admission.DefaultReverifyInterval, Usage: "without --once: a pass every `DURATION`"},
 			&cli.DurationFlag{Name: "poll-interval", Value: admission.DefaultPollInterval, Usage: "without --once: how often the files are checked for changes (0: never)"},
 			&cli.DurationFlag{Name: "deadline", Value: admission.DefaultDeadline, Usage: "time to verify one image"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json (without --once: one JSON report per line)"},
+			outputFlag("result format on stdout: text or json (without --once: one JSON report per line)"),
 		}, admissionRegistryFlags(), admissionKubeFlags()),
 		Action: runAdmissionReverify,
 	}
 }
 
 func runAdmissionReverify(c *cli.Context) error {
-	if c.NArg() != 0 {
-		return usageErrorf("admission reverify takes no arguments, got %q", c.Args().Slice())
+	if err := noArgs(c); err != nil {
+		return err
 	}
-	src, once, output := admissionSourceFrom(c), c.Bool("once"), c.String("output")
-	if err := admission.CheckSource(src); err != nil {
-		return usageError(err)
-	}
-	if err := oneOf("output", output, "text", "json"); err != nil {
-		return usageError(err)
-	}
-	interval, poll := c.Duration("reverify-interval"), c.Duration("poll-interval")
-	switch {
-	case once && (c.IsSet("reverify-interval") || c.IsSet("poll-interval")):
-		return usageErrorf("--once runs one pass: --reverify-interval and --poll-interval do not apply")
-	case once:
-		interval, poll = 0, 0
-	case interval <= 0:
-		return usageErrorf("--reverify-interval %s: want more than 0 (or --once)", interval)
-	}
-	reg, err := admissionRegistryFrom(c).Options()
-	if err != nil {
-		return usageError(err)
-	}
-	rv, err := reverifySettingsFrom(c, interval).Options(true, admission.InClusterKubeConfig)
-	if err != nil {
-		return usageError(err)
-	}
+	once := c.Bool("once")
 	// One pass prints its results on stdout; the log only says what went
 	// wrong. Continuous passes log like the webhook.
 	level := slog.LevelInfo
 	if once {
 		level = slog.LevelError
 	}
-	log := slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: admissionLogLevel(c, level)}))
-	opts := append([]admission.Option{admission.WithDeadline(c.Duration("deadline")), admission.WithPollInterval(poll)}, append(reg, rv...)...)
-	opts = append(opts, admission.WithLogger(log))
-	var reports chan *admission.ReverifyReport
-	if !once {
-		reports = make(chan *admission.ReverifyReport)
-		opts = append(opts, admission.WithReverifyReports(reports))
-	}
-	wh, err := admission.New(src, opts...)
-	if err != nil {
-		return admissionUsage(err)
-	}
-	defer wh.Close()
-	if once {
-		rep, err := wh.Reverify(c.Context)
-		if err != nil {
-			return err
-		}
-		if output == "json" {
-			err = writeJSON(c.App.Writer, rep)
-		} else {
-			err = rep.WriteText(c.App.Writer, false)
-		}
-		if err != nil {
-			return err
-		}
-		if err := rep.ViolationError(); err != nil {
-			return refused(err)
-		}
-		return nil
-	}
-	return admission.WriteReports(c.Context, c.App.Writer, output == "json", reports)
+	return admission.ReverifyRun{
+		Source: admissionSourceFrom(c), Registry: admissionRegistryFrom(c), Reverify: reverifySettingsFrom(c),
+		Once: once, PacingGiven: c.IsSet("reverify-interval") || c.IsSet("poll-interval"),
+		PollInterval: c.Duration("poll-interval"), Deadline: c.Duration("deadline"), Format: c.String("output"),
+	}.Run(c.Context, c.App.Writer, admissionLogger(c, level), admission.InClusterKubeConfig)
 }

@@ -22,7 +22,7 @@ func attestCommand() *cli.Command {
 				ArgsUsage:   "LAYOUT",
 				Description: helpText("attest-inspect"),
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text, or json for the provenance statement"},
+					outputFlag("text, or json for the provenance statement"),
 				},
 				Action: runAttestInspect,
 			},

@@ -16,7 +16,7 @@ func diffCommand() *cli.Command {
 		ArgsUsage:   "A B",
 		Description: helpText("diff"),
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
+			outputFlag("text or json"),
 			&cli.IntFlag{Name: "max-files", Value: 200, Usage: "file changes listed per layer (0: all)"},
 		},
 		Action: runDiff,

@@ -65,6 +65,20 @@ func contextArg(c *cli.Context) (string, error) {
 	return "", usageErrorf("%s takes one CONTEXT, got %d arguments: %s", c.Command.Name, c.NArg(), strings.Join(c.Args().Slice(), " "))
 }
 
+// commandName is the command's path without the program's name, as
+// errors name it: "release team add".
+func commandName(c *cli.Context) string {
+	return strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")
+}
+
+// noArgs refuses arguments to a command that takes none.
+func noArgs(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usageErrorf("%s takes no arguments, got %q", commandName(c), c.Args().Slice())
+	}
+	return nil
+}
+
 // strictVariations is the value of --strict-variations. It is a boolean
 // flag to the flag package, so that the flag alone means warn, while
 // --strict-variations=fail and =off name the others.

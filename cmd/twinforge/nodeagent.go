@@ -34,8 +34,8 @@ func nodeAgentCommand() *cli.Command {
 }
 
 func runNodeAgent(c *cli.Context) error {
-	if c.NArg() != 0 {
-		return usageErrorf("node-agent takes no arguments, got %q", c.Args().Slice())
+	if err := noArgs(c); err != nil {
+		return err
 	}
 	s := nodeagent.Settings{
 		Node: c.String("node"), CRIEndpoint: c.String("cri"), Source: admissionSourceFrom(c),
@@ -48,6 +48,10 @@ func runNodeAgent(c *cli.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
-	cfg.Logger = slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: admissionLogLevel(c, slog.LevelInfo)}))
-	return admissionUsage(nodeagent.Serve(c.Context, *cfg))
+	cfg.Logger = admissionLogger(c, slog.LevelInfo)
+	err = nodeagent.Serve(c.Context, *cfg)
+	if admission.IsConfigError(err) {
+		return usageError(err)
+	}
+	return err
 }

@@ -3,13 +3,12 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
 
+	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/distribute/release"
 )
 
@@ -75,7 +74,7 @@ func releaseCommand() *cli.Command {
 					&cli.StringFlag{Name: "tag", Usage: "the tag released", Required: true},
 					&cli.StringSliceFlag{Name: "key", Usage: "the team's private key `FILES`"},
 					&cli.StringFlag{Name: "provenance", Usage: "sha256 of the provenance statement (default: read from the image's referrers)"},
-					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
+					outputFlag("text or json"),
 				}, registryFlags()...),
 				Action: runReleaseAdd,
 			},
@@ -102,7 +101,7 @@ func releaseCommand() *cli.Command {
 			},
 			{
 				Name: "list", Usage: "read an index as readers do, verified, and list its releases",
-				Flags: append(append([]cli.Flag{&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"}},
+				Flags: append(append([]cli.Flag{outputFlag("text or json")},
 					releaseReaderFlags(true)...), registryFlags()...),
 				Action: runReleaseList,
 			},
@@ -126,8 +125,8 @@ func releaseReaderFlags(required bool) []cli.Flag {
 	}
 }
 
-// releaseReader is what the reader flags parse to.
-func releaseReaderFrom(c *cli.Context, rc registryConfig) (*release.ClientConfig, error) {
+// releaseReaderFrom reads releaseReaderFlags; nil without --release-repo.
+func releaseReaderFrom(c *cli.Context, registry []distribute.Option) (*release.ClientConfig, error) {
 	url := c.String("release-repo")
 	if url == "" {
 		if c.IsSet("release-root") || c.IsSet("release-state") {
@@ -135,7 +134,7 @@ func releaseReaderFrom(c *cli.Context, rc registryConfig) (*release.ClientConfig
 		}
 		return nil, nil
 	}
-	cfg := &release.ClientConfig{URL: url, StateDir: c.String("release-state"), Registry: rc.options()}
+	cfg := &release.ClientConfig{URL: url, StateDir: c.String("release-state"), Registry: registry}
 	if p := c.String("release-root"); p != "" {
 		data, err := os.ReadFile(p)
 		if err != nil {
@@ -176,28 +175,34 @@ func onRepo(c *cli.Context, op func(*release.Repository) error, done func(*relea
 	return nil
 }
 
+// releaseArgs checks that the command has n arguments; usage says which.
+func releaseArgs(c *cli.Context, n int, usage string) error {
+	if c.NArg() != n {
+		return usageErrorf("%s takes %s", commandName(c), usage)
+	}
+	return nil
+}
+
 func runReleaseKeygen(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageErrorf("release keygen takes one FILE")
+	if err := releaseArgs(c, 1, "one FILE"); err != nil {
+		return err
 	}
 	k, err := release.GenerateKey(c.Args().First())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "wrote %s and %s.pub (key id %s)\n", k.Path, k.Path, k.ID())
+	fmt.Fprintln(c.App.Writer, k.Written())
 	return nil
 }
 
 func runReleaseInit(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageErrorf("release init takes one DIR")
+	if err := releaseArgs(c, 1, "one DIR"); err != nil {
+		return err
 	}
 	cfg, err := release.InitKeyFiles{
 		RootKeys: c.StringSlice("root-keys"), RootThreshold: c.Int("threshold"),
 		TargetsKey: c.String("targets-key"), SnapshotKey: c.String("snapshot-key"), TimestampKey: c.String("timestamp-key"),
-	}.Config(func(k *release.Key) {
-		fmt.Fprintf(c.App.Writer, "generated root key %s (key id %s): keep it offline\n", k.Path, k.ID())
-	})
+	}.Config(func(k *release.Key) { fmt.Fprintln(c.App.Writer, k.GeneratedRoot()) })
 	if err != nil {
 		return usageError(err)
 	}
@@ -205,76 +210,75 @@ func runReleaseInit(c *cli.Context) error {
 	if err != nil {
 		return releaseError(err)
 	}
-	fmt.Fprintf(c.App.Writer, "initialised release index %s: root v%d (%d of %d keys), serve %s\n", r.Dir(), r.RootVersion(), cfg.RootThreshold, len(cfg.RootKeys), filepath.Join(r.Dir(), release.MetadataDir))
+	fmt.Fprintln(c.App.Writer, r.Initialised(cfg))
 	return nil
 }
 
 func runReleaseTeamAdd(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageErrorf("release team add takes one TEAM")
+	if err := releaseArgs(c, 1, "one TEAM"); err != nil {
+		return err
 	}
 	pubs, err := release.LoadPublicKeys("key", c.StringSlice("key"))
 	if err != nil {
 		return usageError(err)
 	}
-	team, paths := c.Args().First(), c.StringSlice("paths")
-	return onRepo(c, func(r *release.Repository) error { return r.AddTeam(team, pubs, c.Int("threshold"), paths) }, func(r *release.Repository) string {
-		return fmt.Sprintf("team %s releases %s (%d of %d keys); index version %d", team, strings.Join(paths, ", "), c.Int("threshold"), len(pubs), r.Version())
-	})
+	team, paths, threshold := c.Args().First(), c.StringSlice("paths"), c.Int("threshold")
+	return onRepo(c, func(r *release.Repository) error { return r.AddTeam(team, pubs, threshold, paths) },
+		func(r *release.Repository) string { return r.TeamAdded(team, paths, threshold, len(pubs)) })
 }
 
 func runReleaseTeamAddKey(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return usageErrorf("release team add-key takes TEAM and KEYFILE")
+	if err := releaseArgs(c, 2, "TEAM and KEYFILE"); err != nil {
+		return err
 	}
 	pub, err := release.LoadPublicKey(c.Args().Get(1))
 	if err != nil {
 		return usageError(err)
 	}
-	return onRepo(c, func(r *release.Repository) error { return r.AddTeamKey(c.Args().First(), pub) }, func(r *release.Repository) string {
-		id, _ := release.KeyID(pub)
-		return fmt.Sprintf("team %s: added key %s; index version %d", c.Args().First(), id, r.Version())
-	})
+	id, _ := release.KeyID(pub)
+	team := c.Args().First()
+	return onRepo(c, func(r *release.Repository) error { return r.AddTeamKey(team, pub) },
+		func(r *release.Repository) string { return r.TeamKeyAdded(team, id) })
 }
 
 func runReleaseTeamRevoke(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return usageErrorf("release team revoke-key takes TEAM and KEYID or KEYFILE")
+	if err := releaseArgs(c, 2, "TEAM and KEYID or KEYFILE"); err != nil {
+		return err
 	}
-	id := c.Args().Get(1)
+	team, id := c.Args().First(), c.Args().Get(1)
 	if pub, err := release.LoadPublicKey(id); err == nil {
 		id, _ = release.KeyID(pub)
 	}
-	return onRepo(c, func(r *release.Repository) error { return r.RevokeTeamKey(c.Args().First(), id) }, func(r *release.Repository) string {
-		return fmt.Sprintf("team %s: revoked key %s; its releases are refused until signed again (release team sign); index version %d", c.Args().First(), id, r.Version())
-	})
+	return onRepo(c, func(r *release.Repository) error { return r.RevokeTeamKey(team, id) },
+		func(r *release.Repository) string { return r.TeamKeyRevoked(team, id) })
 }
 
 func runReleaseTeamSign(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageErrorf("release team sign takes one TEAM")
+	if err := releaseArgs(c, 1, "one TEAM"); err != nil {
+		return err
 	}
 	keys, err := release.LoadKeys("key", c.StringSlice("key"))
 	if err != nil {
 		return usageError(err)
 	}
-	return onRepo(c, func(r *release.Repository) error { return r.SignTeam(c.Args().First(), keys) }, func(r *release.Repository) string {
-		return fmt.Sprintf("team %s: releases signed again; index version %d", c.Args().First(), r.Version())
-	})
+	team := c.Args().First()
+	return onRepo(c, func(r *release.Repository) error { return r.SignTeam(team, keys) },
+		func(r *release.Repository) string { return r.TeamSigned(team) })
 }
 
 func runReleaseAdd(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageErrorf("release add takes one REGISTRY/REPOSITORY@sha256:...")
+	if err := releaseArgs(c, 1, "one REGISTRY/REPOSITORY@sha256:..."); err != nil {
+		return err
 	}
 	ref, err := name.NewDigest(c.Args().First(), name.StrictValidation)
 	if err != nil {
 		return usageErrorf("%q: %v: release an image by digest", c.Args().First(), err)
 	}
-	if err := oneOf("output", c.String("output"), "text", "json"); err != nil {
-		return usageError(err)
+	output, err := outputFrom(c)
+	if err != nil {
+		return err
 	}
-	rc, err := registryConfigFrom(c)
+	registry, err := registryFrom(c)
 	if err != nil {
 		return err
 	}
@@ -289,7 +293,7 @@ func runReleaseAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := release.TargetFor(c.Context, ref, c.String("tag"), c.String("provenance"), rc.options()...)
+	t, err := release.TargetFor(c.Context, ref, c.String("tag"), c.String("provenance"), registry...)
 	if err != nil {
 		return err
 	}
@@ -297,10 +301,10 @@ func runReleaseAdd(c *cli.Context) error {
 	if err != nil {
 		return releaseError(err)
 	}
-	if c.String("output") == "json" {
+	if output == "json" {
 		return writeJSON(c.App.Writer, done)
 	}
-	fmt.Fprintf(c.App.Writer, "released %s as %s (provenance %s), signed by %s; index version %d\n", done.Path(), done.Digest, done.ProvenanceName(), done.Role, r.Version())
+	fmt.Fprintln(c.App.Writer, r.Released(done))
 	return nil
 }
 
@@ -312,24 +316,22 @@ func runReleaseRotateRoot(c *cli.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
-	return onRepo(c, plan.Apply, func(r *release.Repository) string {
-		return fmt.Sprintf("wrote root v%d; index version %d", r.RootVersion(), r.Version())
-	}, plan.Options...)
+	return onRepo(c, plan.Apply, (*release.Repository).RootRotated, plan.Options...)
 }
 
 func runReleaseRefresh(c *cli.Context) error {
-	return onRepo(c, (*release.Repository).Refresh, func(r *release.Repository) string { return fmt.Sprintf("index version %d signed again", r.Version()) })
+	return onRepo(c, (*release.Repository).Refresh, (*release.Repository).Refreshed)
 }
 
 func runReleasePush(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageErrorf("release push takes one REGISTRY/REPOSITORY[:TAG]")
+	if err := releaseArgs(c, 1, "one REGISTRY/REPOSITORY[:TAG]"); err != nil {
+		return err
 	}
 	ref, err := name.NewTag(c.Args().First(), name.WithDefaultTag(release.IndexTag))
 	if err != nil {
 		return usageErrorf("%q: %v", c.Args().First(), err)
 	}
-	rc, err := registryConfigFrom(c)
+	registry, err := registryFrom(c)
 	if err != nil {
 		return err
 	}
@@ -341,23 +343,24 @@ func runReleasePush(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	res, err := release.PushIndex(c.Context, files, ref, rc.options()...)
+	res, err := release.PushIndex(c.Context, files, ref, registry...)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "pushed index version %d to %s@%s (read it with --release-repo %s%s)\n", r.Version(), ref, res.Digest, release.OCIScheme, ref)
+	fmt.Fprintln(c.App.Writer, r.Pushed(ref, res))
 	return nil
 }
 
 func runReleaseList(c *cli.Context) error {
-	if err := oneOf("output", c.String("output"), "text", "json"); err != nil {
-		return usageError(err)
-	}
-	rc, err := registryConfigFrom(c)
+	output, err := outputFrom(c)
 	if err != nil {
 		return err
 	}
-	cfg, err := releaseReaderFrom(c, rc)
+	registry, err := registryFrom(c)
+	if err != nil {
+		return err
+	}
+	cfg, err := releaseReaderFrom(c, registry)
 	if err != nil {
 		return err
 	}
@@ -369,5 +372,5 @@ func runReleaseList(c *cli.Context) error {
 	if err != nil {
 		return releaseError(err)
 	}
-	return writeOutput(c.App.Writer, c.String("output"), ix.Listing(time.Now()))
+	return writeOutput(c.App.Writer, output, ix.Listing(time.Now()))
 }

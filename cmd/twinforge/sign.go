@@ -8,6 +8,7 @@ import (
 
 	"github.com/twinforge/twinforge/attest"
 	"github.com/twinforge/twinforge/attest/sbom"
+	"github.com/twinforge/twinforge/distribute"
 )
 
 // signFlags choose how a build is attested and where it is published.
@@ -33,7 +34,7 @@ type signOptions struct {
 	method      string
 	builderID   string
 	push        name.Reference
-	registry    registryConfig
+	registry    []distribute.Option
 	sbomFormats []string
 }
 
@@ -72,7 +73,7 @@ func signOptionsFrom(c *cli.Context) (*signOptions, error) {
 	if len(o.sbomFormats) > 0 && o.method == "none" {
 		return nil, usageErrorf("--sbom attests the SBOM: give --sign keyless or --sign key=FILE")
 	}
-	if o.registry, err = registryConfigFrom(c); err != nil {
+	if o.registry, err = registryFrom(c); err != nil {
 		return nil, err
 	}
 	return o, nil

@@ -21,7 +21,7 @@ func verifyCommand() *cli.Command {
 			&cli.StringFlag{Name: "tuf-root", Usage: "initial TUF root.json `FILE` for --tuf-url"},
 			&cli.StringFlag{Name: "tuf-cache", Usage: "TUF cache `DIR` (default: the user cache directory)"},
 			&cli.StringFlag{Name: "digest", Usage: "the image to verify when LAYOUT holds several (sha256:...)"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"},
+			outputFlag("result format on stdout: text or json"),
 			&cli.BoolFlag{Name: "insecure", Usage: "allow plain HTTP to a loopback registry (127.0.0.0/8, ::1, localhost); refused for any other host"},
 			&cli.StringFlag{Name: "ca-cert", Usage: "trust the CA certificates in PEM `FILE` too, for a registry with a private CA"},
 		}, releaseReaderFlags(false)...),
@@ -33,21 +33,21 @@ func runVerify(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usageErrorf("verify takes one LAYOUT (an OCI layout directory written by twinforge build) or image reference (REGISTRY/REPOSITORY@sha256:...), got %d arguments", c.NArg())
 	}
-	rc, err := registryConfigFrom(c)
+	registry, err := registryFrom(c)
 	if err != nil {
 		return err
 	}
 	check := evidence.Check{
 		Image: c.Args().First(), Digest: c.String("digest"), PolicyFile: c.String("policy"),
 		TrustedRootFile: c.String("trusted-root"), TUFURL: c.String("tuf-url"), TUFRootFile: c.String("tuf-root"), TUFCacheDir: c.String("tuf-cache"),
-		Registry: rc.options(),
+		Registry: registry,
 	}
-	if check.Release, err = releaseReaderFrom(c, rc); err != nil {
+	if check.Release, err = releaseReaderFrom(c, registry); err != nil {
 		return err
 	}
-	output := c.String("output")
-	if err := oneOf("output", output, "text", "json"); err != nil {
-		return usageError(err)
+	output, err := outputFrom(c)
+	if err != nil {
+		return err
 	}
 	rep, err := check.Run(c.Context)
 	var rf *evidence.Refused

@@ -67,7 +67,7 @@ func workersDeployCommand() *cli.Command {
 			&cli.StringFlag{Name: "certs-dir", Usage: "where the pool's CA is kept (default: ~/.config/twinforge/workers/NAMESPACE/POOL)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "change nothing; print what would be applied (with -o yaml)"},
 			&cli.DurationFlag{Name: "wait", Value: 0, Usage: "wait this long for the workers to be ready (0: do not wait)"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text, json or yaml (yaml prints the objects, Secrets included)"},
+			outputFlag("text, json or yaml (yaml prints the objects, Secrets included)"),
 		),
 		Action: runWorkersDeploy,
 	}
@@ -123,7 +123,7 @@ func workersListCommand() *cli.Command {
 		Name:  "list",
 		Usage: "show a pool's workers, which node each runs on, who is building on it, and who waits",
 		Flags: append(clusterFlags(),
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
+			outputFlag("text or json"),
 		),
 		Action: func(c *cli.Context) error {
 			k, err := clusterFrom(c)
@@ -140,13 +140,6 @@ func workersListCommand() *cli.Command {
 			return writeOutput(c.App.Writer, c.String("output"), st)
 		},
 	}
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func workersDeleteCommand() *cli.Command {
@@ -178,7 +171,7 @@ func workersCertsCommand() *cli.Command {
 			&cli.StringFlag{Name: "pool", Required: true, Usage: "the pool's name, part of every identity"},
 			&cli.StringSliceFlag{Name: "worker", Usage: "NAME=HOST[,HOST...]: a worker and the names clients reach it by (repeatable)"},
 			&cli.StringSliceFlag{Name: "client", Usage: "NAME of a client certificate (repeatable)"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
+			outputFlag("text or json"),
 		},
 		Action: func(c *cli.Context) error {
 			if err := oneOf("output", c.String("output"), "text", "json"); err != nil {
