@@ -1,11 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
-	"text/tabwriter"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/attest/evidence"
@@ -34,9 +29,9 @@ func runAttestInspect(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usageErrorf("attest inspect takes one LAYOUT, got %d arguments", c.NArg())
 	}
-	output := c.String("output")
-	if err := oneOf("output", output, "text", "json"); err != nil {
-		return usageError(err)
+	output, err := outputFrom(c)
+	if err != nil {
+		return err
 	}
 	src, err := evidence.Open(c.Args().First())
 	if err != nil {
@@ -46,22 +41,12 @@ func runAttestInspect(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	lines, prov, err := ev.Inspect()
+	in, err := ev.Inspection()
 	if err != nil {
 		return err
 	}
 	if output == "json" {
-		var buf bytes.Buffer
-		if err := json.Indent(&buf, prov.Payload, "", "  "); err != nil {
-			return fmt.Errorf("provenance payload is not JSON: %w", err)
-		}
-		buf.WriteByte('\n')
-		_, err := c.App.Writer.Write(buf.Bytes())
-		return err
+		return in.WriteStatement(c.App.Writer)
 	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	for _, l := range lines {
-		fmt.Fprintf(tw, "%s\t%s\n", l.Label, l.Value)
-	}
-	return tw.Flush()
+	return in.WriteText(c.App.Writer)
 }

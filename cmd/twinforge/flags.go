@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -33,15 +32,6 @@ func parseKeyValues(flag string, values []string) (map[string]string, error) {
 		out[k] = v
 	}
 	return out, nil
-}
-
-// parseEpoch parses a SOURCE_DATE_EPOCH value.
-func parseEpoch(s string) (int64, error) {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("SOURCE_DATE_EPOCH %q: use a non-negative number of seconds since 1970", s)
-	}
-	return n, nil
 }
 
 // oneOf checks a flag's value against its allowed values.

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -78,8 +77,9 @@ func runWorkersDeploy(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := oneOf("output", c.String("output"), "text", "json", "yaml"); err != nil {
-		return usageError(err)
+	output, err := outputFrom(c, "text", "json", "yaml")
+	if err != nil {
+		return err
 	}
 	selector, err := parseKeyValues("node-selector", c.StringSlice("node-selector"))
 	if err != nil {
@@ -89,33 +89,20 @@ func runWorkersDeploy(c *cli.Context) error {
 		return usageErrorf("--replicas %d: a pool needs at least 2 workers, a build and its rebuild on two nodes", c.Int("replicas"))
 	}
 	o := kube.Options{
-		Replicas:              c.Int("replicas"),
-		Image:                 c.String("image"),
-		ImagePullPolicy:       corev1.PullPolicy(c.String("image-pull-policy")),
-		CPU:                   c.String("cpu"),
-		Memory:                c.String("memory"),
-		CPULimit:              c.String("cpu-limit"),
-		MemoryLimit:           c.String("memory-limit"),
-		Snapshotter:           c.String("snapshotter"),
-		NodeSelector:          selector,
-		PreferredAntiAffinity: c.Bool("preferred-anti-affinity"),
+		Replicas: c.Int("replicas"), Image: c.String("image"), ImagePullPolicy: corev1.PullPolicy(c.String("image-pull-policy")),
+		CPU: c.String("cpu"), Memory: c.String("memory"), CPULimit: c.String("cpu-limit"), MemoryLimit: c.String("memory-limit"),
+		Snapshotter: c.String("snapshotter"), NodeSelector: selector, PreferredAntiAffinity: c.Bool("preferred-anti-affinity"),
 	}
-	dep, err := kube.Deploy(c.Context, k, o, c.String("certs-dir"), c.Bool("dry-run"))
+	dep, err := kube.DeployAndWait(c.Context, k, o, c.String("certs-dir"), c.Bool("dry-run"), c.Duration("wait"), func(ready, want int) {
+		fmt.Fprintf(c.App.ErrWriter, "%d of %d workers ready\n", ready, want)
+	})
 	if err != nil {
 		return err
 	}
-	if wait := c.Duration("wait"); wait > 0 && !c.Bool("dry-run") {
-		err := kube.WaitReady(c.Context, k, o.Replicas, wait, func(ready, want int) {
-			fmt.Fprintf(c.App.ErrWriter, "%d of %d workers ready\n", ready, want)
-		})
-		if err != nil {
-			return err
-		}
-	}
-	if c.String("output") == "yaml" {
+	if output == "yaml" {
 		return dep.WriteYAML(c.App.Writer)
 	}
-	return writeOutput(c.App.Writer, c.String("output"), dep.Report(k, c.Bool("dry-run")))
+	return writeOutput(c.App.Writer, output, dep.Report(k, c.Bool("dry-run")))
 }
 
 func workersListCommand() *cli.Command {
@@ -130,14 +117,15 @@ func workersListCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			if err := oneOf("output", c.String("output"), "text", "json"); err != nil {
-				return usageError(err)
+			output, err := outputFrom(c)
+			if err != nil {
+				return err
 			}
 			st, err := kube.List(c.Context, k)
 			if err != nil {
 				return err
 			}
-			return writeOutput(c.App.Writer, c.String("output"), st)
+			return writeOutput(c.App.Writer, output, st)
 		},
 	}
 }
@@ -174,16 +162,13 @@ func workersCertsCommand() *cli.Command {
 			outputFlag("text or json"),
 		},
 		Action: func(c *cli.Context) error {
-			if err := oneOf("output", c.String("output"), "text", "json"); err != nil {
-				return usageError(err)
+			output, err := outputFrom(c)
+			if err != nil {
+				return err
 			}
-			workers := map[string][]string{}
-			for _, w := range c.StringSlice("worker") {
-				name, hosts, ok := strings.Cut(w, "=")
-				if !ok || name == "" || hosts == "" {
-					return usageErrorf("--worker %q: use NAME=HOST[,HOST...]", w)
-				}
-				workers[name] = strings.Split(hosts, ",")
+			workers, err := workercert.ParseWorkers(c.StringSlice("worker"))
+			if err != nil {
+				return usageError(err)
 			}
 			if len(workers) == 0 && len(c.StringSlice("client")) == 0 {
 				return usageErrorf("give at least one --worker or --client")
@@ -192,7 +177,7 @@ func workersCertsCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return writeOutput(c.App.Writer, c.String("output"), f)
+			return writeOutput(c.App.Writer, output, f)
 		},
 	}
 }
