@@ -190,28 +190,13 @@ func runAdmissionManifests(c *cli.Context) error {
 		return usageErrorf("--replicas %d: want 1 to 100", replicas)
 	}
 	o := admission.ManifestOptions{
-		Namespace:        c.String("namespace"),
-		Name:             c.String("name"),
-		CABundle:         ca,
-		URL:              c.String("url"),
-		ValidatingOnly:   !c.Bool("mutating"),
-		Image:            c.String("image"),
-		Replicas:         int32(replicas),
-		Revocations:      c.Bool("revocations"),
-		ExemptNamespaces: c.StringSlice("exempt-namespace"),
-		ReverifyInterval: c.Duration("reverify-interval"),
-
-		RecordKey:           c.Bool("record-key"),
-		ImagePullSecrets:    c.Bool("image-pull-secrets"),
-		NodeAgent:           c.Bool("node-agent"),
-		NodeAgentOnMismatch: c.String("node-agent-on-mismatch"),
-		NodeAgentInterval:   c.Duration("node-agent-interval"),
-		NodeAgentCRISocket:  c.String("node-agent-cri-socket"),
+		Namespace: c.String("namespace"), Name: c.String("name"), CABundle: ca, URL: c.String("url"),
+		ValidatingOnly: !c.Bool("mutating"), Image: c.String("image"), Replicas: int32(replicas),
+		Revocations: c.Bool("revocations"), ExemptNamespaces: c.StringSlice("exempt-namespace"), ReverifyInterval: c.Duration("reverify-interval"),
+		RecordKey: c.Bool("record-key"), ImagePullSecrets: c.Bool("image-pull-secrets"), NodeAgent: c.Bool("node-agent"),
+		NodeAgentOnMismatch: c.String("node-agent-on-mismatch"), NodeAgentInterval: c.Duration("node-agent-interval"), NodeAgentCRISocket: c.String("node-agent-cri-socket"),
 	}
-	if err := admission.WriteManifests(c.App.Writer, o); err != nil {
-		return usageError(err)
-	}
-	return nil
+	return usageError(admission.WriteManifests(c.App.Writer, o))
 }
 
 func admissionReverifyCommand() *cli.Command {

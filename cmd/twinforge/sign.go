@@ -44,14 +44,11 @@ func signOptionsFrom(c *cli.Context) (*signOptions, error) {
 		FulcioURL: c.String("fulcio-url"), TSAURL: c.String("tsa-url"), TSAURLGiven: c.IsSet("tsa-url"), RekorURL: c.String("rekor-url"),
 		TrustedRootFile: c.String("trusted-root"), KeyPassword: []byte(os.Getenv("COSIGN_PASSWORD")),
 	}}
-	if o.IDToken != "" && o.IDTokenFile != "" {
-		return nil, usageErrorf("give --identity-token-file or --identity-token, not both")
-	}
-	if o.IDToken != "" && o.IDToken != os.Getenv("TWINFORGE_IDENTITY_TOKEN") {
+	if o.IDToken != "" && o.IDTokenFile == "" && o.IDToken != os.Getenv("TWINFORGE_IDENTITY_TOKEN") {
 		logger().Warn("--identity-token puts the token in the process arguments, which every user of this machine can read; prefer --identity-token-file FILE or $SIGSTORE_ID_TOKEN")
 	}
 	var err error
-	if o.method, _, err = o.Method(); err != nil {
+	if o.method, err = o.Check(); err != nil {
 		return nil, usageError(err)
 	}
 	if ref := c.String("push"); ref != "" {
