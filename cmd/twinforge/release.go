@@ -293,11 +293,7 @@ func runReleaseAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := release.TargetFor(c.Context, ref, c.String("tag"), c.String("provenance"), registry...)
-	if err != nil {
-		return err
-	}
-	done, err := r.Release(c.String("team"), t, keys)
+	done, err := r.ReleaseImage(c.Context, c.String("team"), ref, c.String("tag"), c.String("provenance"), keys, registry...)
 	if err != nil {
 		return releaseError(err)
 	}
@@ -339,11 +335,7 @@ func runReleasePush(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	files, err := r.Files()
-	if err != nil {
-		return err
-	}
-	res, err := release.PushIndex(c.Context, files, ref, registry...)
+	res, err := r.Push(c.Context, ref, registry...)
 	if err != nil {
 		return err
 	}

@@ -1,3 +1,6 @@
+// The workflows of `twinforge release` and `twinforge replicate` that take
+// more than one call, so that a program runs them as the CLI does.
+
 package release
 
 import (
@@ -32,4 +35,25 @@ func ReplicateImage(ctx context.Context, src name.Digest, dests []name.Repositor
 		}
 	}
 	return rep, err
+}
+
+// ReleaseImage releases image as tag of its repository, as `twinforge
+// release add` does: its Target (TargetFor, reached with opts) recorded by
+// team's keys (Release).
+func (r *Repository) ReleaseImage(ctx context.Context, team string, image name.Digest, tag, provenance string, keys []*Key, opts ...distribute.Option) (*Target, error) {
+	t, err := TargetFor(ctx, image, tag, provenance, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return r.Release(team, t, keys)
+}
+
+// Push pushes the index's files (Files) to ref as an OCI artifact
+// (PushIndex), for readers that read it from a registry.
+func (r *Repository) Push(ctx context.Context, ref name.Tag, opts ...distribute.Option) (*distribute.PushResult, error) {
+	files, err := r.Files()
+	if err != nil {
+		return nil, err
+	}
+	return PushIndex(ctx, files, ref, opts...)
 }
