@@ -233,6 +233,11 @@ type ServerSettings struct {
 	// pods' pull secrets too, read through the API server as Kube says.
 	ImagePullSecrets bool
 	Kube             KubeAccess
+	// Release, when not nil, is the release index of this cluster's
+	// region: every image must also be released as the digest it resolves
+	// to. ReleaseRefresh (release-refresh) is how often it is read again.
+	Release        *release.ClientConfig
+	ReleaseRefresh time.Duration
 }
 
 // Options checks s and returns the options of New; inCluster gives the

@@ -2,6 +2,7 @@ package attest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -44,6 +45,16 @@ func (s SignSettings) Method() (method, keyPath string, err error) {
 		return "key", keyPath, nil
 	}
 	return "", "", fmt.Errorf("--sign %q: use keyless, key=FILE or none", s.Sign)
+}
+
+// Check checks the settings as a person gave them, before anything is
+// signed, and returns the Method; every error names the flag at fault.
+func (s SignSettings) Check() (method string, err error) {
+	if s.IDToken != "" && s.IDTokenFile != "" {
+		return "", errors.New("give --identity-token-file or --identity-token, not both")
+	}
+	method, _, err = s.Method()
+	return method, err
 }
 
 // NewSigner makes the Signer s chooses; nil for none.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"log/slog"
 	"os"
 	"time"
@@ -13,50 +12,18 @@ import (
 
 func admissionCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "admission",
-		Usage: "the Kubernetes admission webhook that admits only verified images",
-		Description: `Runs and installs twinforge's validating (and optionally mutating) admission
-webhook: every container image of a Pod, Deployment, StatefulSet, DaemonSet,
-ReplicaSet, Job or CronJob must carry twinforge evidence (provenance and image
-signature, pushed as OCI 1.1 referrers) that verifies against the policy of
-its namespace, as 'twinforge verify' checks it. Anything else is denied, with
-the image and the failed check in the message kubectl shows.`,
+		Name:        "admission",
+		Usage:       "the Kubernetes admission webhook that admits only verified images",
+		Description: helpText("admission"),
 		Subcommands: []*cli.Command{admissionServeCommand(), admissionReverifyCommand(), admissionManifestsCommand()},
 	}
 }
 
 func admissionServeCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "serve",
-		Usage: "serve the admission webhook over HTTPS",
-		Description: `Serves /validate (and with --mutating /mutate), /healthz and /readyz over HTTPS
-until SIGTERM or SIGINT, then finishes the reviews in progress. /metrics and the
-re-verification report /reverify, which name the images of every namespace, are
-served on --metrics-addr alone (loopback by default; on any other address every
-request must carry the bearer token of --metrics-token-file).
-
-The policy is one attest policy for every namespace (--policy, see
-attest/policy.md) or a multi-tenant configuration mapping namespaces and image
-patterns to policies (--policy-config, see admission/config.md). Every file is
-re-read when it changes; one that no longer parses is reported and the last
-good version stays. Registry, Sigstore and timeout errors deny (fail closed),
-within --deadline. Logs are JSON on stderr.
-
-With --reverify-interval the webhook also verifies the images of the pods
-already running again, with the same policies, trusted root and revocation
-list: every interval, and at once when any of those files changes. Each image
-that no longer passes is reported as the metric
-twinforge_admission_runtime_violations, a warning in the log and a Warning
-Event (ImageVerificationFailed) on its pod; /reverify serves the last report.
-The API server is the pod's own (its service account) unless --kube-api says
-otherwise; 'admission manifests --reverify-interval' adds the RBAC it needs.
-
-Examples:
-  twinforge admission serve --policy policy.yaml --trusted-root trusted_root.json \
-      --tls-cert tls.crt --tls-key tls.key
-  twinforge admission serve --policy-config tenants.yaml --trusted-root trusted_root.json \
-      --tls-cert tls.crt --tls-key tls.key --revocations revoked.txt \
-      --reverify-interval 10m --reverify-exempt-namespace twinforge-system`,
+		Name:        "serve",
+		Usage:       "serve the admission webhook over HTTPS",
+		Description: helpText("admission-serve"),
 		Flags: slicesConcat(admissionPolicyFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "tls-cert", Usage: "serving certificate PEM `FILE`", Required: true},
 			&cli.StringFlag{Name: "tls-key", Usage: "serving key PEM `FILE`", Required: true},
@@ -136,40 +103,34 @@ func kubeAccessFrom(c *cli.Context) admission.KubeAccess {
 }
 
 // reverifySettingsFrom reads the re-verification flags.
-func reverifySettingsFrom(c *cli.Context, interval time.Duration) admission.ReverifySettings {
-	return admission.ReverifySettings{Interval: interval, Kube: kubeAccessFrom(c), ExemptNamespaces: c.StringSlice("reverify-exempt-namespace")}
+func reverifySettingsFrom(c *cli.Context) admission.ReverifySettings {
+	return admission.ReverifySettings{Interval: c.Duration("reverify-interval"), Kube: kubeAccessFrom(c), ExemptNamespaces: c.StringSlice("reverify-exempt-namespace")}
 }
 
-// admissionUsage makes the settings' errors usage errors.
-func admissionUsage(err error) error {
-	if admission.IsConfigError(err) {
-		return usageError(err)
-	}
-	return err
-}
-
-// admissionLogLevel is the level of --log-level when given, def otherwise
-// (the program's default suits interactive commands, not a server).
-func admissionLogLevel(c *cli.Context, def slog.Level) slog.Level {
+// admissionLogger logs JSON on stderr at --log-level when given, def
+// otherwise (the program's default suits interactive commands, not a
+// server).
+func admissionLogger(c *cli.Context, def slog.Level) *slog.Logger {
 	var l slog.Level
 	if !c.IsSet("log-level") || l.UnmarshalText([]byte(c.String("log-level"))) != nil {
 		// setupLogging has refused a level that does not parse.
-		return def
+		l = def
 	}
-	return l
+	return slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: l}))
 }
 
 func runAdmissionServe(c *cli.Context) error {
-	if c.NArg() != 0 {
-		return usageErrorf("admission serve takes no arguments, got %q", c.Args().Slice())
+	if err := noArgs(c); err != nil {
+		return err
 	}
 	s := admission.ServerSettings{
 		Source: admissionSourceFrom(c), CertFile: c.String("tls-cert"), KeyFile: c.String("tls-key"),
 		Addr: c.String("addr"), MetricsAddr: c.String("metrics-addr"), MetricsTokenFile: c.String("metrics-token-file"),
 		ValidationOnly: !c.Bool("mutating"), AllowTagsUnsafe: c.Bool("allow-tags"),
 		CacheTTL: c.Duration("cache-ttl"), Deadline: c.Duration("deadline"), PollInterval: c.Duration("poll-interval"),
-		Registry: admissionRegistryFrom(c), Reverify: reverifySettingsFrom(c, c.Duration("reverify-interval")),
+		Registry: admissionRegistryFrom(c), Reverify: reverifySettingsFrom(c),
 		RecordKeyFile: c.String("record-key"), ImagePullSecrets: c.Bool("image-pull-secrets"), Kube: kubeAccessFrom(c),
+		ReleaseRefresh: c.Duration("release-refresh"),
 	}
 	if c.IsSet("negative-cache-ttl") {
 		s.NegativeCacheTTL = ptr(c.Duration("negative-cache-ttl"))
@@ -180,71 +141,20 @@ func runAdmissionServe(c *cli.Context) error {
 	if c.Bool("leader-elect") {
 		s.LeaderElection = &admission.LeaderElection{Namespace: c.String("leader-elect-namespace"), Name: c.String("leader-elect-name"), Identity: os.Getenv("POD_NAME")}
 	}
-	opts, err := s.Options(admission.InClusterKubeConfig)
-	if err != nil {
-		return admissionUsage(err)
-	}
-	// The release index of this cluster's region, if any: every image
-	// must also be released as the digest it resolves to.
-	relCfg, err := releaseReaderFrom(c, registryConfig{caCert: c.String("registry-ca-cert")})
-	if err != nil {
+	var err error
+	if s.Release, err = releaseReaderFrom(c, registryOptions(false, c.String("registry-ca-cert"))); err != nil {
 		return err
 	}
-	if relCfg != nil {
-		opt, err := admission.ReleaseIndexOption(*relCfg, s.Registry.InsecureLoopbackUnsafe, c.Duration("release-refresh"))
-		if err != nil {
-			return admissionUsage(err)
-		}
-		opts = append(opts, opt)
-	}
-	log := slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: admissionLogLevel(c, slog.LevelInfo)}))
-	wh, err := admission.New(s.Source, append(opts, admission.WithLogger(log))...)
-	if err != nil {
-		return admissionUsage(err)
-	}
-	defer wh.Close()
-	err = s.ListenAndServe(c.Context, wh, log)
-	if errors.Is(err, admission.ErrMonitoringExposed) {
-		return usageError(err)
-	}
-	return err
+	return s.Run(c.Context, admissionLogger(c, slog.LevelInfo), admission.InClusterKubeConfig)
 }
 
 func ptr[T any](v T) *T { return &v }
 
 func admissionManifestsCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "manifests",
-		Usage: "print the Kubernetes objects that install the webhook (YAML)",
-		Description: `Prints the ValidatingWebhookConfiguration and the MutatingWebhookConfiguration
-(which pins images named by tag to the digest verified; --mutating=false leaves
-it out, and the webhook then denies images named by tag unless their tenant
-sets allowTags), and the Deployment and Service that run the
-webhook in NAMESPACE, as a YAML stream for kubectl apply -f -. The
-configurations fail closed (failurePolicy Fail), time out after 10 seconds,
-have no side effects and cover the CREATE and UPDATE of pods and of the
-workloads with pod templates; NAMESPACE itself is exempt so the webhook can
-start.
-
-The Deployment mounts the ConfigMap NAME-config (config.yaml, the policies,
-trusted_root.json) and the TLS Secret NAME-tls, which you create; --ca-bundle
-is the CA that signed that certificate.
-
-With --url the webhook runs outside the cluster at that address (for example
-a loopback test): the configurations point at it and no Deployment or Service
-is printed.
-
-With --reverify-interval the webhook also re-verifies the images of running
-pods (see 'admission serve'), as the ServiceAccount NAME in NAMESPACE, bound to
-the ClusterRole NAME-reverify: list and watch pods, create, get and patch
-Events. NAMESPACE and every --exempt-namespace are exempt from it too. With
---url, give the webhook a token of that ServiceAccount (kubectl create token).
-
-Examples:
-  twinforge admission manifests --namespace twinforge-system --ca-bundle ca.pem \
-      --image registry.example/twinforge@sha256:... | kubectl apply -f -
-  twinforge admission manifests --namespace twinforge-system --ca-bundle ca.pem \
-      --url https://127.0.0.1:8443/validate`,
+		Name:        "manifests",
+		Usage:       "print the Kubernetes objects that install the webhook (YAML)",
+		Description: helpText("admission-manifests"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "`NAMESPACE` the webhook runs in (exempt from it)", Required: true},
 			&cli.StringFlag{Name: "ca-bundle", Usage: "PEM `FILE` of the CA of the webhook's serving certificate", Required: true},
@@ -268,8 +178,8 @@ Examples:
 }
 
 func runAdmissionManifests(c *cli.Context) error {
-	if c.NArg() != 0 {
-		return usageErrorf("admission manifests takes no arguments, got %q", c.Args().Slice())
+	if err := noArgs(c); err != nil {
+		return err
 	}
 	ca, err := os.ReadFile(c.String("ca-bundle"))
 	if err != nil {
@@ -280,128 +190,45 @@ func runAdmissionManifests(c *cli.Context) error {
 		return usageErrorf("--replicas %d: want 1 to 100", replicas)
 	}
 	o := admission.ManifestOptions{
-		Namespace:        c.String("namespace"),
-		Name:             c.String("name"),
-		CABundle:         ca,
-		URL:              c.String("url"),
-		ValidatingOnly:   !c.Bool("mutating"),
-		Image:            c.String("image"),
-		Replicas:         int32(replicas),
-		Revocations:      c.Bool("revocations"),
-		ExemptNamespaces: c.StringSlice("exempt-namespace"),
-		ReverifyInterval: c.Duration("reverify-interval"),
-
-		RecordKey:           c.Bool("record-key"),
-		ImagePullSecrets:    c.Bool("image-pull-secrets"),
-		NodeAgent:           c.Bool("node-agent"),
-		NodeAgentOnMismatch: c.String("node-agent-on-mismatch"),
-		NodeAgentInterval:   c.Duration("node-agent-interval"),
-		NodeAgentCRISocket:  c.String("node-agent-cri-socket"),
+		Namespace: c.String("namespace"), Name: c.String("name"), CABundle: ca, URL: c.String("url"),
+		ValidatingOnly: !c.Bool("mutating"), Image: c.String("image"), Replicas: int32(replicas),
+		Revocations: c.Bool("revocations"), ExemptNamespaces: c.StringSlice("exempt-namespace"), ReverifyInterval: c.Duration("reverify-interval"),
+		RecordKey: c.Bool("record-key"), ImagePullSecrets: c.Bool("image-pull-secrets"), NodeAgent: c.Bool("node-agent"),
+		NodeAgentOnMismatch: c.String("node-agent-on-mismatch"), NodeAgentInterval: c.Duration("node-agent-interval"), NodeAgentCRISocket: c.String("node-agent-cri-socket"),
 	}
-	if err := admission.WriteManifests(c.App.Writer, o); err != nil {
-		return usageError(err)
-	}
-	return nil
+	return usageError(admission.WriteManifests(c.App.Writer, o))
 }
 
 func admissionReverifyCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "reverify",
-		Usage: "verify the images of the running pods again; report those that no longer pass",
-		Description: `Lists the pods of the namespaces the policy covers from the Kubernetes API
-server and verifies every image they run (containers, init and ephemeral
-containers; the digest the kubelet reports running, else the image of the pod
-spec, a tag resolved now) exactly as 'admission serve' admits images, with the
-same policy files, trusted root and revocation list. Each image that no longer
-passes gets a Warning Event (ImageVerificationFailed) on its pod.
-
-With --once it runs one pass, prints every pod image with its result and exits
-4 if any fails (1 if the pods cannot be listed): for cron jobs and CI. Without
---once it runs a pass every --reverify-interval and whenever a file changes,
-printing each report, until SIGINT or SIGTERM. 'admission serve
---reverify-interval' does the same inside the webhook, with metrics.
-
-Examples:
-  twinforge admission reverify --once --policy-config tenants.yaml \
-      --trusted-root trusted_root.json --revocations revoked.txt
-  twinforge admission reverify --once --output json --policy policy.yaml \
-      --trusted-root trusted_root.json --kube-api https://10.0.0.1:6443 \
-      --kube-token-file token --kube-ca-file ca.crt`,
+		Name:        "reverify",
+		Usage:       "verify the images of the running pods again; report those that no longer pass",
+		Description: helpText("admission-reverify"),
 		Flags: slicesConcat(admissionPolicyFlags(), []cli.Flag{
 			&cli.BoolFlag{Name: "once", Usage: "run one pass, print the results and exit (4 if any pod image fails)"},
 			&cli.DurationFlag{Name: "reverify-interval", Value: admission.DefaultReverifyInterval, Usage: "without --once: a pass every `DURATION`"},
 			&cli.DurationFlag{Name: "poll-interval", Value: admission.DefaultPollInterval, Usage: "without --once: how often the files are checked for changes (0: never)"},
 			&cli.DurationFlag{Name: "deadline", Value: admission.DefaultDeadline, Usage: "time to verify one image"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json (without --once: one JSON report per line)"},
+			outputFlag("result format on stdout: text or json (without --once: one JSON report per line)"),
 		}, admissionRegistryFlags(), admissionKubeFlags()),
 		Action: runAdmissionReverify,
 	}
 }
 
 func runAdmissionReverify(c *cli.Context) error {
-	if c.NArg() != 0 {
-		return usageErrorf("admission reverify takes no arguments, got %q", c.Args().Slice())
+	if err := noArgs(c); err != nil {
+		return err
 	}
-	src, once, output := admissionSourceFrom(c), c.Bool("once"), c.String("output")
-	if err := admission.CheckSource(src); err != nil {
-		return usageError(err)
-	}
-	if err := oneOf("output", output, "text", "json"); err != nil {
-		return usageError(err)
-	}
-	interval, poll := c.Duration("reverify-interval"), c.Duration("poll-interval")
-	switch {
-	case once && (c.IsSet("reverify-interval") || c.IsSet("poll-interval")):
-		return usageErrorf("--once runs one pass: --reverify-interval and --poll-interval do not apply")
-	case once:
-		interval, poll = 0, 0
-	case interval <= 0:
-		return usageErrorf("--reverify-interval %s: want more than 0 (or --once)", interval)
-	}
-	reg, err := admissionRegistryFrom(c).Options()
-	if err != nil {
-		return usageError(err)
-	}
-	rv, err := reverifySettingsFrom(c, interval).Options(true, admission.InClusterKubeConfig)
-	if err != nil {
-		return usageError(err)
-	}
+	once := c.Bool("once")
 	// One pass prints its results on stdout; the log only says what went
 	// wrong. Continuous passes log like the webhook.
 	level := slog.LevelInfo
 	if once {
 		level = slog.LevelError
 	}
-	log := slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: admissionLogLevel(c, level)}))
-	opts := append([]admission.Option{admission.WithDeadline(c.Duration("deadline")), admission.WithPollInterval(poll)}, append(reg, rv...)...)
-	opts = append(opts, admission.WithLogger(log))
-	var reports chan *admission.ReverifyReport
-	if !once {
-		reports = make(chan *admission.ReverifyReport)
-		opts = append(opts, admission.WithReverifyReports(reports))
-	}
-	wh, err := admission.New(src, opts...)
-	if err != nil {
-		return admissionUsage(err)
-	}
-	defer wh.Close()
-	if once {
-		rep, err := wh.Reverify(c.Context)
-		if err != nil {
-			return err
-		}
-		if output == "json" {
-			err = writeJSON(c.App.Writer, rep)
-		} else {
-			err = rep.WriteText(c.App.Writer, false)
-		}
-		if err != nil {
-			return err
-		}
-		if err := rep.ViolationError(); err != nil {
-			return refused(err)
-		}
-		return nil
-	}
-	return admission.WriteReports(c.Context, c.App.Writer, output == "json", reports)
+	return admission.ReverifyRun{
+		Source: admissionSourceFrom(c), Registry: admissionRegistryFrom(c), Reverify: reverifySettingsFrom(c),
+		Once: once, PacingGiven: c.IsSet("reverify-interval") || c.IsSet("poll-interval"),
+		PollInterval: c.Duration("poll-interval"), Deadline: c.Duration("deadline"), Format: c.String("output"),
+	}.Run(c.Context, c.App.Writer, admissionLogger(c, level), admission.InClusterKubeConfig)
 }

@@ -1,11 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"encoding/json"
-	"fmt"
-	"text/tabwriter"
-
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/attest/evidence"
@@ -17,19 +12,12 @@ func attestCommand() *cli.Command {
 		Usage: "work with the attestations beside an image",
 		Subcommands: []*cli.Command{
 			{
-				Name:      "inspect",
-				Usage:     "show an image's provenance and signatures (without verifying them)",
-				ArgsUsage: "LAYOUT",
-				Description: `Prints what the bundles beside the OCI layout LAYOUT claim: the image, the
-provenance (builder, source, materials, rebuild), the signer, timestamps and log
-entries. Nothing is verified: use 'twinforge verify' to trust any of it.
---output json prints the provenance statement itself.
-
-Examples:
-  twinforge attest inspect out/hello
-  twinforge attest inspect --output json out/hello | jq .predicate.runDetails`,
+				Name:        "inspect",
+				Usage:       "show an image's provenance and signatures (without verifying them)",
+				ArgsUsage:   "LAYOUT",
+				Description: helpText("attest-inspect"),
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text, or json for the provenance statement"},
+					outputFlag("text, or json for the provenance statement"),
 				},
 				Action: runAttestInspect,
 			},
@@ -41,9 +29,9 @@ func runAttestInspect(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usageErrorf("attest inspect takes one LAYOUT, got %d arguments", c.NArg())
 	}
-	output := c.String("output")
-	if err := oneOf("output", output, "text", "json"); err != nil {
-		return usageError(err)
+	output, err := outputFrom(c)
+	if err != nil {
+		return err
 	}
 	src, err := evidence.Open(c.Args().First())
 	if err != nil {
@@ -53,22 +41,12 @@ func runAttestInspect(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	lines, prov, err := ev.Inspect()
+	in, err := ev.Inspection()
 	if err != nil {
 		return err
 	}
 	if output == "json" {
-		var buf bytes.Buffer
-		if err := json.Indent(&buf, prov.Payload, "", "  "); err != nil {
-			return fmt.Errorf("provenance payload is not JSON: %w", err)
-		}
-		buf.WriteByte('\n')
-		_, err := c.App.Writer.Write(buf.Bytes())
-		return err
+		return in.WriteStatement(c.App.Writer)
 	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 4, 2, ' ', 0)
-	for _, l := range lines {
-		fmt.Fprintf(tw, "%s\t%s\n", l.Label, l.Value)
-	}
-	return tw.Flush()
+	return in.WriteText(c.App.Writer)
 }

@@ -29,6 +29,10 @@ func daemonFlags() []cli.Flag {
 	}
 }
 
+func runcShimFlag() cli.Flag {
+	return &cli.StringFlag{Name: "runc-shim", Usage: "runtime shim that varies umask and time zone in the strict rebuild", Value: defaultBinary("twinforge-runc-shim"), EnvVars: []string{"TWINFORGE_RUNC_SHIM"}}
+}
+
 // workerFlags put a build and its rebuild on two machines: remote daemons
 // or a pool of workers on Kubernetes.
 func workerFlags() []cli.Flag {

@@ -1,8 +1,7 @@
 package main
 
 import (
-	"encoding/json"
-	"fmt"
+	"errors"
 
 	"github.com/urfave/cli/v2"
 
@@ -11,21 +10,12 @@ import (
 
 func diffCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "diff",
-		Usage:     "show what differs between two images",
-		ArgsUsage: "A B",
-		Description: `Compares two images, each an OCI layout directory (DIR, oci:DIR or DIR@sha256:...)
-or a registry reference: manifest and config differences by JSON path, then,
-layer by layer, the files added, removed or changed (type, mode, owner, size,
-mtime, link target, content), with a short unified diff for text files and a
-hex excerpt for binary ones. Exit code 0 when the images are identical, 3 when
-they differ.
-
-Examples:
-  twinforge diff out/hello out/hello-rebuild
-  twinforge diff --output json out/a registry.example:5000/team/hello@sha256:...`,
+		Name:        "diff",
+		Usage:       "show what differs between two images",
+		ArgsUsage:   "A B",
+		Description: helpText("diff"),
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
+			outputFlag("text or json"),
 			&cli.IntFlag{Name: "max-files", Value: 200, Usage: "file changes listed per layer (0: all)"},
 		},
 		Action: runDiff,
@@ -36,37 +26,19 @@ func runDiff(c *cli.Context) error {
 	if c.NArg() != 2 {
 		return usageErrorf("diff takes two images, A and B; got %d arguments", c.NArg())
 	}
-	if err := oneOf("output", c.String("output"), "text", "json"); err != nil {
-		return usageError(err)
-	}
-	ctx := c.Context
-	a, err := imagediff.Load(ctx, c.Args().Get(0))
-	if err != nil {
-		return fmt.Errorf("image A: %w", err)
-	}
-	b, err := imagediff.Load(ctx, c.Args().Get(1))
-	if err != nil {
-		return fmt.Errorf("image B: %w", err)
-	}
-	if err := imagediff.CheckComparable(a, b); err != nil {
-		return err
-	}
-	report, err := imagediff.Compare(ctx, a, b, imagediff.WithMaxFiles(c.Int("max-files")))
+	output, err := outputFrom(c)
 	if err != nil {
 		return err
 	}
-	if c.String("output") == "json" {
-		enc := json.NewEncoder(c.App.Writer)
-		enc.SetIndent("", "  ")
-		err = enc.Encode(report)
-	} else {
-		err = report.WriteText(c.App.Writer)
-	}
+	report, err := imagediff.CompareRefs(c.Context, c.Args().Get(0), c.Args().Get(1), imagediff.WithMaxFiles(c.Int("max-files")))
 	if err != nil {
+		return err
+	}
+	if err := writeOutput(c.App.Writer, output, report); err != nil {
 		return err
 	}
 	if !report.Equal() {
-		return &codedError{code: exitNotReproducible, err: fmt.Errorf("the images differ")}
+		return coded(exitNotReproducible, errors.New("the images differ"))
 	}
 	return nil
 }

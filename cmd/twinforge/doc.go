@@ -4,32 +4,50 @@
 //
 // The command is a translation layer, one file per command: it declares
 // the flags, reads them into the library's plain request or settings
-// struct, and makes one library call. What the CLI, the admission webhook
-// or an auditor's program needs — checking settings, running a workflow,
+// struct, makes one library call, maps its errors to exit codes and
+// prints what it returns. What the CLI, the admission webhook or an
+// auditor's program needs — checking settings, running a workflow,
 // rendering a result — lives in the package that owns it:
 //
-//	lock        hermetic.Create, then Lock.Write
-//	build       rebuild.NewDaemons, pipeline.NewVouch, pipeline.Run; pipeline.NewOutput renders it
-//	diff        imagediff.Compare; Report.WriteText
-//	push        distribute.Push; PushResult.WriteText
-//	replicate   distribute.Replicate, release.Replicate; release.ReplicationReport renders both
+//	lock        hermetic.ParseSourceDateEpoch, Request.Inherit, hermetic.Create, Lock.Write; Lock.Summary
+//	build       rebuild.NewDaemons, pipeline.NewVouch, Request.CheckSettings and SetDefaults, pipeline.Run; pipeline.Show
+//	diff        imagediff.CompareRefs; Report.WriteText
+//	push        distribute.FromLayout, distribute.Push; PushResult.WriteText
+//	replicate   release.ReplicateImage; release.ReplicationReport renders it
 //	verify      evidence.Check.Run; evidence.Report renders it, evidence.Refused carries a refusal
-//	attest      evidence.Open(...).Evidence, then Evidence.Inspect
-//	rebuild     audit.Run (rebuild/audit); audit.Report.WriteText
-//	admission   admission.ServerSettings, ReverifySettings, admission.New, ServerSettings.ListenAndServe,
-//	            admission.WriteManifests; ReverifyReport.WriteText
+//	attest      evidence.Open(...).Evidence, then Evidence.Inspection
+//	rebuild     audit.Settings Check and Load, audit.Run (rebuild/audit); audit.Show
+//	admission   ServerSettings.Run, admission.ReverifyRun, admission.WriteManifests
 //	node-agent  nodeagent.Settings.ServeConfig, nodeagent.Serve
-//	release     distribute/release: InitKeyFiles, RootRotation, LoadKeys, Repository; Index.Listing
-//	workers     isolation/kube: Deploy, List, Remove; DeployReport and PoolStatus render them
+//	release     distribute/release: InitKeyFiles, RootRotation, LoadKeys, Repository; its
+//	            messages (Repository.TeamAdded, Released, ...) and Index.Listing
+//	workers     isolation/kube: DeployAndWait, List, Remove; workercert.ParseWorkers, IssueFiles
 //
-// Results implement WriteText and are their own --output json document, so
-// a command only picks the format (output.go). Settings the libraries
-// check fail with errors naming the flag at fault (admission.ConfigError,
-// evidence.ErrInvalidRequest, or errors of a settings constructor such as
-// rebuild.NewDaemons), which the command reports as usage errors.
+// The files:
 //
-// It alone picks how progress is shown (BuildKit's progressui) and writes
-// results to stdout and logs to stderr, and it maps the libraries' errors
-// to exit codes: 0 success, 1 failure, 2 usage, 3 not reproducible,
-// 4 refused by policy or verification.
+//	main.go          the app: global flags, logging, the command list
+//	help/*.txt       each command's long help (Description), embedded; help.go loads it.
+//	                 testdata/help holds the rendered --help of every command, which
+//	                 TestHelpGolden compares (go test -run HelpGolden -update-golden)
+//	<command>.go     the command's flags and its Action
+//	flags.go         argument and flag-value helpers every command uses
+//	daemon.go        daemonFlags and workerFlags: where builds run (build, rebuild)
+//	sign.go          signFlags: how builds are attested and published (build, rebuild)
+//	push.go          registryFlags, shared by every command that reaches a registry
+//	release.go       releaseReaderFlags, shared by verify, replicate and admission
+//	admission.go     the policy, registry and API server flags admission and node-agent share
+//	output.go        --output; results implement WriteText and are their own JSON
+//	                 document (internal/textout), so a command only picks the format
+//	progress.go      --progress: BuildKit's progressui on stderr
+//	exitcode.go      the exit codes, and which library errors map to which
+//
+// Settings the libraries check fail with errors naming the flag at fault
+// (admission.ConfigError, evidence.ErrInvalidRequest, or the errors of a
+// settings check such as Request.CheckSettings or rebuild.NewDaemons),
+// which the command reports as usage errors.
+//
+// It alone picks how progress is shown and writes results to stdout and
+// logs to stderr, and it maps the libraries' errors to exit codes:
+// 0 success, 1 failure, 2 usage, 3 not reproducible, 4 refused by policy
+// or verification.
 package main

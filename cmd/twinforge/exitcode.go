@@ -34,13 +34,24 @@ type codedError struct {
 func (e *codedError) Error() string { return e.err.Error() }
 func (e *codedError) Unwrap() error { return e.err }
 
-func usageError(err error) error { return &codedError{code: exitUsage, err: err} }
+// usageError makes err, if any, a usage error: exit code 2.
+func usageError(err error) error { return coded(exitUsage, err) }
 
 func usageErrorf(format string, args ...any) error {
 	return usageError(fmt.Errorf(format, args...))
 }
 
-func refused(err error) error { return &codedError{code: exitRefused, err: err} }
+// refused makes err, if any, a refusal: exit code 4.
+func refused(err error) error { return coded(exitRefused, err) }
+
+// coded gives err, if any, the exit code code. nil stays nil, so that a
+// library call's error can be mapped where it is returned.
+func coded(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &codedError{code: code, err: err}
+}
 
 // exitCode maps an error to the program's exit code.
 func exitCode(err error) int {
@@ -61,13 +72,13 @@ func exitCode(err error) int {
 	var ve *verify.VerificationError
 	switch {
 	case errors.Is(err, builder.ErrInvalidRequest), errors.Is(err, evidence.ErrInvalidRequest), errors.Is(err, distribute.ErrDigestRequired),
-		errors.As(err, new(*admission.ConfigError)):
+		errors.As(err, new(*admission.ConfigError)), errors.Is(err, admission.ErrMonitoringExposed):
 		// Settings the libraries check name the flag at fault.
 		return exitUsage
 	case errors.Is(err, rebuild.ErrNotReproducible):
 		return exitNotReproducible
 	case errors.As(err, &ve), errors.Is(err, pipeline.ErrRefused), errors.Is(err, audit.ErrRefused),
-		errors.Is(err, distribute.ErrVerification), errors.Is(err, distribute.ErrInsecure):
+		errors.Is(err, distribute.ErrVerification), errors.Is(err, distribute.ErrInsecure), errors.Is(err, admission.ErrViolations):
 		// Libraries refuse what policy or verification does not allow.
 		return exitRefused
 	}

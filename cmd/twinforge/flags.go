@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -35,15 +34,6 @@ func parseKeyValues(flag string, values []string) (map[string]string, error) {
 	return out, nil
 }
 
-// parseEpoch parses a SOURCE_DATE_EPOCH value.
-func parseEpoch(s string) (int64, error) {
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("SOURCE_DATE_EPOCH %q: use a non-negative number of seconds since 1970", s)
-	}
-	return n, nil
-}
-
 // oneOf checks a flag's value against its allowed values.
 func oneOf(flag, value string, allowed ...string) error {
 	for _, a := range allowed {
@@ -63,6 +53,20 @@ func contextArg(c *cli.Context) (string, error) {
 		return "", usageErrorf("missing CONTEXT: give the build context directory, e.g. `twinforge %s examples/hello`", c.Command.Name)
 	}
 	return "", usageErrorf("%s takes one CONTEXT, got %d arguments: %s", c.Command.Name, c.NArg(), strings.Join(c.Args().Slice(), " "))
+}
+
+// commandName is the command's path without the program's name, as
+// errors name it: "release team add".
+func commandName(c *cli.Context) string {
+	return strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")
+}
+
+// noArgs refuses arguments to a command that takes none.
+func noArgs(c *cli.Context) error {
+	if c.NArg() != 0 {
+		return usageErrorf("%s takes no arguments, got %q", commandName(c), c.Args().Slice())
+	}
+	return nil
 }
 
 // strictVariations is the value of --strict-variations. It is a boolean

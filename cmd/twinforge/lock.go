@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -18,34 +17,10 @@ import (
 
 func lockCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "lock",
-		Usage:     "pin every input of CONTEXT's build in CONTEXT/twinforge.lock",
-		ArgsUsage: "CONTEXT",
-		Description: `Writes twinforge.lock: the source (git commit and tree, or a digest of the
-context honouring .dockerignore), the Dockerfile's digest, build args, target,
-platform, every base image resolved to a manifest digest, every ADD URL with its
-sha256, every git source with its commit, SOURCE_DATE_EPOCH (default: the commit
-time of HEAD, 0 outside git) and the BuildKit version. The same tree and inputs
-always give a byte-identical file. 'twinforge build' builds only what it pins.
-
-Base images are resolved through --image mappings to local OCI layouts first,
-then through a registry. Run again, lock keeps the images it already pinned and
-the settings it recorded unless flags change them; --update re-resolves images.
-
-Go sources are locked too: every module version of each go.sum in the
-context, with its hashes and, for vendored modules (vendor/modules.txt), the
-hash of the vendored files; the provenance lists them. --verify-modules proves
-each go.sum line against the Go checksum database, reached through the module
-proxy ($GOPROXY), with inclusion proofs in a signed tree head that must be
-consistent with the one the lock kept from last time, and compares every
-vendored file with the module's zip. Modules matching $GONOSUMDB or $GOPRIVATE
-are not looked up.
-
-Examples:
-  twinforge lock --image example.test/base:1=oci-layout:examples/base/out examples/files
-  twinforge lock --verify-modules examples/hello
-  twinforge lock --check examples/hello      # exit 0 while the lock matches the tree
-  twinforge lock --update examples/hello     # re-resolve base images`,
+		Name:        "lock",
+		Usage:       "pin every input of CONTEXT's build in CONTEXT/twinforge.lock",
+		ArgsUsage:   "CONTEXT",
+		Description: helpText("lock"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "lock", Usage: "lock file to write or check (default: CONTEXT/twinforge.lock)"},
 			&cli.StringSliceFlag{Name: "image", Usage: "resolve base image NAME from a local OCI layout: `NAME=oci-layout:PATH[:TAG]` (repeatable)"},
@@ -64,100 +39,49 @@ Examples:
 	}
 }
 
-type lockOptions struct {
-	contextDir, lockPath, dockerfile string
-	images, buildArgs                map[string]string
-	target, platform                 string
-	epoch                            *int64
-	allowDirty, check, update        bool
-	verifyModules                    *gomod.Config
-	flagsSet                         func(string) bool
-}
-
-func lockOptionsFrom(c *cli.Context) (*lockOptions, error) {
-	ctxDir, err := contextArg(c)
-	if err != nil {
-		return nil, err
-	}
-	o := &lockOptions{
-		contextDir: ctxDir,
-		lockPath:   c.String("lock"),
-		dockerfile: c.String("file"),
-		target:     c.String("target"),
-		platform:   c.String("platform"),
-		allowDirty: c.Bool("allow-dirty"),
-		check:      c.Bool("check"),
-		update:     c.Bool("update"),
-		flagsSet:   c.IsSet,
-	}
-	if o.images, err = hermetic.ParseImageMappings(c.StringSlice("image")); err != nil {
-		return nil, usageError(err)
-	}
-	if o.buildArgs, err = parseKeyValues("build-arg", c.StringSlice("build-arg")); err != nil {
-		return nil, usageError(err)
-	}
-	epoch := c.String("source-date-epoch")
-	if epoch == "" {
-		epoch = os.Getenv("SOURCE_DATE_EPOCH")
-	}
-	if epoch != "" {
-		n, err := parseEpoch(epoch)
-		if err != nil {
-			return nil, usageError(err)
-		}
-		o.epoch = &n
-	}
-	if c.Bool("verify-modules") {
-		o.verifyModules = &gomod.Config{
-			Proxy:   gomod.ProxyFromEnv(os.Getenv),
-			SumDB:   c.String("sumdb"),
-			NoSumDB: strings.FieldsFunc(os.Getenv("GONOSUMDB")+","+os.Getenv("GOPRIVATE"), func(r rune) bool { return r == ',' }),
-		}
-	}
-	if o.check && (o.update || len(o.images) > 0 || len(o.buildArgs) > 0) {
-		return nil, usageErrorf("--check only checks: it takes no --update, --image or --build-arg")
-	}
-	fi, err := os.Stat(o.contextDir)
-	if err != nil {
-		return nil, usageErrorf("build context %s: %w", o.contextDir, errors.Unwrap(err))
-	}
-	if !fi.IsDir() {
-		return nil, usageErrorf("build context %s is not a directory", o.contextDir)
-	}
-	if o.lockPath == "" {
-		o.lockPath = filepath.Join(o.contextDir, hermetic.DefaultFileName)
-	}
-	return o, nil
-}
-
 func runLock(c *cli.Context) error {
-	o, err := lockOptionsFrom(c)
+	ctxDir, err := contextArg(c)
 	if err != nil {
 		return err
 	}
-	if o.check {
-		return checkLock(c, o)
-	}
 	req := hermetic.Request{
-		ContextDir:      o.contextDir,
-		Dockerfile:      o.dockerfile,
-		BuildArgs:       o.buildArgs,
-		Target:          o.target,
-		Platform:        o.platform,
-		Images:          o.images,
-		AllowDirty:      o.allowDirty,
-		SourceDateEpoch: o.epoch,
-		LockDir:         filepath.Dir(o.lockPath),
-		BuildKitVersion: buildkitVersion(),
-		Resolver:        hermetic.RegistryResolver(),
-		Fetcher:         hermetic.HTTPFetcher(&http.Client{Timeout: 5 * time.Minute}),
-		VerifyModules:   o.verifyModules,
+		ContextDir: ctxDir, Dockerfile: c.String("file"), Target: c.String("target"), Platform: c.String("platform"),
+		AllowDirty: c.Bool("allow-dirty"), BuildKitVersion: buildkitVersion(), Resolver: hermetic.RegistryResolver(),
+		Fetcher: hermetic.HTTPFetcher(&http.Client{Timeout: 5 * time.Minute}),
 	}
-	if old, err := hermetic.Load(o.lockPath); err == nil {
+	if req.Images, err = hermetic.ParseImageMappings(c.StringSlice("image")); err != nil {
+		return usageError(err)
+	}
+	if req.BuildArgs, err = parseKeyValues("build-arg", c.StringSlice("build-arg")); err != nil {
+		return usageError(err)
+	}
+	if req.SourceDateEpoch, err = hermetic.ParseSourceDateEpoch(c.String("source-date-epoch"), os.Getenv("SOURCE_DATE_EPOCH")); err != nil {
+		return usageError(err)
+	}
+	if c.Bool("verify-modules") {
+		req.VerifyModules = gomod.ConfigFromEnv(c.String("sumdb"), os.Getenv)
+	}
+	check, update := c.Bool("check"), c.Bool("update")
+	if check && (update || len(req.Images) > 0 || len(req.BuildArgs) > 0) {
+		return usageErrorf("--check only checks: it takes no --update, --image or --build-arg")
+	}
+	fi, err := os.Stat(ctxDir)
+	if err != nil {
+		return usageErrorf("build context %s: %w", ctxDir, errors.Unwrap(err))
+	}
+	if !fi.IsDir() {
+		return usageErrorf("build context %s is not a directory", ctxDir)
+	}
+	lockPath := or(c.String("lock"), filepath.Join(ctxDir, hermetic.DefaultFileName))
+	if check {
+		return checkLock(c, ctxDir, lockPath)
+	}
+	req.LockDir = filepath.Dir(lockPath)
+	if old, err := hermetic.Load(lockPath); err == nil {
 		given := map[string]string{"dockerfile": "file", "buildArgs": "build-arg", "target": "target", "platform": "platform"}
-		req.Inherit(hermetic.Relock{Old: old, LockPath: o.lockPath, Update: o.update, Given: func(s string) bool { return o.flagsSet(given[s]) }})
+		req.Inherit(hermetic.Relock{Old: old, LockPath: lockPath, Update: update, Given: func(s string) bool { return c.IsSet(given[s]) }})
 	} else if !errors.Is(err, os.ErrNotExist) {
-		logger().Warn("ignoring the existing lock, it cannot be read", "lock", o.lockPath, "err", err)
+		logger().Warn("ignoring the existing lock, it cannot be read", "lock", lockPath, "err", err)
 	}
 	l, err := hermetic.Create(c.Context, req)
 	if errors.Is(err, gomod.ErrUnreachable) {
@@ -166,32 +90,28 @@ func runLock(c *cli.Context) error {
 	if err != nil {
 		return refused(err)
 	}
-	changed, err := l.Write(o.lockPath)
+	changed, err := l.Write(lockPath)
 	if err != nil {
 		return err
 	}
 	if !changed {
-		fmt.Fprintf(c.App.Writer, "%s is up to date\n", o.lockPath)
+		fmt.Fprintf(c.App.Writer, "%s is up to date\n", lockPath)
 		return nil
 	}
-	fmt.Fprintf(c.App.Writer, "wrote %s (%d images, %d URLs, %d git sources, %d Go modules, SOURCE_DATE_EPOCH=%d)\n",
-		o.lockPath, len(l.Images), len(l.URLs), len(l.Git), len(l.GoModules), l.SourceDateEpoch)
-	if l.GoSumDB != nil {
-		fmt.Fprintf(c.App.Writer, "Go modules proven in %s, tree %d\n", l.GoSumDB.Name, l.GoSumDB.TreeSize)
-	}
+	fmt.Fprintln(c.App.Writer, l.Summary(lockPath))
 	return nil
 }
 
 // checkLock verifies the tree and the Dockerfile against the lock.
-func checkLock(c *cli.Context, o *lockOptions) error {
-	l, err := hermetic.Load(o.lockPath)
+func checkLock(c *cli.Context, contextDir, lockPath string) error {
+	l, err := hermetic.Load(lockPath)
 	if err != nil {
 		return refused(err)
 	}
-	if err := l.CheckTree(c.Context, o.contextDir); err != nil {
+	if err := l.CheckTree(c.Context, contextDir); err != nil {
 		return refused(err)
 	}
-	fmt.Fprintf(c.App.Writer, "%s matches %s\n", o.lockPath, o.contextDir)
+	fmt.Fprintf(c.App.Writer, "%s matches %s\n", lockPath, contextDir)
 	return nil
 }
 

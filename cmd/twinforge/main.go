@@ -29,15 +29,10 @@ func main() {
 
 func newApp(stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
-		Name:    "twinforge",
-		Usage:   "hermetic, reproducible container builds with SLSA provenance",
-		Version: version,
-		Description: `twinforge takes a source tree to an image whose digest is proven: every input
-is locked, the build runs in a private BuildKit daemon without network, and the
-manifest digest is the image's identity.
-
-Exit codes: 0 success, 1 failure, 2 usage error, 3 not reproducible,
-4 refused by policy or verification.`,
+		Name:                 "twinforge",
+		Usage:                "hermetic, reproducible container builds with SLSA provenance",
+		Version:              version,
+		Description:          helpText("twinforge"),
 		Writer:               stdout,
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,

@@ -11,30 +11,9 @@ import (
 
 func nodeAgentCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "node-agent",
-		Usage: "verify, on a node, that running containers run what admission verified",
-		Description: `Runs on every node (the DaemonSet of 'admission manifests --node-agent') and
-checks each running container: it asks the container runtime over the CRI for
-the image the container was started from, compares it with the digest the
-mutating webhook recorded and signed on the pod (--record-public-key), and
-verifies that digest again with the current policies, trusted root and
-revocation list (the webhook's files, re-read as they change). Passes run at
-start, every --interval, on container events and on file changes; results are
-cached by digest as in the webhook.
-
-A container that runs another image than recorded, a pod with no record or
-with a record that does not verify, a revoked digest or one that no longer
-passes is a violation: the metric twinforge_node_agent_violations, a warning
-in the log and a Warning Event on the pod, and with --on-mismatch evict an
-eviction through the Eviction API (PodDisruptionBudgets hold). When the agent
-cannot check (runtime, API server or registry unreachable) it reports that and
-keeps running; it evicts then only with --on-error evict. /metrics, /healthz
-and /report are served on --metrics-addr. Logs are JSON on stderr.
-
-Examples:
-  twinforge node-agent --node "$NODE_NAME" --cri unix:///run/containerd/containerd.sock \
-      --policy-config /etc/twinforge/config/config.yaml --trusted-root /etc/twinforge/config/trusted_root.json \
-      --record-public-key /etc/twinforge/config/record.pub --interval 1m --on-mismatch evict`,
+		Name:        "node-agent",
+		Usage:       "verify, on a node, that running containers run what admission verified",
+		Description: helpText("node-agent"),
 		Flags: slicesConcat(admissionPolicyFlags(), []cli.Flag{
 			&cli.StringFlag{Name: "node", Usage: "`NAME` of the node the agent runs on", EnvVars: []string{"NODE_NAME"}},
 			&cli.StringFlag{Name: "cri", Value: "unix:///run/containerd/containerd.sock", Usage: "container runtime's CRI `ENDPOINT` (unix:///PATH)"},
@@ -55,8 +34,8 @@ Examples:
 }
 
 func runNodeAgent(c *cli.Context) error {
-	if c.NArg() != 0 {
-		return usageErrorf("node-agent takes no arguments, got %q", c.Args().Slice())
+	if err := noArgs(c); err != nil {
+		return err
 	}
 	s := nodeagent.Settings{
 		Node: c.String("node"), CRIEndpoint: c.String("cri"), Source: admissionSourceFrom(c),
@@ -69,6 +48,10 @@ func runNodeAgent(c *cli.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
-	cfg.Logger = slog.New(slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: admissionLogLevel(c, slog.LevelInfo)}))
-	return admissionUsage(nodeagent.Serve(c.Context, *cfg))
+	cfg.Logger = admissionLogger(c, slog.LevelInfo)
+	err = nodeagent.Serve(c.Context, *cfg)
+	if admission.IsConfigError(err) {
+		return usageError(err)
+	}
+	return err
 }

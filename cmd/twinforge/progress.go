@@ -6,9 +6,40 @@ import (
 
 	"github.com/moby/buildkit/client"
 	"github.com/moby/buildkit/util/progress/progressui"
+	"github.com/urfave/cli/v2"
 )
 
 var progressModes = []string{"auto", "plain", "tty", "rawjson", "quiet"}
+
+func progressFlag() cli.Flag {
+	return &cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress display on stderr: auto, plain, tty, rawjson or quiet"}
+}
+
+// progressAndOutput reads --progress and --output.
+func progressAndOutput(c *cli.Context) (progress, output string, err error) {
+	if err := oneOf("progress", c.String("progress"), progressModes...); err != nil {
+		return "", "", usageError(err)
+	}
+	output, err = outputFrom(c)
+	return c.String("progress"), output, err
+}
+
+// withProgress runs run, which closes the channel it is given (as
+// pipeline.Run and audit.Run do), with BuildKit's display of what is sent
+// to it on stderr in mode; the display's error counts only when run's
+// does not.
+func withProgress[T any](c *cli.Context, mode string, run func(chan<- *client.SolveStatus) (T, error)) (T, error) {
+	ch, wait, err := progressDisplay(c.Context, c.App.ErrWriter, mode)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	res, err := run(ch)
+	if werr := wait(); werr != nil && err == nil {
+		err = werr
+	}
+	return res, err
+}
 
 // progressDisplay renders BuildKit status updates with BuildKit's own
 // display, the one docker buildx shows. It returns the channel to feed and

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"strings"
 
@@ -13,33 +12,13 @@ import (
 
 func pushCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "push",
-		Usage:     "push an OCI layout's image by digest, with attestations as OCI 1.1 referrers",
-		ArgsUsage: "LAYOUT REF",
-		Description: `Pushes the single image of the OCI image layout LAYOUT to REF, a registry
-reference with a tag (registry.example/team/app:1.0) or a digest
-(registry.example/team/app@sha256:...). Every blob of the layout is checked
-against its digest first; a layout that fails is refused with exit code 4.
-
-Order of writes: the blobs, the image manifest by digest, then each
---attachment as an OCI 1.1 referrer manifest whose subject is the image. Then
-everything is read back from the registry and compared by digest, and only
-then is the tag moved: a tag never points at something missing or corrupt.
-Registries without the referrers API (GET /v2/<name>/referrers/<digest>)
-get the spec's referrers tag schema (an index tagged sha256-<hex>) instead.
-
-Credentials come from the Docker config ($DOCKER_CONFIG/config.json) and its
-credential helpers. Registries are reached over HTTPS; --insecure allows plain
-HTTP to loopback registries (127.0.0.0/8, ::1, localhost) only.
-
-Examples:
-  twinforge push out/hello registry.example/team/hello:1.0
-  twinforge push --attachment out/hello.sigstore.json=application/vnd.dev.sigstore.bundle.v0.3+json \
-      out/hello registry.example/team/hello:1.0
-  twinforge push --insecure --output json out/hello 127.0.0.1:5000/hello@sha256:...`,
+		Name:        "push",
+		Usage:       "push an OCI layout's image by digest, with attestations as OCI 1.1 referrers",
+		ArgsUsage:   "LAYOUT REF",
+		Description: helpText("push"),
 		Flags: append([]cli.Flag{
 			&cli.StringSliceFlag{Name: "attachment", Aliases: []string{"a"}, Usage: "attach `FILE=ARTIFACT_TYPE` as a referrer, e.g. bundle.json=application/vnd.dev.sigstore.bundle.v0.3+json (repeatable)"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"},
+			outputFlag("result format on stdout: text or json"),
 		}, registryFlags()...),
 		Action: runPush,
 	}
@@ -53,115 +32,75 @@ func registryFlags() []cli.Flag {
 	}
 }
 
-// registryConfig is what the shared connection flags parse to.
-type registryConfig struct {
-	insecure bool
-	caCert   string
-}
-
-func registryConfigFrom(c *cli.Context) (registryConfig, error) {
-	rc := registryConfig{insecure: c.Bool("insecure"), caCert: c.String("ca-cert")}
-	if rc.caCert != "" {
-		if fi, err := os.Stat(rc.caCert); err != nil || fi.IsDir() {
-			return rc, usageErrorf("--ca-cert %s: not a readable PEM file", rc.caCert)
+// registryFrom reads registryFlags.
+func registryFrom(c *cli.Context) ([]distribute.Option, error) {
+	if ca := c.String("ca-cert"); ca != "" {
+		if fi, err := os.Stat(ca); err != nil || fi.IsDir() {
+			return nil, usageErrorf("--ca-cert %s: not a readable PEM file", ca)
 		}
 	}
-	return rc, nil
+	return registryOptions(c.Bool("insecure"), c.String("ca-cert")), nil
 }
 
-func (rc registryConfig) options() []distribute.Option {
+func registryOptions(insecure bool, caCert string) []distribute.Option {
 	var opts []distribute.Option
-	if rc.insecure {
+	if insecure {
 		opts = append(opts, distribute.WithInsecureLoopbackUnsafe())
 	}
-	if rc.caCert != "" {
-		opts = append(opts, distribute.WithCACert(rc.caCert))
+	if caCert != "" {
+		opts = append(opts, distribute.WithCACert(caCert))
 	}
 	return opts
 }
 
-// attachment is one --attachment flag.
-type attachment struct {
-	file, artifactType string
-}
-
-// parseAttachments parses repeated --attachment FILE=ARTIFACT_TYPE flags.
-// The type is after the last "=", so file names may contain one.
-func parseAttachments(values []string) ([]attachment, error) {
-	var out []attachment
-	for _, v := range values {
-		i := strings.LastIndex(v, "=")
-		if i <= 0 || i == len(v)-1 {
-			return nil, fmt.Errorf("--attachment %q: use FILE=ARTIFACT_TYPE, e.g. bundle.json=%s", v, distribute.SigstoreBundleType)
-		}
-		out = append(out, attachment{file: v[:i], artifactType: v[i+1:]})
-	}
-	return out, nil
-}
-
-// pushOptions is what the push command's flags parse to.
-type pushOptions struct {
-	layout      string
-	ref         name.Reference
-	attachments []attachment
-	output      string
-	registry    registryConfig
-}
-
-func pushOptionsFrom(c *cli.Context) (*pushOptions, error) {
+func runPush(c *cli.Context) error {
 	if c.NArg() != 2 {
-		return nil, usageErrorf("push takes LAYOUT and REF, got %d arguments: e.g. `twinforge push out/hello registry.example/team/hello:1.0`", c.NArg())
+		return usageErrorf("push takes LAYOUT and REF, got %d arguments: e.g. `twinforge push out/hello registry.example/team/hello:1.0`", c.NArg())
 	}
-	o := &pushOptions{layout: c.Args().Get(0), output: c.String("output")}
+	layout := c.Args().Get(0)
 	ref, err := name.ParseReference(c.Args().Get(1), name.StrictValidation)
 	if err != nil {
-		return nil, usageErrorf("REF %q: %v; give NAME:TAG or NAME@sha256:...", c.Args().Get(1), err)
+		return usageErrorf("REF %q: %v; give NAME:TAG or NAME@sha256:...", c.Args().Get(1), err)
 	}
-	o.ref = ref
-	if o.attachments, err = parseAttachments(c.StringSlice("attachment")); err != nil {
-		return nil, usageError(err)
+	// The type is after the last "=", so file names may contain one.
+	var files, types []string
+	for _, v := range c.StringSlice("attachment") {
+		i := strings.LastIndex(v, "=")
+		if i <= 0 || i == len(v)-1 {
+			return usageErrorf("--attachment %q: use FILE=ARTIFACT_TYPE, e.g. bundle.json=%s", v, distribute.SigstoreBundleType)
+		}
+		files, types = append(files, v[:i]), append(types, v[i+1:])
 	}
-	if o.registry, err = registryConfigFrom(c); err != nil {
-		return nil, err
+	registry, err := registryFrom(c)
+	if err != nil {
+		return err
 	}
-	return o, o.validate()
-}
-
-func (o *pushOptions) validate() error {
-	if err := oneOf("output", o.output, "text", "json"); err != nil {
-		return usageError(err)
+	output, err := outputFrom(c)
+	if err != nil {
+		return err
 	}
-	if fi, err := os.Stat(o.layout); err != nil || !fi.IsDir() {
-		return usageErrorf("LAYOUT %s: not a directory; give an OCI image layout, e.g. the --oci-layout of 'twinforge build'", o.layout)
+	if fi, err := os.Stat(layout); err != nil || !fi.IsDir() {
+		return usageErrorf("LAYOUT %s: not a directory; give an OCI image layout, e.g. the --oci-layout of 'twinforge build'", layout)
 	}
-	for _, a := range o.attachments {
-		if fi, err := os.Stat(a.file); err != nil || fi.IsDir() {
-			return usageErrorf("--attachment %s: not a readable file", a.file)
+	for _, f := range files {
+		if fi, err := os.Stat(f); err != nil || fi.IsDir() {
+			return usageErrorf("--attachment %s: not a readable file", f)
 		}
 	}
-	return nil
-}
-
-func runPush(c *cli.Context) error {
-	o, err := pushOptionsFrom(c)
+	img, err := distribute.FromLayout(layout)
 	if err != nil {
 		return err
 	}
-	img, err := distribute.FromLayout(o.layout)
-	if err != nil {
-		return err
-	}
-	artifacts := make([]distribute.Artifact, 0, len(o.attachments))
-	for _, a := range o.attachments {
-		data, err := os.ReadFile(a.file)
-		if err != nil {
-			return usageErrorf("--attachment %s: %w", a.file, err)
+	artifacts := make([]distribute.Artifact, len(files))
+	for i, f := range files {
+		if artifacts[i].Data, err = os.ReadFile(f); err != nil {
+			return usageErrorf("--attachment %s: %w", f, err)
 		}
-		artifacts = append(artifacts, distribute.Artifact{ArtifactType: a.artifactType, Data: data})
+		artifacts[i].ArtifactType = types[i]
 	}
-	res, err := distribute.Push(c.Context, img, o.ref, artifacts, o.registry.options()...)
+	res, err := distribute.Push(c.Context, img, ref, artifacts, registry...)
 	if err != nil {
 		return err
 	}
-	return writeOutput(c.App.Writer, o.output, res)
+	return writeOutput(c.App.Writer, output, res)
 }

@@ -2,71 +2,23 @@ package main
 
 import (
 	"errors"
-	"fmt"
-	"os"
 	"slices"
 	"strings"
 
+	"github.com/moby/buildkit/client"
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/attest"
-	"github.com/twinforge/twinforge/attest/evidence"
-	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/hermetic"
-	"github.com/twinforge/twinforge/rebuild"
 	"github.com/twinforge/twinforge/rebuild/audit"
 )
 
 func rebuildCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "rebuild",
-		Usage:     "rebuild a published image from its provenance alone and sign a verdict when the digest matches",
-		ArgsUsage: "[REGISTRY/REPOSITORY@sha256:... | REGISTRY/REPOSITORY:TAG | LAYOUT]",
-		Description: `The auditor's path: repeats a published twinforge build on this machine from
-nothing but its signed provenance, and says whether it lands on the published
-digest.
-
-The provenance comes from the image's referrers in its registry (a tag is
-resolved to a digest first), from the bundles beside an OCI layout written by
-twinforge build, or from --provenance FILE (then IMAGE, if given, is only the
-published image to compare with). It is verified against --policy and the
-trusted root first; provenance that fails is never rebuilt (exit 4).
-
-The build is reconstructed from the provenance alone: the source commit, the
-context directory and the Dockerfile (checked against its recorded digest),
-build arguments, target, platform, SOURCE_DATE_EPOCH, the base images by
-digest and the source policy admitting only the recorded images, URLs and git
-commits. The source is --source DIR, a git work tree that must be clean and at
-the recorded commit, or else a fresh clone of the recorded repository at that
-commit. Base images come from --image NAME=oci-layout:PATH[:TAG] mappings, each
-of which must hold the recorded digest, or are fetched from their registry by
-digest. Any of these not matching is refused with exit 4 before a daemon
-starts.
-
-The image is rebuilt in a private buildkitd started for it (with the rebuild
-variations of twinforge build: native snapshotter, one CPU, another hostname
-and open-files limit), with nothing reused from earlier builds, into
---oci-layout. A different digest exits 3 with what differs between the
-published and the rebuilt image, and nothing is signed. --strict-variations
-also varies what BuildKit pins, umask and time zone, as twinforge build does:
-the strict rebuild (into DIR-strict) runs first, and only if it misses the
-digest the plain rebuild decides; what only umask or time zone changed is a
-warning naming the file, or exit 3 with --strict-variations=fail. The same digest, with --sign keyless or --sign key=FILE,
-is vouched for by a signed rebuild verdict (predicate
-https://twinforge.dev/attestations/rebuild/v1, see attest/verdict.md): written
-to --verdict FILE, beside LAYOUT (LAYOUT/attestations/verdicts/), and with
---push-verdict attached to the registry image as a referrer. Policies count
-verdicts with requireReproduced (attest/policy.md).
-
-Examples:
-  twinforge rebuild --policy policy.yaml --trusted-root trusted_root.json \
-      --sign keyless --rebuilder-id https://rebuild.example/v1 --push-verdict \
-      registry.example/team/hello@sha256:aa03...
-  twinforge rebuild --policy policy.yaml --trusted-root trusted_root.json \
-      --source ~/src/hello --image example.test/base:1=oci-layout:examples/base/out \
-      --verdict hello.verdict.json registry.example/team/hello:1.0
-  twinforge rebuild --policy policy.yaml --trusted-root trusted_root.json \
-      --provenance provenance.sigstore.json --source . out/hello`,
+		Name:        "rebuild",
+		Usage:       "rebuild a published image from its provenance alone and sign a verdict when the digest matches",
+		ArgsUsage:   "[REGISTRY/REPOSITORY@sha256:... | REGISTRY/REPOSITORY:TAG | LAYOUT]",
+		Description: helpText("rebuild"),
 		Flags: append(append([]cli.Flag{
 			&cli.StringFlag{Name: "policy", Usage: "policy `FILE` the provenance must satisfy (required; see attest/policy.md)"},
 			&cli.StringFlag{Name: "provenance", Usage: "provenance bundle `FILE` (instead of the image's own)"},
@@ -77,10 +29,9 @@ Examples:
 			&cli.StringFlag{Name: "rebuilder-id", Value: attest.DefaultRebuilderID, Usage: "the rebuilder's identity recorded in the verdict, a URI"},
 			&cli.StringFlag{Name: "verdict", Usage: "write the signed verdict bundle to `FILE`"},
 			&cli.BoolFlag{Name: "push-verdict", Usage: "attach the signed verdict to the registry image as an OCI 1.1 referrer"},
-			&cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress display on stderr: auto, plain, tty, rawjson or quiet"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"},
+			progressFlag(), outputFlag("result format on stdout: text or json"),
 			strictVariationsFlag(),
-			&cli.StringFlag{Name: "runc-shim", Usage: "runtime shim that varies umask and time zone in the strict rebuild", Value: defaultBinary("twinforge-runc-shim"), EnvVars: []string{"TWINFORGE_RUNC_SHIM"}},
+			runcShimFlag(),
 		}, rebuildDaemonFlags()...), rebuildSignFlags()...),
 		Action: runRebuild,
 	}
@@ -113,125 +64,49 @@ func rebuildSignFlags() []cli.Flag {
 	return out
 }
 
-// rebuildOptions is what the rebuild command's flags parse to.
-type rebuildOptions struct {
-	req                                 audit.Request
-	provenance, policyPath, trustedRoot string
-	progress, output                    string
-	sign                                *signOptions
-}
-
-func rebuildOptionsFrom(c *cli.Context) (*rebuildOptions, error) {
+func runRebuild(c *cli.Context) error {
 	if c.NArg() > 1 {
-		return nil, usageErrorf("rebuild takes at most one IMAGE, got %d arguments: %s", c.NArg(), strings.Join(c.Args().Slice(), " "))
+		return usageErrorf("rebuild takes at most one IMAGE, got %d arguments: %s", c.NArg(), strings.Join(c.Args().Slice(), " "))
 	}
-	o := &rebuildOptions{
-		provenance: c.String("provenance"), policyPath: c.String("policy"), trustedRoot: c.String("trusted-root"),
-		progress: c.String("progress"), output: c.String("output"),
-		req: audit.Request{
+	s := audit.Settings{
+		PolicyFile: c.String("policy"), TrustedRootFile: c.String("trusted-root"), ProvenanceFile: c.String("provenance"),
+		Request: audit.Request{
 			Image: c.Args().First(), Digest: c.String("digest"), Source: c.String("source"), OCILayout: c.String("oci-layout"),
 			RebuilderID: c.String("rebuilder-id"), VerdictFile: c.String("verdict"), PushVerdict: c.Bool("push-verdict"),
 			StrictVariations: strictVariationsFrom(c), KeepWork: c.Bool("keep-state"), Logger: logger(),
 		},
 	}
 	var err error
-	if o.req.Images, err = hermetic.ParseImageMappings(c.StringSlice("image")); err != nil {
-		return nil, usageError(err)
-	}
-	if o.req.Daemons, err = daemonsFrom(c, ""); err != nil {
-		return nil, err
-	}
-	if o.sign, err = signOptionsFrom(c); err != nil {
-		return nil, err
-	}
-	o.req.RegistryOptions = o.sign.registry.options()
-	return o, o.validate()
-}
-
-func (o *rebuildOptions) validate() error {
-	r := &o.req
-	if err := oneOf("progress", o.progress, progressModes...); err != nil {
+	if s.Images, err = hermetic.ParseImageMappings(c.StringSlice("image")); err != nil {
 		return usageError(err)
 	}
-	if err := oneOf("output", o.output, "text", "json"); err != nil {
-		return usageError(err)
+	if s.Daemons, err = daemonsFrom(c, ""); err != nil {
+		return err
 	}
-	switch {
-	case o.policyPath == "":
-		return usageErrorf("--policy FILE is required: a provenance is rebuilt only once it verifies against a policy")
-	case r.Image == "" && o.provenance == "":
-		return usageErrorf("missing IMAGE: give REGISTRY/REPOSITORY@sha256:..., an OCI layout, or --provenance FILE")
-	case r.Digest != "" && !strings.HasPrefix(r.Digest, "sha256:"):
-		return usageErrorf("--digest %q: want sha256:<hex>", r.Digest)
-	case r.RebuilderID == "":
-		return usageErrorf("--rebuilder-id must not be empty")
-	case o.sign.method == "none" && (r.VerdictFile != "" || r.PushVerdict):
-		return usageErrorf("--verdict and --push-verdict need a signed verdict: give --sign keyless or --sign key=FILE")
-	case r.PushVerdict && (r.Image == "" || !evidence.LooksLikeReference(r.Image)):
-		return usageErrorf("--push-verdict attaches the verdict to an image in a registry: give IMAGE as REGISTRY/REPOSITORY@sha256:...")
-	}
-	if r.Source != "" {
-		if fi, err := os.Stat(r.Source); err != nil || !fi.IsDir() {
-			return usageErrorf("--source %s: not a directory", r.Source)
-		}
-	}
-	return nil
-}
-
-func runRebuild(c *cli.Context) error {
-	o, err := rebuildOptionsFrom(c)
+	sign, err := signOptionsFrom(c)
 	if err != nil {
 		return err
 	}
-	req := &o.req
-	if req.Policy, err = verify.LoadPolicy(o.policyPath); err != nil {
+	s.RegistryOptions, s.SignMethod = sign.registry, sign.method
+	progress, output, err := progressAndOutput(c)
+	if err != nil {
+		return err
+	}
+	if err := usageError(s.Check()); err != nil {
+		return err
+	}
+	if err := s.Load(); err != nil {
+		if errors.Is(err, audit.ErrRefused) {
+			return err
+		}
 		return usageError(err)
 	}
-	if req.Policy.NeedsTrustedRoot() && o.trustedRoot == "" {
-		return usageErrorf("the policy trusts certificates, timestamps or a log: give --trusted-root FILE")
-	}
-	if o.trustedRoot != "" {
-		if req.TrustedRoot, err = verify.LoadTrustedRoot(o.trustedRoot); err != nil {
-			return usageError(err)
-		}
-	}
-	if o.provenance != "" {
-		data, err := os.ReadFile(o.provenance)
-		if err != nil {
-			return usageErrorf("--provenance: %w", err)
-		}
-		if req.Provenance, err = verify.ParseBundle(data); err != nil {
-			return refused(fmt.Errorf("--provenance %s: %w; it is not rebuilt", o.provenance, err))
-		}
-		req.ProvenanceName = o.provenance
-	}
-	if req.Signer, err = o.sign.NewSigner(c.Context); err != nil {
+	if s.Signer, err = sign.NewSigner(c.Context); err != nil {
 		return err
 	}
-	ch, wait, err := progressDisplay(c.Context, c.App.ErrWriter, o.progress)
-	if err != nil {
-		return err
-	}
-	req.Progress = ch
-	rep, err := audit.Run(c.Context, *req)
-	if werr := wait(); werr != nil && err == nil {
-		err = werr
-	}
-	if rep != nil {
-		rebuild.WriteWarnings(c.App.ErrWriter, rep.Warnings)
-	}
-	var mm *audit.MismatchError
-	if rep != nil && (errors.As(err, new(*rebuild.StrictFailure)) || errors.As(err, &mm)) {
-		if werr := writeOutput(c.App.Writer, o.output, rep); werr != nil {
-			return werr
-		}
-	}
-	if mm != nil && o.output == "text" && mm.Report != nil {
-		fmt.Fprintln(c.App.ErrWriter, "\nwhat differs between the published image (a) and the rebuild (b):")
-		_ = mm.Report.WriteText(c.App.ErrWriter)
-	}
-	if err != nil {
-		return err
-	}
-	return writeOutput(c.App.Writer, o.output, rep)
+	rep, err := withProgress(c, progress, func(ch chan<- *client.SolveStatus) (*audit.Report, error) {
+		s.Progress = ch
+		return audit.Run(c.Context, s.Request)
+	})
+	return audit.Show(c.App.Writer, c.App.ErrWriter, output, rep, err)
 }

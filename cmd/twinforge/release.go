@@ -3,37 +3,21 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
 
+	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/distribute/release"
 )
 
 func releaseCommand() *cli.Command {
 	repoFlag := &cli.StringFlag{Name: "repo", Value: "release-repo", Usage: "the release index `DIR` (release init made it)", EnvVars: []string{"TWINFORGE_RELEASE_DIR"}}
 	return &cli.Command{
-		Name:  "release",
-		Usage: "keep the TUF release index: which digest each released tag names, signed per team",
-		Description: `A release index is a TUF repository (root, targets, snapshot and timestamp
-roles, thresholds of signatures, one delegated role per team restricted to the
-image paths it owns) that says which digest each released REPOSITORY:TAG names
-and which provenance statement it was built with. 'twinforge verify
---release-repo' and the admission webhook then refuse an image whose tag the
-index does not release as that digest, and an index that is stale, rolled back
-or signed below threshold. DIR/repository is what readers are served (over
-HTTP, or as an OCI artifact that 'twinforge replicate --release-repo' copies to
-every region); DIR/keys holds the online keys and must never be served.
-
-Examples:
-  twinforge release init --root-keys k1.pem,k2.pem,k3.pem --threshold 2 release-repo
-  twinforge release team add --key payments.pem.pub --paths 'payments/*' payments
-  twinforge release add --team payments --key payments.pem --tag 1.2 registry.example/payments/app@sha256:...
-  twinforge release refresh                      # re-sign timestamp and snapshot (daily)
-  twinforge release list --release-repo https://releases.example/repository --release-root root.json`,
+		Name:        "release",
+		Usage:       "keep the TUF release index: which digest each released tag names, signed per team",
+		Description: helpText("release"),
 		Subcommands: []*cli.Command{
 			{
 				Name: "keygen", Usage: "make an Ed25519 key pair for a release role", ArgsUsage: "FILE",
@@ -42,9 +26,7 @@ Examples:
 			},
 			{
 				Name: "init", Usage: "create a release index", ArgsUsage: "DIR",
-				Description: `Creates root (version 1, signed by --threshold of --root-keys), targets,
-snapshot and timestamp. A root key file that does not exist is generated (keep
-root keys offline). The online keys are generated into DIR/keys unless given.`,
+				Description: helpText("release-init"),
 				Flags: append([]cli.Flag{
 					&cli.StringSliceFlag{Name: "root-keys", Usage: "root private key `FILES`, comma-separated", Required: true},
 					&cli.IntFlag{Name: "threshold", Value: 1, Usage: "root signatures every new root needs"},
@@ -60,9 +42,7 @@ root keys offline). The online keys are generated into DIR/keys unless given.`,
 				Subcommands: []*cli.Command{
 					{
 						Name: "add", Usage: "delegate paths to a new team", ArgsUsage: "TEAM",
-						Description: `--paths are TUF path patterns over REPOSITORY:TAG (the repository without its
-registry host): 'payments/*' is every repository under payments/, any tag;
-'payments/app:*' every tag of one repository. Signed with the targets key.`,
+						Description: helpText("release-team-add"),
 						Flags: []cli.Flag{repoFlag,
 							&cli.StringSliceFlag{Name: "key", Usage: "the team's public (or private) key `FILES`", Required: true},
 							&cli.IntFlag{Name: "threshold", Value: 1, Usage: "team signatures every release needs"},
@@ -76,9 +56,8 @@ registry host): 'payments/*' is every repository under payments/, any tag;
 					},
 					{
 						Name: "revoke-key", Usage: "take a key away from a team", ArgsUsage: "TEAM KEYID|KEYFILE",
-						Description: `What the team signed with the key stops counting: readers refuse the team's
-releases until 'release team sign' signs them again with its remaining or new keys.`,
-						Flags: []cli.Flag{repoFlag}, Action: runReleaseTeamRevoke,
+						Description: helpText("release-team-revoke-key"),
+						Flags:       []cli.Flag{repoFlag}, Action: runReleaseTeamRevoke,
 					},
 					{
 						Name: "sign", Usage: "sign a team's releases again (after a key rotation)", ArgsUsage: "TEAM",
@@ -89,24 +68,19 @@ releases until 'release team sign' signs them again with its remaining or new ke
 			},
 			{
 				Name: "add", Usage: "release an image: TAG of its repository names its digest", ArgsUsage: "REGISTRY/REPOSITORY@sha256:...",
-				Description: `Records REPOSITORY:TAG -> digest, with the digest of the SLSA provenance
-statement attached to the image (or --provenance), signed by --team's keys. The
-path must be one the team was delegated.`,
+				Description: helpText("release-add"),
 				Flags: append([]cli.Flag{repoFlag,
 					&cli.StringFlag{Name: "team", Usage: "the team releasing (empty: the top-level targets role, with the targets key)"},
 					&cli.StringFlag{Name: "tag", Usage: "the tag released", Required: true},
 					&cli.StringSliceFlag{Name: "key", Usage: "the team's private key `FILES`"},
 					&cli.StringFlag{Name: "provenance", Usage: "sha256 of the provenance statement (default: read from the image's referrers)"},
-					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
+					outputFlag("text or json"),
 				}, registryFlags()...),
 				Action: runReleaseAdd,
 			},
 			{
 				Name: "rotate-root", Usage: "write a new root: add or remove role keys, change thresholds",
-				Description: `The new root is signed by --root-keys, which must reach the threshold of the
-current root and of the new one. --add-key and --remove-key take ROLE=FILE and
-ROLE=KEYID (roles: root, targets, snapshot, timestamp); a new online key is
-given as a private key file and replaces DIR/keys/ROLE.pem.`,
+				Description: helpText("release-rotate-root"),
 				Flags: append([]cli.Flag{repoFlag,
 					&cli.StringSliceFlag{Name: "root-keys", Usage: "root private key `FILES` signing the new root", Required: true},
 					&cli.StringSliceFlag{Name: "add-key", Usage: "`ROLE=FILE` (repeatable)"},
@@ -127,7 +101,7 @@ given as a private key file and replaces DIR/keys/ROLE.pem.`,
 			},
 			{
 				Name: "list", Usage: "read an index as readers do, verified, and list its releases",
-				Flags: append(append([]cli.Flag{&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"}},
+				Flags: append(append([]cli.Flag{outputFlag("text or json")},
 					releaseReaderFlags(true)...), registryFlags()...),
 				Action: runReleaseList,
 			},
@@ -151,8 +125,8 @@ func releaseReaderFlags(required bool) []cli.Flag {
 	}
 }
 
-// releaseReader is what the reader flags parse to.
-func releaseReaderFrom(c *cli.Context, rc registryConfig) (*release.ClientConfig, error) {
+// releaseReaderFrom reads releaseReaderFlags; nil without --release-repo.
+func releaseReaderFrom(c *cli.Context, registry []distribute.Option) (*release.ClientConfig, error) {
 	url := c.String("release-repo")
 	if url == "" {
 		if c.IsSet("release-root") || c.IsSet("release-state") {
@@ -160,7 +134,7 @@ func releaseReaderFrom(c *cli.Context, rc registryConfig) (*release.ClientConfig
 		}
 		return nil, nil
 	}
-	cfg := &release.ClientConfig{URL: url, StateDir: c.String("release-state"), Registry: rc.options()}
+	cfg := &release.ClientConfig{URL: url, StateDir: c.String("release-state"), Registry: registry}
 	if p := c.String("release-root"); p != "" {
 		data, err := os.ReadFile(p)
 		if err != nil {
@@ -201,28 +175,34 @@ func onRepo(c *cli.Context, op func(*release.Repository) error, done func(*relea
 	return nil
 }
 
+// releaseArgs checks that the command has n arguments; usage says which.
+func releaseArgs(c *cli.Context, n int, usage string) error {
+	if c.NArg() != n {
+		return usageErrorf("%s takes %s", commandName(c), usage)
+	}
+	return nil
+}
+
 func runReleaseKeygen(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageErrorf("release keygen takes one FILE")
+	if err := releaseArgs(c, 1, "one FILE"); err != nil {
+		return err
 	}
 	k, err := release.GenerateKey(c.Args().First())
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.App.Writer, "wrote %s and %s.pub (key id %s)\n", k.Path, k.Path, k.ID())
+	fmt.Fprintln(c.App.Writer, k.Written())
 	return nil
 }
 
 func runReleaseInit(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageErrorf("release init takes one DIR")
+	if err := releaseArgs(c, 1, "one DIR"); err != nil {
+		return err
 	}
 	cfg, err := release.InitKeyFiles{
 		RootKeys: c.StringSlice("root-keys"), RootThreshold: c.Int("threshold"),
 		TargetsKey: c.String("targets-key"), SnapshotKey: c.String("snapshot-key"), TimestampKey: c.String("timestamp-key"),
-	}.Config(func(k *release.Key) {
-		fmt.Fprintf(c.App.Writer, "generated root key %s (key id %s): keep it offline\n", k.Path, k.ID())
-	})
+	}.Config(func(k *release.Key) { fmt.Fprintln(c.App.Writer, k.GeneratedRoot()) })
 	if err != nil {
 		return usageError(err)
 	}
@@ -230,76 +210,75 @@ func runReleaseInit(c *cli.Context) error {
 	if err != nil {
 		return releaseError(err)
 	}
-	fmt.Fprintf(c.App.Writer, "initialised release index %s: root v%d (%d of %d keys), serve %s\n", r.Dir(), r.RootVersion(), cfg.RootThreshold, len(cfg.RootKeys), filepath.Join(r.Dir(), release.MetadataDir))
+	fmt.Fprintln(c.App.Writer, r.Initialised(cfg))
 	return nil
 }
 
 func runReleaseTeamAdd(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageErrorf("release team add takes one TEAM")
+	if err := releaseArgs(c, 1, "one TEAM"); err != nil {
+		return err
 	}
 	pubs, err := release.LoadPublicKeys("key", c.StringSlice("key"))
 	if err != nil {
 		return usageError(err)
 	}
-	team, paths := c.Args().First(), c.StringSlice("paths")
-	return onRepo(c, func(r *release.Repository) error { return r.AddTeam(team, pubs, c.Int("threshold"), paths) }, func(r *release.Repository) string {
-		return fmt.Sprintf("team %s releases %s (%d of %d keys); index version %d", team, strings.Join(paths, ", "), c.Int("threshold"), len(pubs), r.Version())
-	})
+	team, paths, threshold := c.Args().First(), c.StringSlice("paths"), c.Int("threshold")
+	return onRepo(c, func(r *release.Repository) error { return r.AddTeam(team, pubs, threshold, paths) },
+		func(r *release.Repository) string { return r.TeamAdded(team, paths, threshold, len(pubs)) })
 }
 
 func runReleaseTeamAddKey(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return usageErrorf("release team add-key takes TEAM and KEYFILE")
+	if err := releaseArgs(c, 2, "TEAM and KEYFILE"); err != nil {
+		return err
 	}
 	pub, err := release.LoadPublicKey(c.Args().Get(1))
 	if err != nil {
 		return usageError(err)
 	}
-	return onRepo(c, func(r *release.Repository) error { return r.AddTeamKey(c.Args().First(), pub) }, func(r *release.Repository) string {
-		id, _ := release.KeyID(pub)
-		return fmt.Sprintf("team %s: added key %s; index version %d", c.Args().First(), id, r.Version())
-	})
+	id, _ := release.KeyID(pub)
+	team := c.Args().First()
+	return onRepo(c, func(r *release.Repository) error { return r.AddTeamKey(team, pub) },
+		func(r *release.Repository) string { return r.TeamKeyAdded(team, id) })
 }
 
 func runReleaseTeamRevoke(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return usageErrorf("release team revoke-key takes TEAM and KEYID or KEYFILE")
+	if err := releaseArgs(c, 2, "TEAM and KEYID or KEYFILE"); err != nil {
+		return err
 	}
-	id := c.Args().Get(1)
+	team, id := c.Args().First(), c.Args().Get(1)
 	if pub, err := release.LoadPublicKey(id); err == nil {
 		id, _ = release.KeyID(pub)
 	}
-	return onRepo(c, func(r *release.Repository) error { return r.RevokeTeamKey(c.Args().First(), id) }, func(r *release.Repository) string {
-		return fmt.Sprintf("team %s: revoked key %s; its releases are refused until signed again (release team sign); index version %d", c.Args().First(), id, r.Version())
-	})
+	return onRepo(c, func(r *release.Repository) error { return r.RevokeTeamKey(team, id) },
+		func(r *release.Repository) string { return r.TeamKeyRevoked(team, id) })
 }
 
 func runReleaseTeamSign(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageErrorf("release team sign takes one TEAM")
+	if err := releaseArgs(c, 1, "one TEAM"); err != nil {
+		return err
 	}
 	keys, err := release.LoadKeys("key", c.StringSlice("key"))
 	if err != nil {
 		return usageError(err)
 	}
-	return onRepo(c, func(r *release.Repository) error { return r.SignTeam(c.Args().First(), keys) }, func(r *release.Repository) string {
-		return fmt.Sprintf("team %s: releases signed again; index version %d", c.Args().First(), r.Version())
-	})
+	team := c.Args().First()
+	return onRepo(c, func(r *release.Repository) error { return r.SignTeam(team, keys) },
+		func(r *release.Repository) string { return r.TeamSigned(team) })
 }
 
 func runReleaseAdd(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageErrorf("release add takes one REGISTRY/REPOSITORY@sha256:...")
+	if err := releaseArgs(c, 1, "one REGISTRY/REPOSITORY@sha256:..."); err != nil {
+		return err
 	}
 	ref, err := name.NewDigest(c.Args().First(), name.StrictValidation)
 	if err != nil {
 		return usageErrorf("%q: %v: release an image by digest", c.Args().First(), err)
 	}
-	if err := oneOf("output", c.String("output"), "text", "json"); err != nil {
-		return usageError(err)
+	output, err := outputFrom(c)
+	if err != nil {
+		return err
 	}
-	rc, err := registryConfigFrom(c)
+	registry, err := registryFrom(c)
 	if err != nil {
 		return err
 	}
@@ -314,18 +293,14 @@ func runReleaseAdd(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	t, err := release.TargetFor(c.Context, ref, c.String("tag"), c.String("provenance"), rc.options()...)
-	if err != nil {
-		return err
-	}
-	done, err := r.Release(c.String("team"), t, keys)
+	done, err := r.ReleaseImage(c.Context, c.String("team"), ref, c.String("tag"), c.String("provenance"), keys, registry...)
 	if err != nil {
 		return releaseError(err)
 	}
-	if c.String("output") == "json" {
+	if output == "json" {
 		return writeJSON(c.App.Writer, done)
 	}
-	fmt.Fprintf(c.App.Writer, "released %s as %s (provenance %s), signed by %s; index version %d\n", done.Path(), done.Digest, done.ProvenanceName(), done.Role, r.Version())
+	fmt.Fprintln(c.App.Writer, r.Released(done))
 	return nil
 }
 
@@ -337,24 +312,22 @@ func runReleaseRotateRoot(c *cli.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
-	return onRepo(c, plan.Apply, func(r *release.Repository) string {
-		return fmt.Sprintf("wrote root v%d; index version %d", r.RootVersion(), r.Version())
-	}, plan.Options...)
+	return onRepo(c, plan.Apply, (*release.Repository).RootRotated, plan.Options...)
 }
 
 func runReleaseRefresh(c *cli.Context) error {
-	return onRepo(c, (*release.Repository).Refresh, func(r *release.Repository) string { return fmt.Sprintf("index version %d signed again", r.Version()) })
+	return onRepo(c, (*release.Repository).Refresh, (*release.Repository).Refreshed)
 }
 
 func runReleasePush(c *cli.Context) error {
-	if c.NArg() != 1 {
-		return usageErrorf("release push takes one REGISTRY/REPOSITORY[:TAG]")
+	if err := releaseArgs(c, 1, "one REGISTRY/REPOSITORY[:TAG]"); err != nil {
+		return err
 	}
 	ref, err := name.NewTag(c.Args().First(), name.WithDefaultTag(release.IndexTag))
 	if err != nil {
 		return usageErrorf("%q: %v", c.Args().First(), err)
 	}
-	rc, err := registryConfigFrom(c)
+	registry, err := registryFrom(c)
 	if err != nil {
 		return err
 	}
@@ -362,27 +335,24 @@ func runReleasePush(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	files, err := r.Files()
+	res, err := r.Push(c.Context, ref, registry...)
 	if err != nil {
 		return err
 	}
-	res, err := release.PushIndex(c.Context, files, ref, rc.options()...)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(c.App.Writer, "pushed index version %d to %s@%s (read it with --release-repo %s%s)\n", r.Version(), ref, res.Digest, release.OCIScheme, ref)
+	fmt.Fprintln(c.App.Writer, r.Pushed(ref, res))
 	return nil
 }
 
 func runReleaseList(c *cli.Context) error {
-	if err := oneOf("output", c.String("output"), "text", "json"); err != nil {
-		return usageError(err)
-	}
-	rc, err := registryConfigFrom(c)
+	output, err := outputFrom(c)
 	if err != nil {
 		return err
 	}
-	cfg, err := releaseReaderFrom(c, rc)
+	registry, err := registryFrom(c)
+	if err != nil {
+		return err
+	}
+	cfg, err := releaseReaderFrom(c, registry)
 	if err != nil {
 		return err
 	}
@@ -394,5 +364,5 @@ func runReleaseList(c *cli.Context) error {
 	if err != nil {
 		return releaseError(err)
 	}
-	return writeOutput(c.App.Writer, c.String("output"), ix.Listing(time.Now()))
+	return writeOutput(c.App.Writer, output, ix.Listing(time.Now()))
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -13,124 +12,67 @@ import (
 
 func replicateCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "replicate",
-		Usage:     "copy an image and its referrers by digest to more registries, verifying every copy",
-		ArgsUsage: "SRC@DIGEST DEST...",
-		Description: `Copies the image SRC names by digest, with every manifest that refers to it
-(signatures, attestations, SBOMs, found through the referrers API or the
-referrers tag schema), to each DEST repository, several at a time (--jobs).
-SRC must be NAME@sha256:...: a tag could move during the copy.
-
-For each destination, blobs already there are not sent again, blobs on the
-same registry are mounted rather than uploaded, and failed requests (5xx,
-broken connections) are retried. Each copy is then read back and compared by
-digest with the source. Nothing is tagged. One failing destination does not
-stop the others; running the same command again finishes what is missing.
-
-Prints one line per destination: its digest, the number of referrers, and
-whether it was copied, already present or failed. Exit code 1 if any failed.
-
-With --release-repo, the TUF release index is read from URL and verified (from
---release-root, or the repository's own first root) and then pushed to every
-DEST as an OCI artifact tagged release-index, so that each region serves the
-index with its images: readers there use --release-repo oci://DEST. A stale or
-otherwise refused index is not copied (exit 4).
-
-Examples:
-  twinforge replicate registry.example/team/hello@sha256:... \
-      eu.registry.example/team/hello us.registry.example/team/hello
-  twinforge replicate --insecure --output json 127.0.0.1:5000/hello@sha256:... 127.0.0.1:5001/hello
-  twinforge replicate --release-repo https://releases.example/repository \
-      registry.example/payments/app@sha256:... eu.registry.example/payments/app`,
+		Name:        "replicate",
+		Usage:       "copy an image and its referrers by digest to more registries, verifying every copy",
+		ArgsUsage:   "SRC@DIGEST DEST...",
+		Description: helpText("replicate"),
 		Flags: append(append([]cli.Flag{
 			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "destinations copied at the same time"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"},
+			outputFlag("result format on stdout: text or json"),
 		}, registryFlags()...), releaseReaderFlags(false)...),
 		Action: runReplicate,
 	}
 }
 
-// replicateOptions is what the replicate command's flags parse to.
-type replicateOptions struct {
-	src      name.Digest
-	dests    []name.Repository
-	jobs     int
-	output   string
-	registry registryConfig
-	release  *release.ClientConfig
-}
-
-func replicateOptionsFrom(c *cli.Context) (*replicateOptions, error) {
+func runReplicate(c *cli.Context) error {
 	if c.NArg() < 2 {
-		return nil, usageErrorf("replicate takes SRC@DIGEST and at least one DEST, got %d arguments: e.g. `twinforge replicate registry.example/app@sha256:... mirror.example/app`", c.NArg())
+		return usageErrorf("replicate takes SRC@DIGEST and at least one DEST, got %d arguments: e.g. `twinforge replicate registry.example/app@sha256:... mirror.example/app`", c.NArg())
 	}
-	o := &replicateOptions{jobs: c.Int("jobs"), output: c.String("output")}
 	args := c.Args().Slice()
 	ref, err := name.ParseReference(args[0])
 	if err != nil {
-		return nil, usageErrorf("SRC %q: %v", args[0], err)
+		return usageErrorf("SRC %q: %v", args[0], err)
 	}
-	d, ok := ref.(name.Digest)
+	src, ok := ref.(name.Digest)
 	if !ok {
-		return nil, usageError(fmt.Errorf("SRC %s: %w, e.g. %s@sha256:...", args[0], distribute.ErrDigestRequired, ref.Context()))
+		return usageError(fmt.Errorf("SRC %s: %w, e.g. %s@sha256:...", args[0], distribute.ErrDigestRequired, ref.Context()))
 	}
-	o.src = d
+	var dests []name.Repository
 	for _, s := range args[1:] {
 		repo, err := name.NewRepository(s)
 		if err != nil {
-			return nil, usageErrorf("DEST %q: give a repository without tag or digest, e.g. mirror.example/team/app (%v)", s, err)
+			return usageErrorf("DEST %q: give a repository without tag or digest, e.g. mirror.example/team/app (%v)", s, err)
 		}
-		o.dests = append(o.dests, repo)
+		dests = append(dests, repo)
 	}
-	if o.registry, err = registryConfigFrom(c); err != nil {
-		return nil, err
+	registry, err := registryFrom(c)
+	if err != nil {
+		return err
 	}
-	if o.release, err = releaseReaderFrom(c, o.registry); err != nil {
-		return nil, err
+	index, err := releaseReaderFrom(c, registry)
+	if err != nil {
+		return err
 	}
-	return o, o.validate()
-}
-
-func (o *replicateOptions) validate() error {
-	if err := oneOf("output", o.output, "text", "json"); err != nil {
-		return usageError(err)
+	output, err := outputFrom(c)
+	if err != nil {
+		return err
 	}
-	if o.jobs < 1 {
-		return usageErrorf("--jobs %d: need at least 1", o.jobs)
+	if c.Int("jobs") < 1 {
+		return usageErrorf("--jobs %d: need at least 1", c.Int("jobs"))
 	}
 	seen := map[string]bool{}
-	for _, d := range o.dests {
+	for _, d := range dests {
 		if seen[d.String()] {
 			return usageErrorf("DEST %s is given twice", d)
 		}
 		seen[d.String()] = true
 	}
-	return nil
-}
-
-func runReplicate(c *cli.Context) error {
-	o, err := replicateOptionsFrom(c)
-	if err != nil {
-		return err
+	rep, err := release.ReplicateImage(c.Context, src, dests, index, c.Int("jobs"), registry...)
+	if rep == nil {
+		// Nothing was copied: what was refused says why.
+		return releaseError(err)
 	}
-	opts := append(o.registry.options(), distribute.WithJobs(o.jobs))
-	results, err := distribute.Replicate(c.Context, o.src, o.dests, opts...)
-	if results == nil {
-		// Nothing was copied: the source or the arguments were refused.
-		return err
-	}
-	var index []release.ReplicaResult
-	if o.release != nil {
-		var ierr error
-		if _, index, ierr = release.Replicate(c.Context, *o.release, o.dests, o.registry.options()...); ierr != nil {
-			if index == nil {
-				// Nothing was copied: the index was refused or unreadable.
-				return errors.Join(err, releaseError(ierr))
-			}
-			err = errors.Join(err, ierr)
-		}
-	}
-	if werr := writeOutput(c.App.Writer, o.output, release.ReplicationReport{Images: results, Index: index}); werr != nil {
+	if werr := writeOutput(c.App.Writer, output, rep); werr != nil {
 		return werr
 	}
 	// Failed destinations exit 1, whatever the reason; the table and the

@@ -8,6 +8,7 @@ import (
 
 	"github.com/twinforge/twinforge/attest"
 	"github.com/twinforge/twinforge/attest/sbom"
+	"github.com/twinforge/twinforge/distribute"
 )
 
 // signFlags choose how a build is attested and where it is published.
@@ -33,7 +34,7 @@ type signOptions struct {
 	method      string
 	builderID   string
 	push        name.Reference
-	registry    registryConfig
+	registry    []distribute.Option
 	sbomFormats []string
 }
 
@@ -43,14 +44,11 @@ func signOptionsFrom(c *cli.Context) (*signOptions, error) {
 		FulcioURL: c.String("fulcio-url"), TSAURL: c.String("tsa-url"), TSAURLGiven: c.IsSet("tsa-url"), RekorURL: c.String("rekor-url"),
 		TrustedRootFile: c.String("trusted-root"), KeyPassword: []byte(os.Getenv("COSIGN_PASSWORD")),
 	}}
-	if o.IDToken != "" && o.IDTokenFile != "" {
-		return nil, usageErrorf("give --identity-token-file or --identity-token, not both")
-	}
-	if o.IDToken != "" && o.IDToken != os.Getenv("TWINFORGE_IDENTITY_TOKEN") {
+	if o.IDToken != "" && o.IDTokenFile == "" && o.IDToken != os.Getenv("TWINFORGE_IDENTITY_TOKEN") {
 		logger().Warn("--identity-token puts the token in the process arguments, which every user of this machine can read; prefer --identity-token-file FILE or $SIGSTORE_ID_TOKEN")
 	}
 	var err error
-	if o.method, _, err = o.Method(); err != nil {
+	if o.method, err = o.Check(); err != nil {
 		return nil, usageError(err)
 	}
 	if ref := c.String("push"); ref != "" {
@@ -72,7 +70,7 @@ func signOptionsFrom(c *cli.Context) (*signOptions, error) {
 	if len(o.sbomFormats) > 0 && o.method == "none" {
 		return nil, usageErrorf("--sbom attests the SBOM: give --sign keyless or --sign key=FILE")
 	}
-	if o.registry, err = registryConfigFrom(c); err != nil {
+	if o.registry, err = registryFrom(c); err != nil {
 		return nil, err
 	}
 	return o, nil

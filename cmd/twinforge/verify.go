@@ -10,44 +10,10 @@ import (
 
 func verifyCommand() *cli.Command {
 	return &cli.Command{
-		Name:      "verify",
-		Usage:     "verify an image's signatures and provenance against a policy",
-		ArgsUsage: "LAYOUT | REGISTRY/REPOSITORY@sha256:... | REGISTRY/REPOSITORY:TAG",
-		Description: `Verifies an image with its Sigstore bundles: the image in the OCI layout
-LAYOUT with the bundles twinforge build wrote beside it
-(LAYOUT/attestations/*.sigstore.json, rebuild verdicts in
-LAYOUT/attestations/verdicts/), or an image in a registry with the bundles
-attached to it as OCI 1.1 referrers (referrers API or tag schema). A tag is
-resolved to a digest first, and the digest is what is verified and printed.
-
-Each signature is checked, that it is about the image's digest, the signing
-certificate against the trusted root, the RFC 3161 timestamp and the
-transparency log entry; then that the signer is one of the policy's
-identities, that the provenance satisfies the policy (source repository,
-builder, age) and, with requireReproduced, that enough distinct trusted
-rebuilders other than the builder signed verdicts that they reproduced the
-image (twinforge rebuild, twinforge build --rebuilder-sign). Nothing is fetched but the registry's image manifest and
-referrers, and the trusted root from TUF when --tuf-url is given.
-
-With --release-repo, the image must also be released: the TUF release index
-(see 'twinforge release') must list the tag as the digest the registry
-resolved it to (an image named by digest: under some tag of its repository),
-and the provenance verified must be the statement the release names. A stale,
-rolled-back or under-threshold index, or a team role listing a path outside its
-delegation, is refused too. The reader's trusted state is kept per region in
---release-state.
-
-Exit status 4 names the check that refused the image.
-
-Examples:
-  twinforge verify --policy policy.yaml --trusted-root trusted_root.json out/hello
-  twinforge verify --policy policy.yaml --trusted-root trusted_root.json \
-      registry.example/team/hello@sha256:aa03...
-  twinforge verify --policy policy.yaml --tuf-url https://tuf.example/ \
-      --tuf-root root.json --output json out/hello
-  twinforge verify --policy policy.yaml --trusted-root trusted_root.json \
-      --release-repo oci://eu.registry.example/payments/app --release-root root.json \
-      eu.registry.example/payments/app:1.2`,
+		Name:        "verify",
+		Usage:       "verify an image's signatures and provenance against a policy",
+		ArgsUsage:   "LAYOUT | REGISTRY/REPOSITORY@sha256:... | REGISTRY/REPOSITORY:TAG",
+		Description: helpText("verify"),
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "policy", Usage: "policy `FILE` (see attest/policy.md)", Required: true},
 			&cli.StringFlag{Name: "trusted-root", Usage: "Sigstore trusted root `FILE` (trusted_root.json)"},
@@ -55,7 +21,7 @@ Examples:
 			&cli.StringFlag{Name: "tuf-root", Usage: "initial TUF root.json `FILE` for --tuf-url"},
 			&cli.StringFlag{Name: "tuf-cache", Usage: "TUF cache `DIR` (default: the user cache directory)"},
 			&cli.StringFlag{Name: "digest", Usage: "the image to verify when LAYOUT holds several (sha256:...)"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "result format on stdout: text or json"},
+			outputFlag("result format on stdout: text or json"),
 			&cli.BoolFlag{Name: "insecure", Usage: "allow plain HTTP to a loopback registry (127.0.0.0/8, ::1, localhost); refused for any other host"},
 			&cli.StringFlag{Name: "ca-cert", Usage: "trust the CA certificates in PEM `FILE` too, for a registry with a private CA"},
 		}, releaseReaderFlags(false)...),
@@ -67,21 +33,21 @@ func runVerify(c *cli.Context) error {
 	if c.NArg() != 1 {
 		return usageErrorf("verify takes one LAYOUT (an OCI layout directory written by twinforge build) or image reference (REGISTRY/REPOSITORY@sha256:...), got %d arguments", c.NArg())
 	}
-	rc, err := registryConfigFrom(c)
+	registry, err := registryFrom(c)
 	if err != nil {
 		return err
 	}
 	check := evidence.Check{
 		Image: c.Args().First(), Digest: c.String("digest"), PolicyFile: c.String("policy"),
 		TrustedRootFile: c.String("trusted-root"), TUFURL: c.String("tuf-url"), TUFRootFile: c.String("tuf-root"), TUFCacheDir: c.String("tuf-cache"),
-		Registry: rc.options(),
+		Registry: registry,
 	}
-	if check.Release, err = releaseReaderFrom(c, rc); err != nil {
+	if check.Release, err = releaseReaderFrom(c, registry); err != nil {
 		return err
 	}
-	output := c.String("output")
-	if err := oneOf("output", output, "text", "json"); err != nil {
-		return usageError(err)
+	output, err := outputFrom(c)
+	if err != nil {
+		return err
 	}
 	rep, err := check.Run(c.Context)
 	var rf *evidence.Refused

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -14,17 +13,9 @@ import (
 
 func workersCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "workers",
-		Usage: "run build workers on Kubernetes, or make certificates for workers elsewhere",
-		Description: `A build and the rebuild that proves it are independent only when they run on
-two machines. 'twinforge workers deploy' puts a pool of BuildKit workers on a
-Kubernetes cluster, one per node, each with a certificate of its own; then
-'twinforge build --workers k8s://NAMESPACE' builds on one node and rebuilds on
-another, waiting in the pool's queue for free workers.
-
-For workers that are not on Kubernetes, 'twinforge workers certs' makes the
-certificates to start them with (buildkitd --tlscert/--tlskey/--tlscacert),
-and 'twinforge build --builder tcp://... --rebuilder tcp://...' uses them.`,
+		Name:        "workers",
+		Usage:       "run build workers on Kubernetes, or make certificates for workers elsewhere",
+		Description: helpText("workers"),
 		Subcommands: []*cli.Command{
 			workersDeployCommand(),
 			workersListCommand(),
@@ -58,29 +49,9 @@ func clusterFrom(c *cli.Context) (kube.Cluster, error) {
 
 func workersDeployCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "deploy",
-		Usage: "deploy or update a pool of BuildKit workers on Kubernetes",
-		Description: `Applies, with server-side apply, one StatefulSet of one buildkitd pod per worker,
-each with a certificate of its own (mutual TLS only), a private state that no
-other worker shares, the resource requests given, and a required pod
-anti-affinity: Kubernetes puts no two workers of a pool on one node, and a
-worker it cannot place stays Pending. Workers run privileged, as buildkitd
-with runc needs, without a service account token and behind a NetworkPolicy
-that lets nothing out.
-
-The pool's CA is kept in --certs-dir (made there on the first deploy); its
-key never goes to the cluster. Deploying again keeps the certificates that
-are still good and removes workers beyond --replicas, unless one is building.
-
-The twinforge processes that build on the pool need the Role
-POOL-client in the namespace (pods, port forwarding, leases, the client
-certificate); bind it to them, e.g.:
-  kubectl -n builds create rolebinding ci-builds --role twinforge-workers-client --serviceaccount ci:builder
-
-Examples:
-  twinforge workers deploy --namespace builds --replicas 4
-  twinforge workers deploy -n builds --replicas 4 --image registry.example/buildkit@sha256:... --cpu 2 --memory 4Gi
-  twinforge workers deploy -n builds --replicas 2 --dry-run -o yaml`,
+		Name:        "deploy",
+		Usage:       "deploy or update a pool of BuildKit workers on Kubernetes",
+		Description: helpText("workers-deploy"),
 		Flags: append(clusterFlags(),
 			&cli.IntFlag{Name: "replicas", Value: 2, Usage: "how many workers (at least 2: a build and its rebuild)"},
 			&cli.StringFlag{Name: "image", Value: kube.DefaultImage, Usage: "worker image (buildkitd, runc, CNI loopback plugin); pin it by digest"},
@@ -95,7 +66,7 @@ Examples:
 			&cli.StringFlag{Name: "certs-dir", Usage: "where the pool's CA is kept (default: ~/.config/twinforge/workers/NAMESPACE/POOL)"},
 			&cli.BoolFlag{Name: "dry-run", Usage: "change nothing; print what would be applied (with -o yaml)"},
 			&cli.DurationFlag{Name: "wait", Value: 0, Usage: "wait this long for the workers to be ready (0: do not wait)"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text, json or yaml (yaml prints the objects, Secrets included)"},
+			outputFlag("text, json or yaml (yaml prints the objects, Secrets included)"),
 		),
 		Action: runWorkersDeploy,
 	}
@@ -106,8 +77,9 @@ func runWorkersDeploy(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := oneOf("output", c.String("output"), "text", "json", "yaml"); err != nil {
-		return usageError(err)
+	output, err := outputFrom(c, "text", "json", "yaml")
+	if err != nil {
+		return err
 	}
 	selector, err := parseKeyValues("node-selector", c.StringSlice("node-selector"))
 	if err != nil {
@@ -117,33 +89,20 @@ func runWorkersDeploy(c *cli.Context) error {
 		return usageErrorf("--replicas %d: a pool needs at least 2 workers, a build and its rebuild on two nodes", c.Int("replicas"))
 	}
 	o := kube.Options{
-		Replicas:              c.Int("replicas"),
-		Image:                 c.String("image"),
-		ImagePullPolicy:       corev1.PullPolicy(c.String("image-pull-policy")),
-		CPU:                   c.String("cpu"),
-		Memory:                c.String("memory"),
-		CPULimit:              c.String("cpu-limit"),
-		MemoryLimit:           c.String("memory-limit"),
-		Snapshotter:           c.String("snapshotter"),
-		NodeSelector:          selector,
-		PreferredAntiAffinity: c.Bool("preferred-anti-affinity"),
+		Replicas: c.Int("replicas"), Image: c.String("image"), ImagePullPolicy: corev1.PullPolicy(c.String("image-pull-policy")),
+		CPU: c.String("cpu"), Memory: c.String("memory"), CPULimit: c.String("cpu-limit"), MemoryLimit: c.String("memory-limit"),
+		Snapshotter: c.String("snapshotter"), NodeSelector: selector, PreferredAntiAffinity: c.Bool("preferred-anti-affinity"),
 	}
-	dep, err := kube.Deploy(c.Context, k, o, c.String("certs-dir"), c.Bool("dry-run"))
+	dep, err := kube.DeployAndWait(c.Context, k, o, c.String("certs-dir"), c.Bool("dry-run"), c.Duration("wait"), func(ready, want int) {
+		fmt.Fprintf(c.App.ErrWriter, "%d of %d workers ready\n", ready, want)
+	})
 	if err != nil {
 		return err
 	}
-	if wait := c.Duration("wait"); wait > 0 && !c.Bool("dry-run") {
-		err := kube.WaitReady(c.Context, k, o.Replicas, wait, func(ready, want int) {
-			fmt.Fprintf(c.App.ErrWriter, "%d of %d workers ready\n", ready, want)
-		})
-		if err != nil {
-			return err
-		}
-	}
-	if c.String("output") == "yaml" {
+	if output == "yaml" {
 		return dep.WriteYAML(c.App.Writer)
 	}
-	return writeOutput(c.App.Writer, c.String("output"), dep.Report(k, c.Bool("dry-run")))
+	return writeOutput(c.App.Writer, output, dep.Report(k, c.Bool("dry-run")))
 }
 
 func workersListCommand() *cli.Command {
@@ -151,30 +110,24 @@ func workersListCommand() *cli.Command {
 		Name:  "list",
 		Usage: "show a pool's workers, which node each runs on, who is building on it, and who waits",
 		Flags: append(clusterFlags(),
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
+			outputFlag("text or json"),
 		),
 		Action: func(c *cli.Context) error {
 			k, err := clusterFrom(c)
 			if err != nil {
 				return err
 			}
-			if err := oneOf("output", c.String("output"), "text", "json"); err != nil {
-				return usageError(err)
+			output, err := outputFrom(c)
+			if err != nil {
+				return err
 			}
 			st, err := kube.List(c.Context, k)
 			if err != nil {
 				return err
 			}
-			return writeOutput(c.App.Writer, c.String("output"), st)
+			return writeOutput(c.App.Writer, output, st)
 		},
 	}
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
 
 func workersDeleteCommand() *cli.Command {
@@ -198,37 +151,24 @@ func workersDeleteCommand() *cli.Command {
 
 func workersCertsCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "certs",
-		Usage: "make certificates for workers that are not on Kubernetes",
-		Description: `Makes (or reuses) a pool's CA in --dir and issues a worker certificate for each
---worker, valid for the host names and addresses given, and a client
-certificate for each --client. Start each worker with its own certificate:
-  buildkitd --addr tcp://0.0.0.0:1234 --tlscacert DIR/ca.pem \
-      --tlscert DIR/NAME.pem --tlskey DIR/NAME-key.pem ...
-and give twinforge the client's, with the worker's identity to expect:
-  twinforge build --builder tcp://a.example:1234 --builder-identity spiffe://twinforge/workers/POOL/a ...
-Keep DIR/ca-key.pem on this machine: whoever has it can make workers.
-
-Examples:
-  twinforge workers certs --dir certs --pool builds --worker a=a.example --worker b=b.example,10.0.0.2 --client ci`,
+		Name:        "certs",
+		Usage:       "make certificates for workers that are not on Kubernetes",
+		Description: helpText("workers-certs"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "dir", Required: true, Usage: "directory of the CA and the certificates"},
 			&cli.StringFlag{Name: "pool", Required: true, Usage: "the pool's name, part of every identity"},
 			&cli.StringSliceFlag{Name: "worker", Usage: "NAME=HOST[,HOST...]: a worker and the names clients reach it by (repeatable)"},
 			&cli.StringSliceFlag{Name: "client", Usage: "NAME of a client certificate (repeatable)"},
-			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "text or json"},
+			outputFlag("text or json"),
 		},
 		Action: func(c *cli.Context) error {
-			if err := oneOf("output", c.String("output"), "text", "json"); err != nil {
-				return usageError(err)
+			output, err := outputFrom(c)
+			if err != nil {
+				return err
 			}
-			workers := map[string][]string{}
-			for _, w := range c.StringSlice("worker") {
-				name, hosts, ok := strings.Cut(w, "=")
-				if !ok || name == "" || hosts == "" {
-					return usageErrorf("--worker %q: use NAME=HOST[,HOST...]", w)
-				}
-				workers[name] = strings.Split(hosts, ",")
+			workers, err := workercert.ParseWorkers(c.StringSlice("worker"))
+			if err != nil {
+				return usageError(err)
 			}
 			if len(workers) == 0 && len(c.StringSlice("client")) == 0 {
 				return usageErrorf("give at least one --worker or --client")
@@ -237,7 +177,7 @@ Examples:
 			if err != nil {
 				return err
 			}
-			return writeOutput(c.App.Writer, c.String("output"), f)
+			return writeOutput(c.App.Writer, output, f)
 		},
 	}
 }

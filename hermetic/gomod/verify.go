@@ -506,3 +506,15 @@ func ProxyFromEnv(getenv func(string) string) string {
 	}
 	return DefaultProxy
 }
+
+// ConfigFromEnv is the Config of a verification against the checksum
+// database sumDB, reached through the module proxy of $GOPROXY, skipping
+// the modules of $GONOSUMDB and $GOPRIVATE as the go command does; getenv
+// reads the environment (os.Getenv).
+func ConfigFromEnv(sumDB string, getenv func(string) string) *Config {
+	return &Config{
+		Proxy:   ProxyFromEnv(getenv),
+		SumDB:   sumDB,
+		NoSumDB: strings.FieldsFunc(getenv("GONOSUMDB")+","+getenv("GOPRIVATE"), func(r rune) bool { return r == ',' }),
+	}
+}

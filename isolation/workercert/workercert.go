@@ -389,3 +389,17 @@ func IssueFiles(dir, pool string, workers map[string][]string, clients []string)
 	}
 	return f, nil
 }
+
+// ParseWorkers reads workers as `twinforge workers certs --worker` takes
+// them, NAME=HOST[,HOST...] each, into the map IssueFiles takes.
+func ParseWorkers(values []string) (map[string][]string, error) {
+	workers := map[string][]string{}
+	for _, w := range values {
+		name, hosts, ok := strings.Cut(w, "=")
+		if !ok || name == "" || hosts == "" {
+			return nil, fmt.Errorf("--worker %q: use NAME=HOST[,HOST...]", w)
+		}
+		workers[name] = strings.Split(hosts, ",")
+	}
+	return workers, nil
+}

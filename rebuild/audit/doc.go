@@ -21,5 +21,6 @@
 // with another digest, a provenance this package cannot rebuild) wraps
 // ErrRefused and happens before anything is built. The package neither
 // verifies signatures (attest/verify does, first) nor signs verdicts
-// (attest.RebuildVerdict does, after a match). It never prints.
+// (attest.RebuildVerdict does, after a match). It never prints on its
+// own: Show writes a Run's outcome where its caller says.
 package audit

@@ -1,9 +1,13 @@
 package audit
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"text/tabwriter"
+
+	"github.com/twinforge/twinforge/internal/textout"
+	"github.com/twinforge/twinforge/rebuild"
 )
 
 // WriteText writes the report as the table `twinforge rebuild` prints.
@@ -57,4 +61,28 @@ func (out *Report) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, "duration\t%.1fs\n", out.DurationSeconds)
 	return tw.Flush()
+}
+
+// Show writes what Run returned as `twinforge rebuild` shows it, and
+// returns runErr unless writing failed: the warnings on stderr, the Report
+// on stdout in format (text or json, package internal/textout) — for an
+// image that did not reproduce too — and in text, what differs on stderr.
+func Show(stdout, stderr io.Writer, format string, rep *Report, runErr error) error {
+	if rep != nil {
+		rebuild.WriteWarnings(stderr, rep.Warnings)
+	}
+	var mm *MismatchError
+	if rep != nil && (errors.As(runErr, new(*rebuild.StrictFailure)) || errors.As(runErr, &mm)) {
+		if err := textout.Write(stdout, format, rep); err != nil {
+			return err
+		}
+	}
+	if mm != nil && format == "text" && mm.Report != nil {
+		fmt.Fprintln(stderr, "\nwhat differs between the published image (a) and the rebuild (b):")
+		_ = mm.Report.WriteText(stderr)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	return textout.Write(stdout, format, rep)
 }

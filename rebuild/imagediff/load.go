@@ -331,3 +331,21 @@ func ensureImage(img v1.Image, label string) error {
 		return fmt.Errorf("%s has config media type %s: %w", label, m.Config.MediaType, ErrNotAnImage)
 	}
 }
+
+// CompareRefs loads the images a and b name (Load), checks that they can
+// be compared (CheckComparable) and compares them, as `twinforge diff`
+// does; an image that does not load is named as image A or image B.
+func CompareRefs(ctx context.Context, a, b string, opts ...Option) (*Report, error) {
+	ia, err := Load(ctx, a)
+	if err != nil {
+		return nil, fmt.Errorf("image A: %w", err)
+	}
+	ib, err := Load(ctx, b)
+	if err != nil {
+		return nil, fmt.Errorf("image B: %w", err)
+	}
+	if err := CheckComparable(ia, ib); err != nil {
+		return nil, err
+	}
+	return Compare(ctx, ia, ib, opts...)
+}

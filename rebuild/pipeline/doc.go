@@ -19,5 +19,6 @@
 //     tagged (package distribute).
 //
 // The package never prints: BuildKit's progress goes to Request.Progress,
-// and the result says what was built, proven, signed and pushed.
+// and the result says what was built, proven, signed and pushed; Show
+// writes it where its caller says, as `twinforge build` does.
 package pipeline

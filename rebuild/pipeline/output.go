@@ -8,6 +8,7 @@ import (
 
 	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/distribute"
+	"github.com/twinforge/twinforge/internal/textout"
 	"github.com/twinforge/twinforge/isolation"
 	"github.com/twinforge/twinforge/rebuild"
 	"github.com/twinforge/twinforge/rebuild/imagediff"
@@ -182,4 +183,38 @@ func (out Output) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(tw, "duration\t%.1fs\n", out.DurationSeconds)
 	return tw.Flush()
+}
+
+// Show writes what Run returned as `twinforge build` shows it, and returns
+// runErr unless writing failed. The rebuild's warnings and, unless quiet,
+// each side's time and cache go to stderr; the Output goes to stdout in
+// format (text or json, package internal/textout) — for a build that did
+// not reproduce too, so that scripts see both digests — and in text, what
+// differs follows on stderr. method is the signing method (keyless, key or
+// none).
+func Show(stdout, stderr io.Writer, format string, quiet bool, method string, res *Result, runErr error) error {
+	if res != nil && res.Proof != nil {
+		rebuild.WriteWarnings(stderr, res.Proof.Warnings)
+		if !quiet {
+			res.Proof.WriteSides(stderr)
+		}
+	}
+	var diff *rebuild.DiffError
+	if res != nil && (errors.As(runErr, &diff) || errors.As(runErr, new(*rebuild.StrictFailure))) {
+		if err := textout.Write(stdout, format, NewOutput(res, method, runErr)); err != nil {
+			return err
+		}
+	}
+	if diff != nil && format == "text" && diff.Report != nil {
+		against := "rebuild"
+		if diff.Class == rebuild.Pinned {
+			against = "strict rebuild"
+		}
+		fmt.Fprintf(stderr, "\nwhat differs between the build and the %s:\n", against)
+		_ = diff.Report.WriteText(stderr)
+	}
+	if runErr != nil {
+		return runErr
+	}
+	return textout.Write(stdout, format, NewOutput(res, method, nil))
 }
