@@ -29,6 +29,7 @@ func TestDependencies(t *testing.T) {
 	allowedInternal := []string{
 		"github.com/twinforge/twinforge/internal/fsatomic",
 		"github.com/twinforge/twinforge/internal/strictyaml",
+		"github.com/twinforge/twinforge/internal/textout",
 		"github.com/twinforge/twinforge/internal/tuffetch",
 	}
 	deps := strings.Fields(string(out))
