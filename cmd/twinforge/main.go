@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"embed"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/containerd/log"
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
+
+	"github.com/twinforge/twinforge/rebuild/vouch"
 )
 
 // version is set by the Makefile.
@@ -102,3 +106,35 @@ func setupLogging(c *cli.Context, stderr io.Writer) error {
 
 // logger is the default logger that setupLogging configured.
 func logger() *slog.Logger { return slog.Default() }
+
+// The long help of each command is a text file, help/PATH.txt for the
+// command path joined by "-" (help/admission-serve.txt), so that it reads
+// and diffs as the text it is, and the Go files stay about flags.
+//
+//go:embed help/*.txt
+var helpFiles embed.FS
+
+// helpText is the Description in help/name.txt. The file's final newline is
+// not part of it: the help template adds its own.
+func helpText(name string) string {
+	b, err := helpFiles.ReadFile("help/" + name + ".txt")
+	if err != nil {
+		// Only a mistyped name gets here, and TestHelpGolden catches it.
+		panic("twinforge: no help text " + name + ": " + err.Error())
+	}
+	return strings.TrimSuffix(string(b), "\n")
+}
+
+// rebuilderCommand is the rebuild process of a build whose rebuilder
+// signs its own verdict (build --rebuilder-sign): twinforge build starts
+// it and speaks to it on stdin and stdout (package rebuild/vouch).
+func rebuilderCommand() *cli.Command {
+	return &cli.Command{
+		Name:   "rebuilder",
+		Hidden: true,
+		Usage:  "the rebuild side of `twinforge build --rebuilder-sign`, run by it; reads its configuration and requests on stdin",
+		Action: func(c *cli.Context) error {
+			return vouch.Serve(c.Context, os.Stdin, c.App.Writer, logger())
+		},
+	}
+}
