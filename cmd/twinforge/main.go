@@ -32,6 +32,7 @@ func main() {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
+	var logLevel, logFormat string
 	app := &cli.App{
 		Name:                 "twinforge",
 		Usage:                "hermetic, reproducible container builds with SLSA provenance",
@@ -41,10 +42,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter:            stderr,
 		EnableBashCompletion: true,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "log level: debug, info, warn or error", EnvVars: []string{"TWINFORGE_LOG_LEVEL"}},
-			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json"},
+			&cli.StringFlag{Name: "log-level", Value: "warn", Usage: "log level: debug, info, warn or error", EnvVars: []string{"TWINFORGE_LOG_LEVEL"}, Destination: &logLevel},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "log format on stderr: text or json", Destination: &logFormat},
 		},
-		Before: func(c *cli.Context) error { return setupLogging(c, stderr) },
+		Before: func(c *cli.Context) error { return setupLogging(logLevel, logFormat, stderr) },
 		Commands: []*cli.Command{
 			buildCommand(),
 			lockCommand(),
@@ -79,20 +80,20 @@ func setUsageErrors(cmd *cli.Command) {
 	}
 }
 
-func setupLogging(c *cli.Context, stderr io.Writer) error {
+func setupLogging(levelName, format string, stderr io.Writer) error {
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return usageError(fmt.Errorf("--log-level %q: use debug, info, warn or error", c.String("log-level")))
+	if err := level.UnmarshalText([]byte(levelName)); err != nil {
+		return usageError(fmt.Errorf("--log-level %q: use debug, info, warn or error", levelName))
 	}
 	opts := &slog.HandlerOptions{Level: level}
 	var h slog.Handler
-	switch c.String("log-format") {
+	switch format {
 	case "text":
 		h = slog.NewTextHandler(stderr, opts)
 	case "json":
 		h = slog.NewJSONHandler(stderr, opts)
 	default:
-		return usageError(fmt.Errorf("--log-format %q: use text or json", c.String("log-format")))
+		return usageError(fmt.Errorf("--log-format %q: use text or json", format))
 	}
 	slog.SetDefault(slog.New(h))
 	// BuildKit's client libraries log through logrus; keep them to errors
