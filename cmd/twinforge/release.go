@@ -146,6 +146,17 @@ func (r *releaseReader) flags(required bool) []cli.Flag {
 	}
 }
 
+// open checks the registry flags reg and the reader's: the registry
+// options, and the index's configuration (nil without --release-repo).
+func (r *releaseReader) open(c *cli.Context, reg registryOptions) ([]distribute.Option, *release.ClientConfig, error) {
+	registry, err := reg.check()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := r.config(c, registry)
+	return registry, cfg, err
+}
+
 // config is the reader's configuration; nil without --release-repo.
 func (r *releaseReader) config(c *cli.Context, registry []distribute.Option) (*release.ClientConfig, error) {
 	if r.repo == "" {
@@ -352,11 +363,7 @@ func (o *releaseOptions) list(c *cli.Context) error {
 	if err := checkOutput(o.output); err != nil {
 		return err
 	}
-	registry, err := o.registry.check()
-	if err != nil {
-		return err
-	}
-	cfg, err := o.reader.config(c, registry)
+	_, cfg, err := o.reader.open(c, o.registry)
 	if err != nil {
 		return err
 	}

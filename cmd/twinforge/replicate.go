@@ -54,11 +54,7 @@ func (o *replicateOptions) run(c *cli.Context) error {
 		}
 		dests = append(dests, repo)
 	}
-	registry, err := o.registry.check()
-	if err != nil {
-		return err
-	}
-	index, err := o.reader.config(c, registry)
+	registry, index, err := o.reader.open(c, o.registry)
 	if err != nil {
 		return err
 	}

@@ -43,10 +43,7 @@ func (o *verifyOptions) run(c *cli.Context) error {
 		return err
 	}
 	var err error
-	if o.Registry, err = o.registry.check(); err != nil {
-		return err
-	}
-	if o.Release, err = o.reader.config(c, o.Registry); err != nil {
+	if o.Registry, o.Release, err = o.reader.open(c, o.registry); err != nil {
 		return err
 	}
 	if err := checkOutput(o.output); err != nil {
