@@ -14,7 +14,7 @@
 //	lock        hermetic.ParseSourceDateEpoch, Request.Inherit, hermetic.Create, Lock.Write; Lock.Summary
 //	build       rebuild.NewDaemons, pipeline.NewVouch, Request.CheckSettings and SetDefaults, pipeline.Run; pipeline.Show
 //	diff        imagediff.CompareRefs; Report.WriteText
-//	push        distribute.FromLayout, distribute.Push; PushResult.WriteText
+//	push        distribute.ParseAttachments, distribute.PushLayout; PushResult.WriteText
 //	replicate   release.ReplicateImage; release.ReplicationReport renders it
 //	verify      evidence.Check.Run; evidence.Report renders it, evidence.Refused carries a refusal
 //	attest      evidence.Open(...).Evidence, then Evidence.Inspection

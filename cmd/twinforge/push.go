@@ -1,9 +1,6 @@
 package main
 
 import (
-	"os"
-	"strings"
-
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
 
@@ -35,19 +32,13 @@ func (o *pushOptions) run(c *cli.Context) error {
 	if err := nArgs(c, 2, "push takes LAYOUT and REF, got %d arguments: e.g. `twinforge push out/hello registry.example/team/hello:1.0`", c.NArg()); err != nil {
 		return err
 	}
-	layout := c.Args().Get(0)
 	ref, err := name.ParseReference(c.Args().Get(1), name.StrictValidation)
 	if err != nil {
 		return usageErrorf("REF %q: %v; give NAME:TAG or NAME@sha256:...", c.Args().Get(1), err)
 	}
-	// The type is after the last "=", so file names may contain one.
-	var files, types []string
-	for _, v := range o.attachments.Value() {
-		i := strings.LastIndex(v, "=")
-		if i <= 0 || i == len(v)-1 {
-			return usageErrorf("--attachment %q: use FILE=ARTIFACT_TYPE, e.g. bundle.json=%s", v, distribute.SigstoreBundleType)
-		}
-		files, types = append(files, v[:i]), append(types, v[i+1:])
+	files, err := distribute.ParseAttachments(o.attachments.Value())
+	if err != nil {
+		return usageError(err)
 	}
 	registry, err := o.registry.check()
 	if err != nil {
@@ -56,26 +47,7 @@ func (o *pushOptions) run(c *cli.Context) error {
 	if err := checkOutput(o.output); err != nil {
 		return err
 	}
-	if fi, err := os.Stat(layout); err != nil || !fi.IsDir() {
-		return usageErrorf("LAYOUT %s: not a directory; give an OCI image layout, e.g. the --oci-layout of 'twinforge build'", layout)
-	}
-	for _, f := range files {
-		if fi, err := os.Stat(f); err != nil || fi.IsDir() {
-			return usageErrorf("--attachment %s: not a readable file", f)
-		}
-	}
-	img, err := distribute.FromLayout(layout)
-	if err != nil {
-		return err
-	}
-	artifacts := make([]distribute.Artifact, len(files))
-	for i, f := range files {
-		if artifacts[i].Data, err = os.ReadFile(f); err != nil {
-			return usageErrorf("--attachment %s: %w", f, err)
-		}
-		artifacts[i].ArtifactType = types[i]
-	}
-	res, err := distribute.Push(c.Context, img, ref, artifacts, registry...)
+	res, err := distribute.PushLayout(c.Context, c.Args().Get(0), ref, files, registry...)
 	if err != nil {
 		return err
 	}
