@@ -35,7 +35,8 @@ func runcShimFlag(d *rebuild.DaemonSettings) cli.Flag {
 
 // workerFlags put a build and its rebuild on two machines: remote daemons
 // or a pool of workers on Kubernetes. The --rebuilder-tls* flags and the
-// --rebuilder-sign files are read by newDaemons and build, given or not.
+// --rebuilder-sign files are not bound: whether they were given matters,
+// so newDaemons and build read them with givenString.
 func workerFlags(d *rebuild.DaemonSettings, v *pipeline.VouchSettings) []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "builder-identity", Usage: "worker identity the --builder daemon's certificate must carry, e.g. spiffe://twinforge/workers/POOL/NAME (twinforge workers certs)", Destination: &d.TLS.Identity},
