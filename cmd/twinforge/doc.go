@@ -3,16 +3,18 @@
 // result attested, published by digest and admitted only when verified.
 //
 // The command is a translation layer, one file per command: it declares
-// the flags, reads them into the library's plain request or settings
-// struct, makes one library call, maps its errors to exit codes and
-// prints what it returns. What the CLI, the admission webhook or an
-// auditor's program needs — checking settings, running a workflow,
-// rendering a result — lives in the package that owns it:
+// the flags, bound (Destination) to the fields of the library's plain
+// request or settings struct, which the command's constructor makes, so
+// that every run of the app has its own; its Action checks the arguments,
+// makes one library call, maps its errors to exit codes and prints what
+// it returns. What the CLI, the admission webhook or an auditor's program
+// needs — checking settings, running a workflow, rendering a result —
+// lives in the package that owns it:
 //
 //	lock        hermetic.ParseSourceDateEpoch, Request.Inherit, hermetic.Create, Lock.Write; Lock.Summary
 //	build       rebuild.NewDaemons, pipeline.NewVouch, Request.CheckSettings and SetDefaults, pipeline.Run; pipeline.Show
 //	diff        imagediff.CompareRefs; Report.WriteText
-//	push        distribute.FromLayout, distribute.Push; PushResult.WriteText
+//	push        distribute.ParseAttachments, distribute.PushLayout; PushResult.WriteText
 //	replicate   release.ReplicateImage; release.ReplicationReport renders it
 //	verify      evidence.Check.Run; evidence.Report renders it, evidence.Refused carries a refusal
 //	attest      evidence.Open(...).Evidence, then Evidence.Inspection
@@ -25,19 +27,19 @@
 //
 // The files:
 //
-//	main.go          the app: global flags, logging, the command list
-//	help/*.txt       each command's long help (Description), embedded; help.go loads it.
-//	                 testdata/help holds the rendered --help of every command, which
-//	                 TestHelpGolden compares (go test -run HelpGolden -update-golden)
-//	<command>.go     the command's flags and its Action
-//	flags.go         argument and flag-value helpers every command uses
+//	main.go          the app: global flags, logging, the command list, the hidden
+//	                 rebuilder command, and helpText, which loads each command's long
+//	                 help (Description) from help/*.txt, embedded. testdata/help holds
+//	                 the rendered --help of every command, which TestHelpGolden
+//	                 compares (go test -run HelpGolden -update-golden)
+//	<command>.go     the command's options, its flags bound to them, and its Action
+//	flags.go         argument helpers; registryFlags, shared by every command that
+//	                 reaches a registry; --output (results implement WriteText and
+//	                 are their own JSON document, internal/textout); --strict-variations
 //	daemon.go        daemonFlags and workerFlags: where builds run (build, rebuild)
-//	sign.go          signFlags: how builds are attested and published (build, rebuild)
-//	push.go          registryFlags, shared by every command that reaches a registry
-//	release.go       releaseReaderFlags, shared by verify, replicate and admission
+//	sign.go          signOptions: how builds are attested and published (build, rebuild)
+//	release.go       releaseReader, shared by verify, replicate, release list and admission
 //	admission.go     the policy, registry and API server flags admission and node-agent share
-//	output.go        --output; results implement WriteText and are their own JSON
-//	                 document (internal/textout), so a command only picks the format
 //	progress.go      --progress: BuildKit's progressui on stderr
 //	exitcode.go      the exit codes, and which library errors map to which
 //

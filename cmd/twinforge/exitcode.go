@@ -71,7 +71,7 @@ func exitCode(err error) int {
 	}
 	var ve *verify.VerificationError
 	switch {
-	case errors.Is(err, builder.ErrInvalidRequest), errors.Is(err, evidence.ErrInvalidRequest), errors.Is(err, distribute.ErrDigestRequired),
+	case errors.Is(err, builder.ErrInvalidRequest), errors.Is(err, evidence.ErrInvalidRequest), errors.Is(err, distribute.ErrDigestRequired), errors.As(err, new(*distribute.InvalidPushError)),
 		errors.As(err, new(*admission.ConfigError)), errors.Is(err, admission.ErrMonitoringExposed):
 		// Settings the libraries check name the flag at fault.
 		return exitUsage

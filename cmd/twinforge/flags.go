@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/twinforge/twinforge/distribute"
+	"github.com/twinforge/twinforge/internal/textout"
 	"github.com/twinforge/twinforge/rebuild"
 )
 
@@ -44,15 +47,26 @@ func oneOf(flag, value string, allowed ...string) error {
 	return fmt.Errorf("--%s %q: use one of %s", flag, value, strings.Join(allowed, ", "))
 }
 
+// nArgs refuses any other number of arguments than n, with the usage
+// error format says.
+func nArgs(c *cli.Context, n int, format string, a ...any) error {
+	if c.NArg() != n {
+		return usageErrorf(format, a...)
+	}
+	return nil
+}
+
+// noArgs refuses arguments to a command that takes none.
+func noArgs(c *cli.Context) error {
+	return nArgs(c, 0, "%s takes no arguments, got %q", commandName(c), c.Args().Slice())
+}
+
 // contextArg returns the single CONTEXT argument of a command.
 func contextArg(c *cli.Context) (string, error) {
-	switch c.NArg() {
-	case 1:
-		return c.Args().First(), nil
-	case 0:
+	if c.NArg() == 0 {
 		return "", usageErrorf("missing CONTEXT: give the build context directory, e.g. `twinforge %s examples/hello`", c.Command.Name)
 	}
-	return "", usageErrorf("%s takes one CONTEXT, got %d arguments: %s", c.Command.Name, c.NArg(), strings.Join(c.Args().Slice(), " "))
+	return c.Args().First(), nArgs(c, 1, "%s takes one CONTEXT, got %d arguments: %s", c.Command.Name, c.NArg(), strings.Join(c.Args().Slice(), " "))
 }
 
 // commandName is the command's path without the program's name, as
@@ -61,12 +75,58 @@ func commandName(c *cli.Context) string {
 	return strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")
 }
 
-// noArgs refuses arguments to a command that takes none.
-func noArgs(c *cli.Context) error {
-	if c.NArg() != 0 {
-		return usageErrorf("%s takes no arguments, got %q", commandName(c), c.Args().Slice())
+// registryOptions are the flags that say how registries are reached.
+type registryOptions struct {
+	insecure bool
+	caCert   string
+}
+
+// registryFlags are the registry flags push, replicate and release share.
+func registryFlags(r *registryOptions) []cli.Flag {
+	return []cli.Flag{
+		&cli.BoolFlag{Name: "insecure", Usage: "allow plain HTTP to loopback registries (127.0.0.0/8, ::1, localhost); refused for any other host", Destination: &r.insecure},
+		&cli.StringFlag{Name: "ca-cert", Usage: "trust the CA certificates in PEM `FILE` too, for registries with a private CA", Destination: &r.caCert},
 	}
-	return nil
+}
+
+// check checks --ca-cert and returns the registry options.
+func (r registryOptions) check() ([]distribute.Option, error) {
+	if r.caCert != "" {
+		if fi, err := os.Stat(r.caCert); err != nil || fi.IsDir() {
+			return nil, usageErrorf("--ca-cert %s: not a readable PEM file", r.caCert)
+		}
+	}
+	return r.options(), nil
+}
+
+func (r registryOptions) options() []distribute.Option {
+	var opts []distribute.Option
+	if r.insecure {
+		opts = append(opts, distribute.WithInsecureLoopbackUnsafe())
+	}
+	if r.caCert != "" {
+		opts = append(opts, distribute.WithCACert(r.caCert))
+	}
+	return opts
+}
+
+// outputFlag is --output (-o), text by default; results implement
+// WriteText and are their own JSON document (internal/textout).
+func outputFlag(p *string, usage string) cli.Flag {
+	return &cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: usage, Destination: p}
+}
+
+// checkOutput checks --output against formats (default: text and json).
+func checkOutput(output string, formats ...string) error {
+	if len(formats) == 0 {
+		formats = []string{"text", "json"}
+	}
+	return usageError(oneOf("output", output, formats...))
+}
+
+// writeOutput writes a result in the --output format: text or json.
+func writeOutput(w io.Writer, format string, v textout.TextWriter) error {
+	return textout.Write(w, format, v)
 }
 
 // strictVariations is the value of --strict-variations. It is a boolean
@@ -92,19 +152,13 @@ func (s *strictVariations) String() string {
 
 func (s *strictVariations) IsBoolFlag() bool { return true }
 
-func strictVariationsFlag() cli.Flag {
+// flag is --strict-variations, set into s.
+func (s *strictVariations) flag() cli.Flag {
+	s.mode = rebuild.StrictOff
 	return &cli.GenericFlag{
 		Name:  "strict-variations",
-		Value: &strictVariations{mode: rebuild.StrictOff},
+		Value: s,
 		Usage: "also rebuild with what BuildKit pins varied, umask and time zone: the flag alone (warn) reports what only they change as warnings, " +
 			"--strict-variations=fail exits 3 on it, =off is the default; give a value with =",
 	}
-}
-
-// strictVariationsFrom reads --strict-variations.
-func strictVariationsFrom(c *cli.Context) rebuild.Strictness {
-	if s, ok := c.Generic("strict-variations").(*strictVariations); ok && s.mode != "" {
-		return s.mode
-	}
-	return rebuild.StrictOff
 }

@@ -15,56 +15,61 @@ import (
 	"github.com/twinforge/twinforge/hermetic/gomod"
 )
 
+type lockOptions struct {
+	hermetic.Request
+	lockPath, sourceDateEpoch, sumdb string
+	images, buildArgs                cli.StringSlice
+	check, update, verifyModules     bool
+}
+
 func lockCommand() *cli.Command {
+	o := &lockOptions{}
 	return &cli.Command{
 		Name:        "lock",
 		Usage:       "pin every input of CONTEXT's build in CONTEXT/twinforge.lock",
 		ArgsUsage:   "CONTEXT",
 		Description: helpText("lock"),
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "lock", Usage: "lock file to write or check (default: CONTEXT/twinforge.lock)"},
-			&cli.StringSliceFlag{Name: "image", Usage: "resolve base image NAME from a local OCI layout: `NAME=oci-layout:PATH[:TAG]` (repeatable)"},
-			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "Dockerfile path relative to CONTEXT (default: Dockerfile)"},
-			&cli.StringSliceFlag{Name: "build-arg", Usage: "build argument `KEY=VALUE` (repeatable)"},
-			&cli.StringFlag{Name: "target", Usage: "stage to build"},
-			&cli.StringFlag{Name: "platform", Usage: "platform to build for (default: linux/<this machine's architecture>)"},
-			&cli.StringFlag{Name: "source-date-epoch", Usage: "timestamp for the image and its files, in seconds (default: $SOURCE_DATE_EPOCH, else HEAD's commit time, else 0)"},
-			&cli.BoolFlag{Name: "allow-dirty", Usage: "lock a git tree with uncommitted changes (recorded in the lock)"},
-			&cli.BoolFlag{Name: "check", Usage: "only check that the lock still matches the tree and the Dockerfile; exit 4 if not"},
-			&cli.BoolFlag{Name: "update", Usage: "re-resolve base images instead of keeping their pinned digests"},
-			&cli.BoolFlag{Name: "verify-modules", Usage: "prove every Go module go.sum pins against the Go checksum database (through $GOPROXY), and each vendored module against its zip; exit 4 naming the module (and file) that does not match"},
-			&cli.StringFlag{Name: "sumdb", Value: gomod.DefaultSumDB, Usage: "checksum database verifier key (name+hash+key) for --verify-modules"},
+			&cli.StringFlag{Name: "lock", Usage: "lock file to write or check (default: CONTEXT/twinforge.lock)", Destination: &o.lockPath},
+			&cli.StringSliceFlag{Name: "image", Usage: "resolve base image NAME from a local OCI layout: `NAME=oci-layout:PATH[:TAG]` (repeatable)", Destination: &o.images},
+			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "Dockerfile path relative to CONTEXT (default: Dockerfile)", Destination: &o.Dockerfile},
+			&cli.StringSliceFlag{Name: "build-arg", Usage: "build argument `KEY=VALUE` (repeatable)", Destination: &o.buildArgs},
+			&cli.StringFlag{Name: "target", Usage: "stage to build", Destination: &o.Target},
+			&cli.StringFlag{Name: "platform", Usage: "platform to build for (default: linux/<this machine's architecture>)", Destination: &o.Platform},
+			&cli.StringFlag{Name: "source-date-epoch", Usage: "timestamp for the image and its files, in seconds (default: $SOURCE_DATE_EPOCH, else HEAD's commit time, else 0)", Destination: &o.sourceDateEpoch},
+			&cli.BoolFlag{Name: "allow-dirty", Usage: "lock a git tree with uncommitted changes (recorded in the lock)", Destination: &o.AllowDirty},
+			&cli.BoolFlag{Name: "check", Usage: "only check that the lock still matches the tree and the Dockerfile; exit 4 if not", Destination: &o.check},
+			&cli.BoolFlag{Name: "update", Usage: "re-resolve base images instead of keeping their pinned digests", Destination: &o.update},
+			&cli.BoolFlag{Name: "verify-modules", Usage: "prove every Go module go.sum pins against the Go checksum database (through $GOPROXY), and each vendored module against its zip; exit 4 naming the module (and file) that does not match", Destination: &o.verifyModules},
+			&cli.StringFlag{Name: "sumdb", Value: gomod.DefaultSumDB, Usage: "checksum database verifier key (name+hash+key) for --verify-modules", Destination: &o.sumdb},
 		},
-		Action: runLock,
+		Action: o.run,
 	}
 }
 
-func runLock(c *cli.Context) error {
-	ctxDir, err := contextArg(c)
-	if err != nil {
+func (o *lockOptions) run(c *cli.Context) error {
+	req, err := &o.Request, error(nil)
+	if req.ContextDir, err = contextArg(c); err != nil {
 		return err
 	}
-	req := hermetic.Request{
-		ContextDir: ctxDir, Dockerfile: c.String("file"), Target: c.String("target"), Platform: c.String("platform"),
-		AllowDirty: c.Bool("allow-dirty"), BuildKitVersion: buildkitVersion(), Resolver: hermetic.RegistryResolver(),
-		Fetcher: hermetic.HTTPFetcher(&http.Client{Timeout: 5 * time.Minute}),
-	}
-	if req.Images, err = hermetic.ParseImageMappings(c.StringSlice("image")); err != nil {
+	req.BuildKitVersion, req.Resolver = buildkitVersion(), hermetic.RegistryResolver()
+	req.Fetcher = hermetic.HTTPFetcher(&http.Client{Timeout: 5 * time.Minute})
+	if req.Images, err = hermetic.ParseImageMappings(o.images.Value()); err != nil {
 		return usageError(err)
 	}
-	if req.BuildArgs, err = parseKeyValues("build-arg", c.StringSlice("build-arg")); err != nil {
+	if req.BuildArgs, err = parseKeyValues("build-arg", o.buildArgs.Value()); err != nil {
 		return usageError(err)
 	}
-	if req.SourceDateEpoch, err = hermetic.ParseSourceDateEpoch(c.String("source-date-epoch"), os.Getenv("SOURCE_DATE_EPOCH")); err != nil {
+	if req.SourceDateEpoch, err = hermetic.ParseSourceDateEpoch(o.sourceDateEpoch, os.Getenv("SOURCE_DATE_EPOCH")); err != nil {
 		return usageError(err)
 	}
-	if c.Bool("verify-modules") {
-		req.VerifyModules = gomod.ConfigFromEnv(c.String("sumdb"), os.Getenv)
+	if o.verifyModules {
+		req.VerifyModules = gomod.ConfigFromEnv(o.sumdb, os.Getenv)
 	}
-	check, update := c.Bool("check"), c.Bool("update")
-	if check && (update || len(req.Images) > 0 || len(req.BuildArgs) > 0) {
+	if o.check && (o.update || len(req.Images) > 0 || len(req.BuildArgs) > 0) {
 		return usageErrorf("--check only checks: it takes no --update, --image or --build-arg")
 	}
+	ctxDir := req.ContextDir
 	fi, err := os.Stat(ctxDir)
 	if err != nil {
 		return usageErrorf("build context %s: %w", ctxDir, errors.Unwrap(err))
@@ -72,18 +77,18 @@ func runLock(c *cli.Context) error {
 	if !fi.IsDir() {
 		return usageErrorf("build context %s is not a directory", ctxDir)
 	}
-	lockPath := or(c.String("lock"), filepath.Join(ctxDir, hermetic.DefaultFileName))
-	if check {
+	lockPath := or(o.lockPath, filepath.Join(ctxDir, hermetic.DefaultFileName))
+	if o.check {
 		return checkLock(c, ctxDir, lockPath)
 	}
 	req.LockDir = filepath.Dir(lockPath)
 	if old, err := hermetic.Load(lockPath); err == nil {
 		given := map[string]string{"dockerfile": "file", "buildArgs": "build-arg", "target": "target", "platform": "platform"}
-		req.Inherit(hermetic.Relock{Old: old, LockPath: lockPath, Update: update, Given: func(s string) bool { return c.IsSet(given[s]) }})
+		req.Inherit(hermetic.Relock{Old: old, LockPath: lockPath, Update: o.update, Given: func(s string) bool { return c.IsSet(given[s]) }})
 	} else if !errors.Is(err, os.ErrNotExist) {
 		logger().Warn("ignoring the existing lock, it cannot be read", "lock", lockPath, "err", err)
 	}
-	l, err := hermetic.Create(c.Context, req)
+	l, err := hermetic.Create(c.Context, *req)
 	if errors.Is(err, gomod.ErrUnreachable) {
 		return err
 	}

@@ -11,17 +11,16 @@ import (
 
 var progressModes = []string{"auto", "plain", "tty", "rawjson", "quiet"}
 
-func progressFlag() cli.Flag {
-	return &cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress display on stderr: auto, plain, tty, rawjson or quiet"}
+func progressFlag(p *string) cli.Flag {
+	return &cli.StringFlag{Name: "progress", Value: "auto", Usage: "progress display on stderr: auto, plain, tty, rawjson or quiet", Destination: p}
 }
 
-// progressAndOutput reads --progress and --output.
-func progressAndOutput(c *cli.Context) (progress, output string, err error) {
-	if err := oneOf("progress", c.String("progress"), progressModes...); err != nil {
-		return "", "", usageError(err)
+// checkProgressAndOutput checks --progress and --output.
+func checkProgressAndOutput(progress, output string) error {
+	if err := oneOf("progress", progress, progressModes...); err != nil {
+		return usageError(err)
 	}
-	output, err = outputFrom(c)
-	return c.String("progress"), output, err
+	return checkOutput(output)
 }
 
 // withProgress runs run, which closes the channel it is given (as

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -10,10 +11,26 @@ import (
 
 	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/distribute/release"
+	"github.com/twinforge/twinforge/internal/textout"
 )
 
+// releaseOptions are the flags of the release subcommands; each run of
+// one uses those it declares.
+type releaseOptions struct {
+	repo, output                    string
+	expiries                        release.Expiries
+	registry                        registryOptions
+	reader                          releaseReader
+	init                            release.InitKeyFiles
+	rootKeys, keys, paths           cli.StringSlice
+	addKeys, removeKeys, thresholds cli.StringSlice
+	threshold                       int
+	team, tag, provenance           string
+}
+
 func releaseCommand() *cli.Command {
-	repoFlag := &cli.StringFlag{Name: "repo", Value: "release-repo", Usage: "the release index `DIR` (release init made it)", EnvVars: []string{"TWINFORGE_RELEASE_DIR"}}
+	o := &releaseOptions{}
+	repoFlag := &cli.StringFlag{Name: "repo", Value: "release-repo", Usage: "the release index `DIR` (release init made it)", EnvVars: []string{"TWINFORGE_RELEASE_DIR"}, Destination: &o.repo}
 	return &cli.Command{
 		Name:        "release",
 		Usage:       "keep the TUF release index: which digest each released tag names, signed per team",
@@ -22,19 +39,19 @@ func releaseCommand() *cli.Command {
 			{
 				Name: "keygen", Usage: "make an Ed25519 key pair for a release role", ArgsUsage: "FILE",
 				Description: "Writes FILE (PKCS #8 PEM, mode 0600) and FILE.pub. An existing file is never overwritten.",
-				Action:      runReleaseKeygen,
+				Action:      o.keygen,
 			},
 			{
 				Name: "init", Usage: "create a release index", ArgsUsage: "DIR",
 				Description: helpText("release-init"),
 				Flags: append([]cli.Flag{
-					&cli.StringSliceFlag{Name: "root-keys", Usage: "root private key `FILES`, comma-separated", Required: true},
-					&cli.IntFlag{Name: "threshold", Value: 1, Usage: "root signatures every new root needs"},
-					&cli.StringFlag{Name: "targets-key", Usage: "targets private key `FILE` (default: generated in DIR/keys)"},
-					&cli.StringFlag{Name: "snapshot-key", Usage: "snapshot private key `FILE` (default: generated in DIR/keys)"},
-					&cli.StringFlag{Name: "timestamp-key", Usage: "timestamp private key `FILE` (default: generated in DIR/keys)"},
-				}, expiryFlags()...),
-				Action: runReleaseInit,
+					&cli.StringSliceFlag{Name: "root-keys", Usage: "root private key `FILES`, comma-separated", Required: true, Destination: &o.rootKeys},
+					&cli.IntFlag{Name: "threshold", Value: 1, Usage: "root signatures every new root needs", Destination: &o.init.RootThreshold},
+					&cli.StringFlag{Name: "targets-key", Usage: "targets private key `FILE` (default: generated in DIR/keys)", Destination: &o.init.TargetsKey},
+					&cli.StringFlag{Name: "snapshot-key", Usage: "snapshot private key `FILE` (default: generated in DIR/keys)", Destination: &o.init.SnapshotKey},
+					&cli.StringFlag{Name: "timestamp-key", Usage: "timestamp private key `FILE` (default: generated in DIR/keys)", Destination: &o.init.TimestampKey},
+				}, o.expiryFlags()...),
+				Action: o.initIndex,
 			},
 			{
 				Name:  "team",
@@ -44,25 +61,25 @@ func releaseCommand() *cli.Command {
 						Name: "add", Usage: "delegate paths to a new team", ArgsUsage: "TEAM",
 						Description: helpText("release-team-add"),
 						Flags: []cli.Flag{repoFlag,
-							&cli.StringSliceFlag{Name: "key", Usage: "the team's public (or private) key `FILES`", Required: true},
-							&cli.IntFlag{Name: "threshold", Value: 1, Usage: "team signatures every release needs"},
-							&cli.StringSliceFlag{Name: "paths", Usage: "REPOSITORY:TAG `PATTERNS` the team releases", Required: true},
+							&cli.StringSliceFlag{Name: "key", Usage: "the team's public (or private) key `FILES`", Required: true, Destination: &o.keys},
+							&cli.IntFlag{Name: "threshold", Value: 1, Usage: "team signatures every release needs", Destination: &o.threshold},
+							&cli.StringSliceFlag{Name: "paths", Usage: "REPOSITORY:TAG `PATTERNS` the team releases", Required: true, Destination: &o.paths},
 						},
-						Action: runReleaseTeamAdd,
+						Action: o.teamAdd,
 					},
 					{
 						Name: "add-key", Usage: "give a team another key", ArgsUsage: "TEAM KEYFILE",
-						Flags: []cli.Flag{repoFlag}, Action: runReleaseTeamAddKey,
+						Flags: []cli.Flag{repoFlag}, Action: o.teamAddKey,
 					},
 					{
 						Name: "revoke-key", Usage: "take a key away from a team", ArgsUsage: "TEAM KEYID|KEYFILE",
 						Description: helpText("release-team-revoke-key"),
-						Flags:       []cli.Flag{repoFlag}, Action: runReleaseTeamRevoke,
+						Flags:       []cli.Flag{repoFlag}, Action: o.teamRevokeKey,
 					},
 					{
 						Name: "sign", Usage: "sign a team's releases again (after a key rotation)", ArgsUsage: "TEAM",
-						Flags:  []cli.Flag{repoFlag, &cli.StringSliceFlag{Name: "key", Usage: "the team's private key `FILES`", Required: true}},
-						Action: runReleaseTeamSign,
+						Flags:  []cli.Flag{repoFlag, &cli.StringSliceFlag{Name: "key", Usage: "the team's private key `FILES`", Required: true, Destination: &o.keys}},
+						Action: o.teamSign,
 					},
 				},
 			},
@@ -70,73 +87,87 @@ func releaseCommand() *cli.Command {
 				Name: "add", Usage: "release an image: TAG of its repository names its digest", ArgsUsage: "REGISTRY/REPOSITORY@sha256:...",
 				Description: helpText("release-add"),
 				Flags: append([]cli.Flag{repoFlag,
-					&cli.StringFlag{Name: "team", Usage: "the team releasing (empty: the top-level targets role, with the targets key)"},
-					&cli.StringFlag{Name: "tag", Usage: "the tag released", Required: true},
-					&cli.StringSliceFlag{Name: "key", Usage: "the team's private key `FILES`"},
-					&cli.StringFlag{Name: "provenance", Usage: "sha256 of the provenance statement (default: read from the image's referrers)"},
-					outputFlag("text or json"),
-				}, registryFlags()...),
-				Action: runReleaseAdd,
+					&cli.StringFlag{Name: "team", Usage: "the team releasing (empty: the top-level targets role, with the targets key)", Destination: &o.team},
+					&cli.StringFlag{Name: "tag", Usage: "the tag released", Required: true, Destination: &o.tag},
+					&cli.StringSliceFlag{Name: "key", Usage: "the team's private key `FILES`", Destination: &o.keys},
+					&cli.StringFlag{Name: "provenance", Usage: "sha256 of the provenance statement (default: read from the image's referrers)", Destination: &o.provenance},
+					outputFlag(&o.output, "text or json"),
+				}, registryFlags(&o.registry)...),
+				Action: o.add,
 			},
 			{
 				Name: "rotate-root", Usage: "write a new root: add or remove role keys, change thresholds",
 				Description: helpText("release-rotate-root"),
 				Flags: append([]cli.Flag{repoFlag,
-					&cli.StringSliceFlag{Name: "root-keys", Usage: "root private key `FILES` signing the new root", Required: true},
-					&cli.StringSliceFlag{Name: "add-key", Usage: "`ROLE=FILE` (repeatable)"},
-					&cli.StringSliceFlag{Name: "remove-key", Usage: "`ROLE=KEYID` (repeatable)"},
-					&cli.StringSliceFlag{Name: "threshold", Usage: "`ROLE=N` (repeatable)"},
-				}, expiryFlags()...),
-				Action: runReleaseRotateRoot,
+					&cli.StringSliceFlag{Name: "root-keys", Usage: "root private key `FILES` signing the new root", Required: true, Destination: &o.rootKeys},
+					&cli.StringSliceFlag{Name: "add-key", Usage: "`ROLE=FILE` (repeatable)", Destination: &o.addKeys},
+					&cli.StringSliceFlag{Name: "remove-key", Usage: "`ROLE=KEYID` (repeatable)", Destination: &o.removeKeys},
+					&cli.StringSliceFlag{Name: "threshold", Usage: "`ROLE=N` (repeatable)", Destination: &o.thresholds},
+				}, o.expiryFlags()...),
+				Action: o.rotateRoot,
 			},
 			{
 				Name: "refresh", Usage: "sign snapshot and timestamp again with fresh expiries",
 				Description: "Run it more often than the timestamp expiry (a day by default), or readers refuse the index as stale.",
-				Flags:       append([]cli.Flag{repoFlag}, expiryFlags()...), Action: runReleaseRefresh,
+				Flags:       append([]cli.Flag{repoFlag}, o.expiryFlags()...),
+				Action: func(c *cli.Context) error {
+					return o.onRepo(c, (*release.Repository).Refresh, (*release.Repository).Refreshed)
+				},
 			},
 			{
 				Name: "push", Usage: "push the index as an OCI artifact", ArgsUsage: "REGISTRY/REPOSITORY[:TAG]",
-				Flags:  append([]cli.Flag{repoFlag}, registryFlags()...),
-				Action: runReleasePush,
+				Flags:  append([]cli.Flag{repoFlag}, registryFlags(&o.registry)...),
+				Action: o.push,
 			},
 			{
 				Name: "list", Usage: "read an index as readers do, verified, and list its releases",
-				Flags: append(append([]cli.Flag{outputFlag("text or json")},
-					releaseReaderFlags(true)...), registryFlags()...),
-				Action: runReleaseList,
+				Flags:  slices.Concat([]cli.Flag{outputFlag(&o.output, "text or json")}, o.reader.flags(true), registryFlags(&o.registry)),
+				Action: o.list,
 			},
 		},
 	}
 }
 
-func expiryFlags() []cli.Flag {
+func (o *releaseOptions) expiryFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.DurationFlag{Name: "timestamp-expiry", Usage: "how long a signed timestamp stays valid (default 24h)"},
-		&cli.DurationFlag{Name: "snapshot-expiry", Usage: "how long a signed snapshot stays valid (default 168h)"},
+		&cli.DurationFlag{Name: "timestamp-expiry", Usage: "how long a signed timestamp stays valid (default 24h)", Destination: &o.expiries.Timestamp},
+		&cli.DurationFlag{Name: "snapshot-expiry", Usage: "how long a signed snapshot stays valid (default 168h)", Destination: &o.expiries.Snapshot},
 	}
 }
 
-// releaseReaderFlags are how verify, replicate and admission find an index.
-func releaseReaderFlags(required bool) []cli.Flag {
+// releaseReader is how verify, replicate and admission find an index.
+type releaseReader struct{ repo, root, state string }
+
+func (r *releaseReader) flags(required bool) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "release-repo", Usage: "the release index: `URL` of its metadata (https://...), or oci://REGISTRY/REPOSITORY[:TAG]", Required: required},
-		&cli.StringFlag{Name: "release-root", Usage: "the index's root.json `FILE`, trusted first (needed the first time a region is read)"},
-		&cli.StringFlag{Name: "release-state", Usage: "`DIR` keeping what this reader trusted of the index, per region (default: the user cache directory)"},
+		&cli.StringFlag{Name: "release-repo", Usage: "the release index: `URL` of its metadata (https://...), or oci://REGISTRY/REPOSITORY[:TAG]", Required: required, Destination: &r.repo},
+		&cli.StringFlag{Name: "release-root", Usage: "the index's root.json `FILE`, trusted first (needed the first time a region is read)", Destination: &r.root},
+		&cli.StringFlag{Name: "release-state", Usage: "`DIR` keeping what this reader trusted of the index, per region (default: the user cache directory)", Destination: &r.state},
 	}
 }
 
-// releaseReaderFrom reads releaseReaderFlags; nil without --release-repo.
-func releaseReaderFrom(c *cli.Context, registry []distribute.Option) (*release.ClientConfig, error) {
-	url := c.String("release-repo")
-	if url == "" {
+// open checks the registry flags reg and the reader's: the registry
+// options, and the index's configuration (nil without --release-repo).
+func (r *releaseReader) open(c *cli.Context, reg registryOptions) ([]distribute.Option, *release.ClientConfig, error) {
+	registry, err := reg.check()
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg, err := r.config(c, registry)
+	return registry, cfg, err
+}
+
+// config is the reader's configuration; nil without --release-repo.
+func (r *releaseReader) config(c *cli.Context, registry []distribute.Option) (*release.ClientConfig, error) {
+	if r.repo == "" {
 		if c.IsSet("release-root") || c.IsSet("release-state") {
 			return nil, usageErrorf("--release-root and --release-state go with --release-repo")
 		}
 		return nil, nil
 	}
-	cfg := &release.ClientConfig{URL: url, StateDir: c.String("release-state"), Registry: registry}
-	if p := c.String("release-root"); p != "" {
-		data, err := os.ReadFile(p)
+	cfg := &release.ClientConfig{URL: r.repo, StateDir: r.state, Registry: registry}
+	if r.root != "" {
+		data, err := os.ReadFile(r.root)
 		if err != nil {
 			return nil, usageErrorf("--release-root: %w", err)
 		}
@@ -153,18 +184,14 @@ func releaseError(err error) error {
 	return err
 }
 
-func repoOptions(c *cli.Context) []release.Option {
-	return []release.Option{release.WithExpiries(release.Expiries{Timestamp: c.Duration("timestamp-expiry"), Snapshot: c.Duration("snapshot-expiry")})}
-}
-
-func openRepo(c *cli.Context, extra ...release.Option) (*release.Repository, error) {
-	return release.Open(c.String("repo"), append(repoOptions(c), extra...)...)
+func (o *releaseOptions) open(extra ...release.Option) (*release.Repository, error) {
+	return release.Open(o.repo, append([]release.Option{release.WithExpiries(o.expiries)}, extra...)...)
 }
 
 // onRepo opens --repo (with extra options), runs op on it and prints what
 // done says; op's refusals exit 4.
-func onRepo(c *cli.Context, op func(*release.Repository) error, done func(*release.Repository) string, extra ...release.Option) error {
-	r, err := openRepo(c, extra...)
+func (o *releaseOptions) onRepo(c *cli.Context, op func(*release.Repository) error, done func(*release.Repository) string, extra ...release.Option) error {
+	r, err := o.open(extra...)
 	if err != nil {
 		return err
 	}
@@ -177,13 +204,10 @@ func onRepo(c *cli.Context, op func(*release.Repository) error, done func(*relea
 
 // releaseArgs checks that the command has n arguments; usage says which.
 func releaseArgs(c *cli.Context, n int, usage string) error {
-	if c.NArg() != n {
-		return usageErrorf("%s takes %s", commandName(c), usage)
-	}
-	return nil
+	return nArgs(c, n, "%s takes %s", commandName(c), usage)
 }
 
-func runReleaseKeygen(c *cli.Context) error {
+func (o *releaseOptions) keygen(c *cli.Context) error {
 	if err := releaseArgs(c, 1, "one FILE"); err != nil {
 		return err
 	}
@@ -195,18 +219,16 @@ func runReleaseKeygen(c *cli.Context) error {
 	return nil
 }
 
-func runReleaseInit(c *cli.Context) error {
+func (o *releaseOptions) initIndex(c *cli.Context) error {
 	if err := releaseArgs(c, 1, "one DIR"); err != nil {
 		return err
 	}
-	cfg, err := release.InitKeyFiles{
-		RootKeys: c.StringSlice("root-keys"), RootThreshold: c.Int("threshold"),
-		TargetsKey: c.String("targets-key"), SnapshotKey: c.String("snapshot-key"), TimestampKey: c.String("timestamp-key"),
-	}.Config(func(k *release.Key) { fmt.Fprintln(c.App.Writer, k.GeneratedRoot()) })
+	o.init.RootKeys = o.rootKeys.Value()
+	cfg, err := o.init.Config(func(k *release.Key) { fmt.Fprintln(c.App.Writer, k.GeneratedRoot()) })
 	if err != nil {
 		return usageError(err)
 	}
-	r, err := release.Init(c.Args().First(), cfg, repoOptions(c)...)
+	r, err := release.Init(c.Args().First(), cfg, release.WithExpiries(o.expiries))
 	if err != nil {
 		return releaseError(err)
 	}
@@ -214,20 +236,20 @@ func runReleaseInit(c *cli.Context) error {
 	return nil
 }
 
-func runReleaseTeamAdd(c *cli.Context) error {
+func (o *releaseOptions) teamAdd(c *cli.Context) error {
 	if err := releaseArgs(c, 1, "one TEAM"); err != nil {
 		return err
 	}
-	pubs, err := release.LoadPublicKeys("key", c.StringSlice("key"))
+	pubs, err := release.LoadPublicKeys("key", o.keys.Value())
 	if err != nil {
 		return usageError(err)
 	}
-	team, paths, threshold := c.Args().First(), c.StringSlice("paths"), c.Int("threshold")
-	return onRepo(c, func(r *release.Repository) error { return r.AddTeam(team, pubs, threshold, paths) },
-		func(r *release.Repository) string { return r.TeamAdded(team, paths, threshold, len(pubs)) })
+	team, paths := c.Args().First(), o.paths.Value()
+	return o.onRepo(c, func(r *release.Repository) error { return r.AddTeam(team, pubs, o.threshold, paths) },
+		func(r *release.Repository) string { return r.TeamAdded(team, paths, o.threshold, len(pubs)) })
 }
 
-func runReleaseTeamAddKey(c *cli.Context) error {
+func (o *releaseOptions) teamAddKey(c *cli.Context) error {
 	if err := releaseArgs(c, 2, "TEAM and KEYFILE"); err != nil {
 		return err
 	}
@@ -237,11 +259,11 @@ func runReleaseTeamAddKey(c *cli.Context) error {
 	}
 	id, _ := release.KeyID(pub)
 	team := c.Args().First()
-	return onRepo(c, func(r *release.Repository) error { return r.AddTeamKey(team, pub) },
+	return o.onRepo(c, func(r *release.Repository) error { return r.AddTeamKey(team, pub) },
 		func(r *release.Repository) string { return r.TeamKeyAdded(team, id) })
 }
 
-func runReleaseTeamRevoke(c *cli.Context) error {
+func (o *releaseOptions) teamRevokeKey(c *cli.Context) error {
 	if err := releaseArgs(c, 2, "TEAM and KEYID or KEYFILE"); err != nil {
 		return err
 	}
@@ -249,24 +271,24 @@ func runReleaseTeamRevoke(c *cli.Context) error {
 	if pub, err := release.LoadPublicKey(id); err == nil {
 		id, _ = release.KeyID(pub)
 	}
-	return onRepo(c, func(r *release.Repository) error { return r.RevokeTeamKey(team, id) },
+	return o.onRepo(c, func(r *release.Repository) error { return r.RevokeTeamKey(team, id) },
 		func(r *release.Repository) string { return r.TeamKeyRevoked(team, id) })
 }
 
-func runReleaseTeamSign(c *cli.Context) error {
+func (o *releaseOptions) teamSign(c *cli.Context) error {
 	if err := releaseArgs(c, 1, "one TEAM"); err != nil {
 		return err
 	}
-	keys, err := release.LoadKeys("key", c.StringSlice("key"))
+	keys, err := release.LoadKeys("key", o.keys.Value())
 	if err != nil {
 		return usageError(err)
 	}
 	team := c.Args().First()
-	return onRepo(c, func(r *release.Repository) error { return r.SignTeam(team, keys) },
+	return o.onRepo(c, func(r *release.Repository) error { return r.SignTeam(team, keys) },
 		func(r *release.Repository) string { return r.TeamSigned(team) })
 }
 
-func runReleaseAdd(c *cli.Context) error {
+func (o *releaseOptions) add(c *cli.Context) error {
 	if err := releaseArgs(c, 1, "one REGISTRY/REPOSITORY@sha256:..."); err != nil {
 		return err
 	}
@@ -274,52 +296,46 @@ func runReleaseAdd(c *cli.Context) error {
 	if err != nil {
 		return usageErrorf("%q: %v: release an image by digest", c.Args().First(), err)
 	}
-	output, err := outputFrom(c)
+	if err := checkOutput(o.output); err != nil {
+		return err
+	}
+	registry, err := o.registry.check()
 	if err != nil {
 		return err
 	}
-	registry, err := registryFrom(c)
-	if err != nil {
-		return err
-	}
-	keys, err := release.LoadKeys("key", c.StringSlice("key"))
+	keys, err := release.LoadKeys("key", o.keys.Value())
 	if err != nil {
 		return usageError(err)
 	}
-	if c.String("team") != "" && len(keys) == 0 {
-		return usageErrorf("--team %s signs with the team's keys: give --key", c.String("team"))
+	if o.team != "" && len(keys) == 0 {
+		return usageErrorf("--team %s signs with the team's keys: give --key", o.team)
 	}
-	r, err := openRepo(c)
+	r, err := o.open()
 	if err != nil {
 		return err
 	}
-	done, err := r.ReleaseImage(c.Context, c.String("team"), ref, c.String("tag"), c.String("provenance"), keys, registry...)
+	done, err := r.ReleaseImage(c.Context, o.team, ref, o.tag, o.provenance, keys, registry...)
 	if err != nil {
 		return releaseError(err)
 	}
-	if output == "json" {
-		return writeJSON(c.App.Writer, done)
+	if o.output == "json" {
+		return textout.JSON(c.App.Writer, done)
 	}
 	fmt.Fprintln(c.App.Writer, r.Released(done))
 	return nil
 }
 
-func runReleaseRotateRoot(c *cli.Context) error {
+func (o *releaseOptions) rotateRoot(c *cli.Context) error {
 	plan, err := release.RootRotation{
-		RootKeys: c.StringSlice("root-keys"), AddKeys: c.StringSlice("add-key"),
-		RemoveKeys: c.StringSlice("remove-key"), Thresholds: c.StringSlice("threshold"),
+		RootKeys: o.rootKeys.Value(), AddKeys: o.addKeys.Value(), RemoveKeys: o.removeKeys.Value(), Thresholds: o.thresholds.Value(),
 	}.Plan()
 	if err != nil {
 		return usageError(err)
 	}
-	return onRepo(c, plan.Apply, (*release.Repository).RootRotated, plan.Options...)
+	return o.onRepo(c, plan.Apply, (*release.Repository).RootRotated, plan.Options...)
 }
 
-func runReleaseRefresh(c *cli.Context) error {
-	return onRepo(c, (*release.Repository).Refresh, (*release.Repository).Refreshed)
-}
-
-func runReleasePush(c *cli.Context) error {
+func (o *releaseOptions) push(c *cli.Context) error {
 	if err := releaseArgs(c, 1, "one REGISTRY/REPOSITORY[:TAG]"); err != nil {
 		return err
 	}
@@ -327,11 +343,11 @@ func runReleasePush(c *cli.Context) error {
 	if err != nil {
 		return usageErrorf("%q: %v", c.Args().First(), err)
 	}
-	registry, err := registryFrom(c)
+	registry, err := o.registry.check()
 	if err != nil {
 		return err
 	}
-	r, err := openRepo(c)
+	r, err := o.open()
 	if err != nil {
 		return err
 	}
@@ -343,16 +359,11 @@ func runReleasePush(c *cli.Context) error {
 	return nil
 }
 
-func runReleaseList(c *cli.Context) error {
-	output, err := outputFrom(c)
-	if err != nil {
+func (o *releaseOptions) list(c *cli.Context) error {
+	if err := checkOutput(o.output); err != nil {
 		return err
 	}
-	registry, err := registryFrom(c)
-	if err != nil {
-		return err
-	}
-	cfg, err := releaseReaderFrom(c, registry)
+	_, cfg, err := o.reader.open(c, o.registry)
 	if err != nil {
 		return err
 	}
@@ -364,5 +375,5 @@ func runReleaseList(c *cli.Context) error {
 	if err != nil {
 		return releaseError(err)
 	}
-	return writeOutput(c.App.Writer, output, ix.Listing(time.Now()))
+	return writeOutput(c.App.Writer, o.output, ix.Listing(time.Now()))
 }

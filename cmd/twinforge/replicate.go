@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
@@ -10,21 +11,29 @@ import (
 	"github.com/twinforge/twinforge/distribute/release"
 )
 
+type replicateOptions struct {
+	jobs     int
+	output   string
+	registry registryOptions
+	reader   releaseReader
+}
+
 func replicateCommand() *cli.Command {
+	o := &replicateOptions{}
 	return &cli.Command{
 		Name:        "replicate",
 		Usage:       "copy an image and its referrers by digest to more registries, verifying every copy",
 		ArgsUsage:   "SRC@DIGEST DEST...",
 		Description: helpText("replicate"),
-		Flags: append(append([]cli.Flag{
-			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "destinations copied at the same time"},
-			outputFlag("result format on stdout: text or json"),
-		}, registryFlags()...), releaseReaderFlags(false)...),
-		Action: runReplicate,
+		Flags: slices.Concat([]cli.Flag{
+			&cli.IntFlag{Name: "jobs", Aliases: []string{"j"}, Value: 4, Usage: "destinations copied at the same time", Destination: &o.jobs},
+			outputFlag(&o.output, "result format on stdout: text or json"),
+		}, registryFlags(&o.registry), o.reader.flags(false)),
+		Action: o.run,
 	}
 }
 
-func runReplicate(c *cli.Context) error {
+func (o *replicateOptions) run(c *cli.Context) error {
 	if c.NArg() < 2 {
 		return usageErrorf("replicate takes SRC@DIGEST and at least one DEST, got %d arguments: e.g. `twinforge replicate registry.example/app@sha256:... mirror.example/app`", c.NArg())
 	}
@@ -45,20 +54,15 @@ func runReplicate(c *cli.Context) error {
 		}
 		dests = append(dests, repo)
 	}
-	registry, err := registryFrom(c)
+	registry, index, err := o.reader.open(c, o.registry)
 	if err != nil {
 		return err
 	}
-	index, err := releaseReaderFrom(c, registry)
-	if err != nil {
+	if err := checkOutput(o.output); err != nil {
 		return err
 	}
-	output, err := outputFrom(c)
-	if err != nil {
-		return err
-	}
-	if c.Int("jobs") < 1 {
-		return usageErrorf("--jobs %d: need at least 1", c.Int("jobs"))
+	if o.jobs < 1 {
+		return usageErrorf("--jobs %d: need at least 1", o.jobs)
 	}
 	seen := map[string]bool{}
 	for _, d := range dests {
@@ -67,12 +71,12 @@ func runReplicate(c *cli.Context) error {
 		}
 		seen[d.String()] = true
 	}
-	rep, err := release.ReplicateImage(c.Context, src, dests, index, c.Int("jobs"), registry...)
+	rep, err := release.ReplicateImage(c.Context, src, dests, index, o.jobs, registry...)
 	if rep == nil {
 		// Nothing was copied: what was refused says why.
 		return releaseError(err)
 	}
-	if werr := writeOutput(c.App.Writer, output, rep); werr != nil {
+	if werr := writeOutput(c.App.Writer, o.output, rep); werr != nil {
 		return werr
 	}
 	// Failed destinations exit 1, whatever the reason; the table and the

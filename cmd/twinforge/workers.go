@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -26,99 +27,104 @@ func workersCommand() *cli.Command {
 }
 
 // clusterFlags select a pool on a cluster, as kubectl selects a cluster.
-func clusterFlags() []cli.Flag {
+func clusterFlags(k *kube.Cluster) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "the pool's namespace (required)"},
-		&cli.StringFlag{Name: "pool", Value: kube.DefaultPool, Usage: "the pool's name in the namespace"},
-		&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)", EnvVars: []string{"KUBECONFIG"}},
-		&cli.StringFlag{Name: "context", Usage: "kubeconfig context (default: its current context)"},
+		&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "the pool's namespace (required)", Destination: &k.Namespace},
+		&cli.StringFlag{Name: "pool", Value: kube.DefaultPool, Usage: "the pool's name in the namespace", Destination: &k.Pool},
+		&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)", EnvVars: []string{"KUBECONFIG"}, Destination: &k.Kubeconfig},
+		&cli.StringFlag{Name: "context", Usage: "kubeconfig context (default: its current context)", Destination: &k.Context},
 	}
 }
 
-func clusterFrom(c *cli.Context) (kube.Cluster, error) {
-	if c.String("namespace") == "" {
+// checkCluster checks the pool the cluster flags name.
+func checkCluster(c kube.Cluster) (kube.Cluster, error) {
+	if c.Namespace == "" {
 		return kube.Cluster{}, usageErrorf("--namespace is required: the namespace the pool lives in")
 	}
-	k, err := kube.ParseWorkers("k8s://" + c.String("namespace") + "/" + c.String("pool"))
+	k, err := kube.ParseWorkers("k8s://" + c.Namespace + "/" + c.Pool)
 	if err != nil {
 		return kube.Cluster{}, usageError(err)
 	}
-	k.Kubeconfig, k.Context = c.String("kubeconfig"), c.String("context")
+	k.Kubeconfig, k.Context = c.Kubeconfig, c.Context
 	return k, nil
 }
 
+type workersDeployOptions struct {
+	kube.Options
+	cluster              kube.Cluster
+	pullPolicy, certsDir string
+	output               string
+	nodeSelector         cli.StringSlice
+	dryRun               bool
+	wait                 time.Duration
+}
+
 func workersDeployCommand() *cli.Command {
+	o := &workersDeployOptions{}
 	return &cli.Command{
 		Name:        "deploy",
 		Usage:       "deploy or update a pool of BuildKit workers on Kubernetes",
 		Description: helpText("workers-deploy"),
-		Flags: append(clusterFlags(),
-			&cli.IntFlag{Name: "replicas", Value: 2, Usage: "how many workers (at least 2: a build and its rebuild)"},
-			&cli.StringFlag{Name: "image", Value: kube.DefaultImage, Usage: "worker image (buildkitd, runc, CNI loopback plugin); pin it by digest"},
-			&cli.StringFlag{Name: "image-pull-policy", Value: string(corev1.PullIfNotPresent), Usage: "Always, IfNotPresent or Never"},
-			&cli.StringFlag{Name: "cpu", Value: "1", Usage: "CPU request of each worker"},
-			&cli.StringFlag{Name: "memory", Value: "2Gi", Usage: "memory request of each worker"},
-			&cli.StringFlag{Name: "cpu-limit", Usage: "CPU limit of each worker (default: none)"},
-			&cli.StringFlag{Name: "memory-limit", Usage: "memory limit of each worker (default: none)"},
-			&cli.StringFlag{Name: "snapshotter", Value: "overlayfs", Usage: "workers' snapshotter: overlayfs or native"},
-			&cli.StringSliceFlag{Name: "node-selector", Usage: "KEY=VALUE a node must carry to run workers (repeatable)"},
-			&cli.BoolFlag{Name: "preferred-anti-affinity", Usage: "spread workers over nodes where possible instead of requiring it"},
-			&cli.StringFlag{Name: "certs-dir", Usage: "where the pool's CA is kept (default: ~/.config/twinforge/workers/NAMESPACE/POOL)"},
-			&cli.BoolFlag{Name: "dry-run", Usage: "change nothing; print what would be applied (with -o yaml)"},
-			&cli.DurationFlag{Name: "wait", Value: 0, Usage: "wait this long for the workers to be ready (0: do not wait)"},
-			outputFlag("text, json or yaml (yaml prints the objects, Secrets included)"),
+		Flags: append(clusterFlags(&o.cluster),
+			&cli.IntFlag{Name: "replicas", Value: 2, Usage: "how many workers (at least 2: a build and its rebuild)", Destination: &o.Replicas},
+			&cli.StringFlag{Name: "image", Value: kube.DefaultImage, Usage: "worker image (buildkitd, runc, CNI loopback plugin); pin it by digest", Destination: &o.Image},
+			&cli.StringFlag{Name: "image-pull-policy", Value: string(corev1.PullIfNotPresent), Usage: "Always, IfNotPresent or Never", Destination: &o.pullPolicy},
+			&cli.StringFlag{Name: "cpu", Value: "1", Usage: "CPU request of each worker", Destination: &o.CPU},
+			&cli.StringFlag{Name: "memory", Value: "2Gi", Usage: "memory request of each worker", Destination: &o.Memory},
+			&cli.StringFlag{Name: "cpu-limit", Usage: "CPU limit of each worker (default: none)", Destination: &o.CPULimit},
+			&cli.StringFlag{Name: "memory-limit", Usage: "memory limit of each worker (default: none)", Destination: &o.MemoryLimit},
+			&cli.StringFlag{Name: "snapshotter", Value: "overlayfs", Usage: "workers' snapshotter: overlayfs or native", Destination: &o.Snapshotter},
+			&cli.StringSliceFlag{Name: "node-selector", Usage: "KEY=VALUE a node must carry to run workers (repeatable)", Destination: &o.nodeSelector},
+			&cli.BoolFlag{Name: "preferred-anti-affinity", Usage: "spread workers over nodes where possible instead of requiring it", Destination: &o.PreferredAntiAffinity},
+			&cli.StringFlag{Name: "certs-dir", Usage: "where the pool's CA is kept (default: ~/.config/twinforge/workers/NAMESPACE/POOL)", Destination: &o.certsDir},
+			&cli.BoolFlag{Name: "dry-run", Usage: "change nothing; print what would be applied (with -o yaml)", Destination: &o.dryRun},
+			&cli.DurationFlag{Name: "wait", Value: 0, Usage: "wait this long for the workers to be ready (0: do not wait)", Destination: &o.wait},
+			outputFlag(&o.output, "text, json or yaml (yaml prints the objects, Secrets included)"),
 		),
-		Action: runWorkersDeploy,
+		Action: o.run,
 	}
 }
 
-func runWorkersDeploy(c *cli.Context) error {
-	k, err := clusterFrom(c)
+func (o *workersDeployOptions) run(c *cli.Context) error {
+	k, err := checkCluster(o.cluster)
 	if err != nil {
 		return err
 	}
-	output, err := outputFrom(c, "text", "json", "yaml")
-	if err != nil {
+	if err := checkOutput(o.output, "text", "json", "yaml"); err != nil {
 		return err
 	}
-	selector, err := parseKeyValues("node-selector", c.StringSlice("node-selector"))
-	if err != nil {
+	if o.NodeSelector, err = parseKeyValues("node-selector", o.nodeSelector.Value()); err != nil {
 		return usageError(err)
 	}
-	if c.Int("replicas") < 2 {
-		return usageErrorf("--replicas %d: a pool needs at least 2 workers, a build and its rebuild on two nodes", c.Int("replicas"))
+	if o.Replicas < 2 {
+		return usageErrorf("--replicas %d: a pool needs at least 2 workers, a build and its rebuild on two nodes", o.Replicas)
 	}
-	o := kube.Options{
-		Replicas: c.Int("replicas"), Image: c.String("image"), ImagePullPolicy: corev1.PullPolicy(c.String("image-pull-policy")),
-		CPU: c.String("cpu"), Memory: c.String("memory"), CPULimit: c.String("cpu-limit"), MemoryLimit: c.String("memory-limit"),
-		Snapshotter: c.String("snapshotter"), NodeSelector: selector, PreferredAntiAffinity: c.Bool("preferred-anti-affinity"),
-	}
-	dep, err := kube.DeployAndWait(c.Context, k, o, c.String("certs-dir"), c.Bool("dry-run"), c.Duration("wait"), func(ready, want int) {
+	o.ImagePullPolicy = corev1.PullPolicy(o.pullPolicy)
+	dep, err := kube.DeployAndWait(c.Context, k, o.Options, o.certsDir, o.dryRun, o.wait, func(ready, want int) {
 		fmt.Fprintf(c.App.ErrWriter, "%d of %d workers ready\n", ready, want)
 	})
 	if err != nil {
 		return err
 	}
-	if output == "yaml" {
+	if o.output == "yaml" {
 		return dep.WriteYAML(c.App.Writer)
 	}
-	return writeOutput(c.App.Writer, output, dep.Report(k, c.Bool("dry-run")))
+	return writeOutput(c.App.Writer, o.output, dep.Report(k, o.dryRun))
 }
 
 func workersListCommand() *cli.Command {
+	var cluster kube.Cluster
+	var output string
 	return &cli.Command{
 		Name:  "list",
 		Usage: "show a pool's workers, which node each runs on, who is building on it, and who waits",
-		Flags: append(clusterFlags(),
-			outputFlag("text or json"),
-		),
+		Flags: append(clusterFlags(&cluster), outputFlag(&output, "text or json")),
 		Action: func(c *cli.Context) error {
-			k, err := clusterFrom(c)
+			k, err := checkCluster(cluster)
 			if err != nil {
 				return err
 			}
-			output, err := outputFrom(c)
-			if err != nil {
+			if err := checkOutput(output); err != nil {
 				return err
 			}
 			st, err := kube.List(c.Context, k)
@@ -131,12 +137,13 @@ func workersListCommand() *cli.Command {
 }
 
 func workersDeleteCommand() *cli.Command {
+	var cluster kube.Cluster
 	return &cli.Command{
 		Name:  "delete",
 		Usage: "remove a pool's workers and everything deployed with them (refused while one builds)",
-		Flags: clusterFlags(),
+		Flags: clusterFlags(&cluster),
 		Action: func(c *cli.Context) error {
-			k, err := clusterFrom(c)
+			k, err := checkCluster(cluster)
 			if err != nil {
 				return err
 			}
@@ -150,30 +157,31 @@ func workersDeleteCommand() *cli.Command {
 }
 
 func workersCertsCommand() *cli.Command {
+	var dir, pool, output string
+	var workers, clients cli.StringSlice
 	return &cli.Command{
 		Name:        "certs",
 		Usage:       "make certificates for workers that are not on Kubernetes",
 		Description: helpText("workers-certs"),
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "dir", Required: true, Usage: "directory of the CA and the certificates"},
-			&cli.StringFlag{Name: "pool", Required: true, Usage: "the pool's name, part of every identity"},
-			&cli.StringSliceFlag{Name: "worker", Usage: "NAME=HOST[,HOST...]: a worker and the names clients reach it by (repeatable)"},
-			&cli.StringSliceFlag{Name: "client", Usage: "NAME of a client certificate (repeatable)"},
-			outputFlag("text or json"),
+			&cli.StringFlag{Name: "dir", Required: true, Usage: "directory of the CA and the certificates", Destination: &dir},
+			&cli.StringFlag{Name: "pool", Required: true, Usage: "the pool's name, part of every identity", Destination: &pool},
+			&cli.StringSliceFlag{Name: "worker", Usage: "NAME=HOST[,HOST...]: a worker and the names clients reach it by (repeatable)", Destination: &workers},
+			&cli.StringSliceFlag{Name: "client", Usage: "NAME of a client certificate (repeatable)", Destination: &clients},
+			outputFlag(&output, "text or json"),
 		},
 		Action: func(c *cli.Context) error {
-			output, err := outputFrom(c)
-			if err != nil {
+			if err := checkOutput(output); err != nil {
 				return err
 			}
-			workers, err := workercert.ParseWorkers(c.StringSlice("worker"))
+			ws, err := workercert.ParseWorkers(workers.Value())
 			if err != nil {
 				return usageError(err)
 			}
-			if len(workers) == 0 && len(c.StringSlice("client")) == 0 {
+			if len(ws) == 0 && len(clients.Value()) == 0 {
 				return usageErrorf("give at least one --worker or --client")
 			}
-			f, err := workercert.IssueFiles(c.String("dir"), c.String("pool"), workers, c.StringSlice("client"))
+			f, err := workercert.IssueFiles(dir, pool, ws, clients.Value())
 			if err != nil {
 				return err
 			}
