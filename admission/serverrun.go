@@ -3,6 +3,8 @@ package admission
 import (
 	"context"
 	"log/slog"
+
+	"github.com/twinforge/twinforge/distribute"
 )
 
 // Run is `twinforge admission serve`: it checks s, makes the webhook and
@@ -11,12 +13,20 @@ import (
 // Every error about the settings is a *ConfigError, except monitoring
 // exposed without a token, which wraps ErrMonitoringExposed.
 func (s ServerSettings) Run(ctx context.Context, log *slog.Logger, inCluster func() (KubeConfig, error)) error {
+	var registry []distribute.Option
+	if s.Registry.CACertFile != "" {
+		registry = append(registry, distribute.WithCACert(s.Registry.CACertFile))
+	}
+	index, err := s.Release.Config(registry)
+	if err != nil {
+		return err
+	}
 	opts, err := s.Options(inCluster)
 	if err != nil {
 		return asConfigError(err)
 	}
-	if s.Release != nil {
-		opt, err := ReleaseIndexOption(*s.Release, s.Registry.InsecureLoopbackUnsafe, s.ReleaseRefresh)
+	if index != nil {
+		opt, err := ReleaseIndexOption(*index, s.Registry.InsecureLoopbackUnsafe, s.ReleaseRefresh)
 		if err != nil {
 			return asConfigError(err)
 		}

@@ -233,10 +233,12 @@ type ServerSettings struct {
 	// pods' pull secrets too, read through the API server as Kube says.
 	ImagePullSecrets bool
 	Kube             KubeAccess
-	// Release, when not nil, is the release index of this cluster's
-	// region: every image must also be released as the digest it resolves
-	// to. ReleaseRefresh (release-refresh) is how often it is read again.
-	Release        *release.ClientConfig
+	// Release (release-repo, release-root, release-state), when it names
+	// an index, is the release index of this cluster's region: every image
+	// must also be released as the digest it resolves to. It is read
+	// through Registry's CA. ReleaseRefresh (release-refresh) is how often
+	// it is read again.
+	Release        release.ReaderSettings
 	ReleaseRefresh time.Duration
 }
 

@@ -27,7 +27,6 @@ type admissionServeOptions struct {
 	negativeCacheTTL            time.Duration
 	cacheSize                   int
 	leaderNamespace, leaderName string
-	reader                      releaseReader
 }
 
 func admissionServeCommand() *cli.Command {
@@ -57,7 +56,7 @@ func admissionServeCommand() *cli.Command {
 			&cli.StringFlag{Name: "leader-elect-namespace", EnvVars: []string{"POD_NAMESPACE"}, Usage: "`NAMESPACE` of the Lease (default: the pod's)", Destination: &o.leaderNamespace},
 			&cli.StringFlag{Name: "leader-elect-name", Value: "twinforge-admission-reverify", Usage: "`NAME` of the Lease", Destination: &o.leaderName},
 			&cli.DurationFlag{Name: "release-refresh", Value: admission.DefaultReleaseRefresh, Usage: "how often the --release-repo index is read again", Destination: &s.ReleaseRefresh},
-		}, admissionRegistryFlags(&s.Registry), admissionKubeFlags(&s.Kube, &o.exempt), o.reader.flags(false)),
+		}, admissionRegistryFlags(&s.Registry), admissionKubeFlags(&s.Kube, &o.exempt), readerFlags(&s.Release, false)),
 		Action: o.run,
 	}
 }
@@ -118,10 +117,6 @@ func (o *admissionServeOptions) run(c *cli.Context) error {
 	}
 	if o.leaderElect {
 		s.LeaderElection = &admission.LeaderElection{Namespace: o.leaderNamespace, Name: o.leaderName, Identity: os.Getenv("POD_NAME")}
-	}
-	var err error
-	if s.Release, err = o.reader.config(c, registryOptions{caCert: s.Registry.CACertFile}.options()); err != nil {
-		return err
 	}
 	return s.Run(c.Context, admissionLogger(c, slog.LevelInfo), admission.InClusterKubeConfig)
 }

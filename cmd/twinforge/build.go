@@ -8,7 +8,6 @@ import (
 	"github.com/moby/buildkit/client"
 	"github.com/urfave/cli/v2"
 
-	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/isolation/kube"
 	"github.com/twinforge/twinforge/rebuild"
 	"github.com/twinforge/twinforge/rebuild/pipeline"
@@ -72,7 +71,6 @@ func (o *buildOptions) run(c *cli.Context) error {
 	if req.Vouch, err = pipeline.NewVouch(o.vouch, req.Daemons.Workers, sign.SignSettings); err != nil {
 		return usageError(err)
 	}
-	req.BuilderID, req.SBOMFormats = sign.builderID, sign.sbomFormats
 	if err := checkProgressAndOutput(o.progress, o.output); err != nil {
 		return err
 	}
@@ -82,13 +80,8 @@ func (o *buildOptions) run(c *cli.Context) error {
 	if err := req.SetDefaults(); err != nil {
 		return err
 	}
-	if req.Signer, err = sign.NewSigner(c.Context); err != nil {
+	if err := sign.pub.Apply(c.Context, req); err != nil {
 		return err
-	}
-	if sign.push != nil {
-		if req.Pusher, err = distribute.NewPusher(sign.push, sign.registry...); err != nil {
-			return err
-		}
 	}
 	if w := req.Daemons.Workers; w != nil {
 		w.Purpose = "build of " + or(req.Tag, req.ContextDir)
@@ -100,7 +93,7 @@ func (o *buildOptions) run(c *cli.Context) error {
 		req.Progress = ch
 		return pipeline.Run(c.Context, *req)
 	})
-	return pipeline.Show(c.App.Writer, c.App.ErrWriter, o.output, o.progress == "quiet", sign.method, res, err)
+	return pipeline.Show(c.App.Writer, c.App.ErrWriter, o.output, o.progress == "quiet", sign.pub.Method, res, err)
 }
 
 func or(s, def string) string {

@@ -12,10 +12,11 @@
 // lives in the package that owns it:
 //
 //	lock        hermetic.ParseSourceDateEpoch, Request.Inherit, hermetic.Create, Lock.Write; Lock.Summary
-//	build       rebuild.NewDaemons, pipeline.NewVouch, Request.CheckSettings and SetDefaults, pipeline.Run; pipeline.Show
+//	build       rebuild.NewDaemons, pipeline.PublishSettings.Check, pipeline.NewVouch,
+//	            Request.CheckSettings and SetDefaults, Publishing.Apply, pipeline.Run; pipeline.Show
 //	diff        imagediff.CompareRefs; Report.WriteText
-//	push        distribute.ParseAttachments, distribute.PushLayout; PushResult.WriteText
-//	replicate   release.ReplicateImage; release.ReplicationReport renders it
+//	push        distribute.RegistrySettings, ParseAttachments, PushLayout; PushResult.WriteText
+//	replicate   release.ReaderSettings.Config, release.Replication.Run; ReplicationReport renders it
 //	verify      evidence.Check.Run; evidence.Report renders it, evidence.Refused carries a refusal
 //	attest      evidence.Open(...).Evidence, then Evidence.Inspection
 //	rebuild     audit.Settings Check and Load, audit.Run (rebuild/audit); audit.Show
@@ -37,14 +38,16 @@
 //	                 reaches a registry; --output (results implement WriteText and
 //	                 are their own JSON document, internal/textout); --strict-variations
 //	daemon.go        daemonFlags and workerFlags: where builds run (build, rebuild)
-//	sign.go          signOptions: how builds are attested and published (build, rebuild)
-//	release.go       releaseReader, shared by verify, replicate, release list and admission
+//	sign.go          signOptions: the flags of pipeline.PublishSettings (build, rebuild)
+//	release.go       readerFlags (release.ReaderSettings), shared by verify, replicate,
+//	                 release list and admission
 //	admission.go     the policy, registry and API server flags admission and node-agent share
 //	progress.go      --progress: BuildKit's progressui on stderr
 //	exitcode.go      the exit codes, and which library errors map to which
 //
 // Settings the libraries check fail with errors naming the flag at fault
-// (admission.ConfigError, evidence.ErrInvalidRequest, or the errors of a
+// (admission.ConfigError, evidence.ErrInvalidRequest, distribute and release
+// ErrInvalidSetting, or the errors of a
 // settings check such as Request.CheckSettings or rebuild.NewDaemons),
 // which the command reports as usage errors.
 //

@@ -11,6 +11,7 @@ import (
 	"github.com/twinforge/twinforge/attest/verify"
 	"github.com/twinforge/twinforge/builder"
 	"github.com/twinforge/twinforge/distribute"
+	"github.com/twinforge/twinforge/distribute/release"
 	"github.com/twinforge/twinforge/rebuild"
 	"github.com/twinforge/twinforge/rebuild/audit"
 	"github.com/twinforge/twinforge/rebuild/pipeline"
@@ -71,7 +72,7 @@ func exitCode(err error) int {
 	}
 	var ve *verify.VerificationError
 	switch {
-	case errors.Is(err, builder.ErrInvalidRequest), errors.Is(err, evidence.ErrInvalidRequest), errors.Is(err, distribute.ErrDigestRequired), errors.As(err, new(*distribute.InvalidPushError)),
+	case errors.Is(err, builder.ErrInvalidRequest), errors.Is(err, evidence.ErrInvalidRequest), errors.Is(err, distribute.ErrDigestRequired), errors.Is(err, distribute.ErrInvalidSetting), errors.Is(err, release.ErrInvalidSetting), errors.As(err, new(*distribute.InvalidPushError)),
 		errors.As(err, new(*admission.ConfigError)), errors.Is(err, admission.ErrMonitoringExposed):
 		// Settings the libraries check name the flag at fault.
 		return exitUsage

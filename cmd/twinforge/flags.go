@@ -75,39 +75,12 @@ func commandName(c *cli.Context) string {
 	return strings.TrimPrefix(c.Command.HelpName, c.App.Name+" ")
 }
 
-// registryOptions are the flags that say how registries are reached.
-type registryOptions struct {
-	insecure bool
-	caCert   string
-}
-
 // registryFlags are the registry flags push, replicate and release share.
-func registryFlags(r *registryOptions) []cli.Flag {
+func registryFlags(r *distribute.RegistrySettings) []cli.Flag {
 	return []cli.Flag{
-		&cli.BoolFlag{Name: "insecure", Usage: "allow plain HTTP to loopback registries (127.0.0.0/8, ::1, localhost); refused for any other host", Destination: &r.insecure},
-		&cli.StringFlag{Name: "ca-cert", Usage: "trust the CA certificates in PEM `FILE` too, for registries with a private CA", Destination: &r.caCert},
+		&cli.BoolFlag{Name: "insecure", Usage: "allow plain HTTP to loopback registries (127.0.0.0/8, ::1, localhost); refused for any other host", Destination: &r.InsecureLoopbackUnsafe},
+		&cli.StringFlag{Name: "ca-cert", Usage: "trust the CA certificates in PEM `FILE` too, for registries with a private CA", Destination: &r.CACertFile},
 	}
-}
-
-// check checks --ca-cert and returns the registry options.
-func (r registryOptions) check() ([]distribute.Option, error) {
-	if r.caCert != "" {
-		if fi, err := os.Stat(r.caCert); err != nil || fi.IsDir() {
-			return nil, usageErrorf("--ca-cert %s: not a readable PEM file", r.caCert)
-		}
-	}
-	return r.options(), nil
-}
-
-func (r registryOptions) options() []distribute.Option {
-	var opts []distribute.Option
-	if r.insecure {
-		opts = append(opts, distribute.WithInsecureLoopbackUnsafe())
-	}
-	if r.caCert != "" {
-		opts = append(opts, distribute.WithCACert(r.caCert))
-	}
-	return opts
 }
 
 // outputFlag is --output (-o), text by default; results implement

@@ -10,7 +10,7 @@ import (
 type pushOptions struct {
 	attachments cli.StringSlice
 	output      string
-	registry    registryOptions
+	registry    distribute.RegistrySettings
 }
 
 func pushCommand() *cli.Command {
@@ -40,7 +40,7 @@ func (o *pushOptions) run(c *cli.Context) error {
 	if err != nil {
 		return usageError(err)
 	}
-	registry, err := o.registry.check()
+	registry, err := o.registry.Options()
 	if err != nil {
 		return err
 	}

@@ -98,7 +98,7 @@ func (o *rebuildOptions) run(c *cli.Context) error {
 	if err := sign.check(c); err != nil {
 		return err
 	}
-	s.RegistryOptions, s.SignMethod = sign.registry, sign.method
+	s.RegistryOptions, s.SignMethod = sign.pub.Registry, sign.pub.Method
 	if err := checkProgressAndOutput(o.progress, o.output); err != nil {
 		return err
 	}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"slices"
 	"time"
 
@@ -19,8 +18,8 @@ import (
 type releaseOptions struct {
 	repo, output                    string
 	expiries                        release.Expiries
-	registry                        registryOptions
-	reader                          releaseReader
+	registry                        distribute.RegistrySettings
+	reader                          release.ReaderSettings
 	init                            release.InitKeyFiles
 	rootKeys, keys, paths           cli.StringSlice
 	addKeys, removeKeys, thresholds cli.StringSlice
@@ -121,7 +120,7 @@ func releaseCommand() *cli.Command {
 			},
 			{
 				Name: "list", Usage: "read an index as readers do, verified, and list its releases",
-				Flags:  slices.Concat([]cli.Flag{outputFlag(&o.output, "text or json")}, o.reader.flags(true), registryFlags(&o.registry)),
+				Flags:  slices.Concat([]cli.Flag{outputFlag(&o.output, "text or json")}, readerFlags(&o.reader, true), registryFlags(&o.registry)),
 				Action: o.list,
 			},
 		},
@@ -135,45 +134,26 @@ func (o *releaseOptions) expiryFlags() []cli.Flag {
 	}
 }
 
-// releaseReader is how verify, replicate and admission find an index.
-type releaseReader struct{ repo, root, state string }
-
-func (r *releaseReader) flags(required bool) []cli.Flag {
+// readerFlags set where verify, replicate, release list and admission
+// find a release index.
+func readerFlags(r *release.ReaderSettings, required bool) []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "release-repo", Usage: "the release index: `URL` of its metadata (https://...), or oci://REGISTRY/REPOSITORY[:TAG]", Required: required, Destination: &r.repo},
-		&cli.StringFlag{Name: "release-root", Usage: "the index's root.json `FILE`, trusted first (needed the first time a region is read)", Destination: &r.root},
-		&cli.StringFlag{Name: "release-state", Usage: "`DIR` keeping what this reader trusted of the index, per region (default: the user cache directory)", Destination: &r.state},
+		&cli.StringFlag{Name: "release-repo", Usage: "the release index: `URL` of its metadata (https://...), or oci://REGISTRY/REPOSITORY[:TAG]", Required: required, Destination: &r.URL},
+		&cli.StringFlag{Name: "release-root", Usage: "the index's root.json `FILE`, trusted first (needed the first time a region is read)", Destination: &r.RootFile},
+		&cli.StringFlag{Name: "release-state", Usage: "`DIR` keeping what this reader trusted of the index, per region (default: the user cache directory)", Destination: &r.StateDir},
 	}
 }
 
-// open checks the registry flags reg and the reader's: the registry
-// options, and the index's configuration (nil without --release-repo).
-func (r *releaseReader) open(c *cli.Context, reg registryOptions) ([]distribute.Option, *release.ClientConfig, error) {
-	registry, err := reg.check()
+// openReader checks the registry settings reg and the reader's: the
+// registry options, and the index's configuration (nil without
+// --release-repo).
+func openReader(r release.ReaderSettings, reg distribute.RegistrySettings) ([]distribute.Option, *release.ClientConfig, error) {
+	registry, err := reg.Options()
 	if err != nil {
 		return nil, nil, err
 	}
-	cfg, err := r.config(c, registry)
+	cfg, err := r.Config(registry)
 	return registry, cfg, err
-}
-
-// config is the reader's configuration; nil without --release-repo.
-func (r *releaseReader) config(c *cli.Context, registry []distribute.Option) (*release.ClientConfig, error) {
-	if r.repo == "" {
-		if c.IsSet("release-root") || c.IsSet("release-state") {
-			return nil, usageErrorf("--release-root and --release-state go with --release-repo")
-		}
-		return nil, nil
-	}
-	cfg := &release.ClientConfig{URL: r.repo, StateDir: r.state, Registry: registry}
-	if r.root != "" {
-		data, err := os.ReadFile(r.root)
-		if err != nil {
-			return nil, usageErrorf("--release-root: %w", err)
-		}
-		cfg.InitialRoot = data
-	}
-	return cfg, nil
 }
 
 // releaseError gives the release index's refusals exit code 4.
@@ -226,7 +206,7 @@ func (o *releaseOptions) initIndex(c *cli.Context) error {
 	o.init.RootKeys = o.rootKeys.Value()
 	cfg, err := o.init.Config(func(k *release.Key) { fmt.Fprintln(c.App.Writer, k.GeneratedRoot()) })
 	if err != nil {
-		return usageError(err)
+		return err
 	}
 	r, err := release.Init(c.Args().First(), cfg, release.WithExpiries(o.expiries))
 	if err != nil {
@@ -242,7 +222,7 @@ func (o *releaseOptions) teamAdd(c *cli.Context) error {
 	}
 	pubs, err := release.LoadPublicKeys("key", o.keys.Value())
 	if err != nil {
-		return usageError(err)
+		return err
 	}
 	team, paths := c.Args().First(), o.paths.Value()
 	return o.onRepo(c, func(r *release.Repository) error { return r.AddTeam(team, pubs, o.threshold, paths) },
@@ -281,7 +261,7 @@ func (o *releaseOptions) teamSign(c *cli.Context) error {
 	}
 	keys, err := release.LoadKeys("key", o.keys.Value())
 	if err != nil {
-		return usageError(err)
+		return err
 	}
 	team := c.Args().First()
 	return o.onRepo(c, func(r *release.Repository) error { return r.SignTeam(team, keys) },
@@ -299,13 +279,13 @@ func (o *releaseOptions) add(c *cli.Context) error {
 	if err := checkOutput(o.output); err != nil {
 		return err
 	}
-	registry, err := o.registry.check()
+	registry, err := o.registry.Options()
 	if err != nil {
 		return err
 	}
 	keys, err := release.LoadKeys("key", o.keys.Value())
 	if err != nil {
-		return usageError(err)
+		return err
 	}
 	if o.team != "" && len(keys) == 0 {
 		return usageErrorf("--team %s signs with the team's keys: give --key", o.team)
@@ -330,7 +310,7 @@ func (o *releaseOptions) rotateRoot(c *cli.Context) error {
 		RootKeys: o.rootKeys.Value(), AddKeys: o.addKeys.Value(), RemoveKeys: o.removeKeys.Value(), Thresholds: o.thresholds.Value(),
 	}.Plan()
 	if err != nil {
-		return usageError(err)
+		return err
 	}
 	return o.onRepo(c, plan.Apply, (*release.Repository).RootRotated, plan.Options...)
 }
@@ -343,7 +323,7 @@ func (o *releaseOptions) push(c *cli.Context) error {
 	if err != nil {
 		return usageErrorf("%q: %v", c.Args().First(), err)
 	}
-	registry, err := o.registry.check()
+	registry, err := o.registry.Options()
 	if err != nil {
 		return err
 	}
@@ -363,7 +343,7 @@ func (o *releaseOptions) list(c *cli.Context) error {
 	if err := checkOutput(o.output); err != nil {
 		return err
 	}
-	_, cfg, err := o.reader.open(c, o.registry)
+	_, cfg, err := openReader(o.reader, o.registry)
 	if err != nil {
 		return err
 	}

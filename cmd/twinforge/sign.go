@@ -3,26 +3,18 @@ package main
 import (
 	"os"
 
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/attest"
-	"github.com/twinforge/twinforge/attest/sbom"
-	"github.com/twinforge/twinforge/distribute"
+	"github.com/twinforge/twinforge/rebuild/pipeline"
 )
 
 // signOptions are the signing flags: how a build is attested and where it
-// is published. check fills in what the flags name.
+// is published. check checks them into a pipeline.Publishing.
 type signOptions struct {
-	attest.SignSettings
-	builderID, pushRef string
-	sbom               cli.StringSlice
-	reg                registryOptions
-
-	method      string
-	push        name.Reference
-	registry    []distribute.Option
-	sbomFormats []string
+	pipeline.PublishSettings
+	sbom cli.StringSlice
+	pub  *pipeline.Publishing
 }
 
 func (o *signOptions) flags() []cli.Flag {
@@ -34,41 +26,22 @@ func (o *signOptions) flags() []cli.Flag {
 		&cli.StringFlag{Name: "tsa-url", Value: "https://timestamp.sigstore.dev/api/v1/timestamp", Usage: "RFC 3161 timestamp authority (empty: none)", EnvVars: []string{"TWINFORGE_TSA_TIMESTAMP_URL"}, Destination: &o.TSAURL},
 		&cli.StringFlag{Name: "rekor-url", Usage: "Rekor v2 transparency log (empty: none)", EnvVars: []string{"TWINFORGE_REKOR_URL"}, Destination: &o.RekorURL},
 		&cli.StringFlag{Name: "trusted-root", Usage: "Sigstore trusted root `FILE`: every bundle is verified against it before it is kept", EnvVars: []string{"TWINFORGE_TRUSTED_ROOT"}, Destination: &o.TrustedRootFile},
-		&cli.StringFlag{Name: "builder-id", Value: attest.DefaultBuilderID, Usage: "the builder's identity recorded in the provenance (runDetails.builder.id), e.g. a reusable workflow's URI", Destination: &o.builderID},
-		&cli.StringFlag{Name: "push", Usage: "after signing, push the image by digest to `REF` with its bundles as referrers; requires an explicit --sign", Destination: &o.pushRef},
-		&cli.BoolFlag{Name: "insecure", Usage: "allow plain HTTP to a loopback --push registry only", Destination: &o.reg.insecure},
-		&cli.StringFlag{Name: "ca-cert", Usage: "trust the CA certificates in PEM `FILE` for the --push registry", Destination: &o.reg.caCert},
+		&cli.StringFlag{Name: "builder-id", Value: attest.DefaultBuilderID, Usage: "the builder's identity recorded in the provenance (runDetails.builder.id), e.g. a reusable workflow's URI", Destination: &o.BuilderID},
+		&cli.StringFlag{Name: "push", Usage: "after signing, push the image by digest to `REF` with its bundles as referrers; requires an explicit --sign", Destination: &o.Push},
+		&cli.BoolFlag{Name: "insecure", Usage: "allow plain HTTP to a loopback --push registry only", Destination: &o.Registry.InsecureLoopbackUnsafe},
+		&cli.StringFlag{Name: "ca-cert", Usage: "trust the CA certificates in PEM `FILE` for the --push registry", Destination: &o.Registry.CACertFile},
 		&cli.StringSliceFlag{Name: "sbom", Usage: "also attest the image's SBOM in `FORMATS` (spdx: SPDX 2.3 JSON, cyclonedx: CycloneDX 1.6 JSON), written by twinforge from the built layout, signed like the provenance and pushed as referrers; requires --sign", Destination: &o.sbom},
 	}
 }
 
 // check checks the signing flags and reads what they name.
 func (o *signOptions) check(c *cli.Context) error {
-	o.TSAURLGiven, o.KeyPassword = c.IsSet("tsa-url"), []byte(os.Getenv("COSIGN_PASSWORD"))
+	o.TSAURLGiven, o.SignGiven, o.KeyPassword = c.IsSet("tsa-url"), c.IsSet("sign"), []byte(os.Getenv("COSIGN_PASSWORD"))
 	if o.IDToken != "" && o.IDTokenFile == "" && o.IDToken != os.Getenv("TWINFORGE_IDENTITY_TOKEN") {
 		logger().Warn("--identity-token puts the token in the process arguments, which every user of this machine can read; prefer --identity-token-file FILE or $SIGSTORE_ID_TOKEN")
 	}
+	o.SBOM = o.sbom.Value()
 	var err error
-	if o.method, err = o.Check(); err != nil {
-		return usageError(err)
-	}
-	if o.pushRef != "" {
-		if o.push, err = name.ParseReference(o.pushRef, name.StrictValidation); err != nil {
-			return usageErrorf("--push %q: %v; give REGISTRY/REPOSITORY:TAG or @sha256:...", o.pushRef, err)
-		}
-		if !c.IsSet("sign") {
-			return usageErrorf("--push publishes only what was signed: give --sign keyless, --sign key=FILE, or --sign none to push unsigned on purpose")
-		}
-	}
-	for _, f := range o.sbom.Value() {
-		if _, err := sbom.PredicateType(f); err != nil {
-			return usageErrorf("--sbom: %v", err)
-		}
-		o.sbomFormats = append(o.sbomFormats, f)
-	}
-	if len(o.sbomFormats) > 0 && o.method == "none" {
-		return usageErrorf("--sbom attests the SBOM: give --sign keyless or --sign key=FILE")
-	}
-	o.registry, err = o.reg.check()
-	return err
+	o.pub, err = o.PublishSettings.Check()
+	return usageError(err)
 }

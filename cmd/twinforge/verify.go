@@ -6,14 +6,16 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/twinforge/twinforge/attest/evidence"
+	"github.com/twinforge/twinforge/distribute"
+	"github.com/twinforge/twinforge/distribute/release"
 	"github.com/twinforge/twinforge/internal/textout"
 )
 
 type verifyOptions struct {
 	evidence.Check
 	output   string
-	registry registryOptions
-	reader   releaseReader
+	registry distribute.RegistrySettings
+	reader   release.ReaderSettings
 }
 
 func verifyCommand() *cli.Command {
@@ -31,9 +33,9 @@ func verifyCommand() *cli.Command {
 			&cli.StringFlag{Name: "tuf-cache", Usage: "TUF cache `DIR` (default: the user cache directory)", Destination: &o.TUFCacheDir},
 			&cli.StringFlag{Name: "digest", Usage: "the image to verify when LAYOUT holds several (sha256:...)", Destination: &o.Digest},
 			outputFlag(&o.output, "result format on stdout: text or json"),
-			&cli.BoolFlag{Name: "insecure", Usage: "allow plain HTTP to a loopback registry (127.0.0.0/8, ::1, localhost); refused for any other host", Destination: &o.registry.insecure},
-			&cli.StringFlag{Name: "ca-cert", Usage: "trust the CA certificates in PEM `FILE` too, for a registry with a private CA", Destination: &o.registry.caCert},
-		}, o.reader.flags(false)...),
+			&cli.BoolFlag{Name: "insecure", Usage: "allow plain HTTP to a loopback registry (127.0.0.0/8, ::1, localhost); refused for any other host", Destination: &o.registry.InsecureLoopbackUnsafe},
+			&cli.StringFlag{Name: "ca-cert", Usage: "trust the CA certificates in PEM `FILE` too, for a registry with a private CA", Destination: &o.registry.CACertFile},
+		}, readerFlags(&o.reader, false)...),
 		Action: o.run,
 	}
 }
@@ -43,7 +45,7 @@ func (o *verifyOptions) run(c *cli.Context) error {
 		return err
 	}
 	var err error
-	if o.Registry, o.Release, err = o.reader.open(c, o.registry); err != nil {
+	if o.Registry, o.Release, err = openReader(o.reader, o.registry); err != nil {
 		return err
 	}
 	if err := checkOutput(o.output); err != nil {

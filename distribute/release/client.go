@@ -355,3 +355,36 @@ func (f *recordingFetcher) DownloadFile(u string, maxLength int64, timeout time.
 	}
 	return data, err
 }
+
+// ReaderSettings say where a reader finds a release index, as the flags
+// --release-repo, --release-root and --release-state of twinforge's
+// reading commands set them.
+type ReaderSettings struct {
+	// URL (release-repo) is ClientConfig.URL; empty reads no index.
+	URL string
+	// RootFile (release-root) holds ClientConfig.InitialRoot.
+	RootFile string
+	// StateDir (release-state) is ClientConfig.StateDir.
+	StateDir string
+}
+
+// Config is the configuration of a Client that reads the index s names
+// through registry, or nil when s names none. The files s names are read
+// now; errors wrap ErrInvalidSetting.
+func (s ReaderSettings) Config(registry []distribute.Option) (*ClientConfig, error) {
+	if s.URL == "" {
+		if s.RootFile != "" || s.StateDir != "" {
+			return nil, settingErrorf("release-root", " and --release-state go with --release-repo")
+		}
+		return nil, nil
+	}
+	cfg := &ClientConfig{URL: s.URL, StateDir: s.StateDir, Registry: registry}
+	if s.RootFile != "" {
+		data, err := os.ReadFile(s.RootFile)
+		if err != nil {
+			return nil, settingErrorf("release-root", ": %w", err)
+		}
+		cfg.InitialRoot = data
+	}
+	return cfg, nil
+}

@@ -10,12 +10,24 @@ import (
 	"strings"
 )
 
-// settingErrorf is an error about a command's setting (a flag, named
-// without dashes): every error of LoadKeys, LoadPublicKeys,
-// InitKeyFiles.Config and RootRotation.Plan is one, which the CLI reports
-// as a usage error.
+// ErrInvalidSetting is wrapped by every error about a command's setting:
+// those of LoadKeys, LoadPublicKeys, InitKeyFiles.Config,
+// RootRotation.Plan and ReaderSettings.Config, which the CLI reports as
+// usage errors.
+var ErrInvalidSetting = errors.New("invalid setting")
+
+// settingError is a message about a setting that wraps ErrInvalidSetting
+// without showing it, and the error it was made from.
+type settingError struct{ err error }
+
+func (e *settingError) Error() string        { return e.err.Error() }
+func (e *settingError) Unwrap() error        { return e.err }
+func (e *settingError) Is(target error) bool { return target == ErrInvalidSetting }
+
+// settingErrorf is an error about the setting (a flag, named without
+// dashes).
 func settingErrorf(setting, format string, args ...any) error {
-	return fmt.Errorf("--"+setting+format, args...)
+	return &settingError{err: fmt.Errorf("--"+setting+format, args...)}
 }
 
 // LoadKeys loads the private key files given as setting.

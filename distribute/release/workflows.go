@@ -6,6 +6,7 @@ package release
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/google/go-containerregistry/pkg/name"
 
@@ -35,6 +36,54 @@ func ReplicateImage(ctx context.Context, src name.Digest, dests []name.Repositor
 		}
 	}
 	return rep, err
+}
+
+// Replication is one run of ReplicateImage as `twinforge replicate` asks
+// for it, with the references as given.
+type Replication struct {
+	// Source is the image, REGISTRY/REPOSITORY@sha256:... (SRC).
+	Source string
+	// Destinations are the repositories copied to, without tag or digest,
+	// each once (DEST).
+	Destinations []string
+	// Jobs (jobs) is how many destinations are copied at the same time;
+	// at least 1.
+	Jobs int
+	// Index is the release index replicated too; nil for none.
+	Index *ClientConfig
+}
+
+// Run checks r's references, then replicates (ReplicateImage). Errors
+// about r itself wrap ErrInvalidSetting, or distribute.ErrDigestRequired
+// for a Source by tag, and nothing is copied.
+func (r Replication) Run(ctx context.Context, opts ...distribute.Option) (*ReplicationReport, error) {
+	ref, err := name.ParseReference(r.Source)
+	if err != nil {
+		return nil, &settingError{err: fmt.Errorf("SRC %q: %v", r.Source, err)}
+	}
+	src, ok := ref.(name.Digest)
+	if !ok {
+		return nil, fmt.Errorf("SRC %s: %w, e.g. %s@sha256:...", r.Source, distribute.ErrDigestRequired, ref.Context())
+	}
+	var dests []name.Repository
+	seen := map[string]bool{}
+	for _, s := range r.Destinations {
+		repo, err := name.NewRepository(s)
+		if err != nil {
+			return nil, &settingError{err: fmt.Errorf("DEST %q: give a repository without tag or digest, e.g. mirror.example/team/app (%v)", s, err)}
+		}
+		dests = append(dests, repo)
+	}
+	if r.Jobs < 1 {
+		return nil, settingErrorf("jobs", " %d: need at least 1", r.Jobs)
+	}
+	for _, d := range dests {
+		if seen[d.String()] {
+			return nil, &settingError{err: fmt.Errorf("DEST %s is given twice", d)}
+		}
+		seen[d.String()] = true
+	}
+	return ReplicateImage(ctx, src, dests, r.Index, r.Jobs, opts...)
 }
 
 // ReleaseImage releases image as tag of its repository, as `twinforge
