@@ -42,6 +42,3 @@ func TestRegistrySettingsOptions(t *testing.T) {
 		})
 	}
 }
-
-
-
