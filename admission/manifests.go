@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -54,8 +55,11 @@ type ManifestOptions struct {
 	// DefaultName.
 	Name string
 	// CABundle is the PEM of the CA that signed the webhook's serving
-	// certificate. Required.
+	// certificate. Required: given, or read from CABundleFile.
 	CABundle []byte
+	// CABundleFile, when set, is the PEM file CABundle is read from (the
+	// --ca-bundle flag).
+	CABundleFile string
 	// URL, when set, is where the API server reaches a webhook running
 	// outside the cluster (https://HOST:PORT; a trailing /validate is
 	// accepted): the configurations use clientConfig.url and no Deployment
@@ -72,8 +76,10 @@ type ManifestOptions struct {
 	// Image is the twinforge image the Deployment runs. Required without
 	// URL.
 	Image string
-	// Replicas of the Deployment. The default is 2.
-	Replicas int32
+	// Replicas of the Deployment, 1 to 100. nil is the default, 2; a
+	// pointer, so that a 0 given is refused rather than taken for the
+	// default.
+	Replicas *int
 	// Revocations runs the webhook with the revocation list
 	// revocations.txt of the ConfigMap.
 	Revocations bool
@@ -117,12 +123,29 @@ type ManifestOptions struct {
 	NodeAgentCRISocket string
 }
 
+// load reads CABundleFile and checks Replicas, the settings of
+// `twinforge admission manifests` that are not the objects': their errors
+// name the flag, as the command prints them.
+func (o *ManifestOptions) load() error {
+	if o.CABundleFile != "" {
+		b, err := os.ReadFile(o.CABundleFile)
+		if err != nil {
+			return fmt.Errorf("--ca-bundle: %w", err)
+		}
+		o.CABundle = b
+	}
+	if o.Replicas != nil && (*o.Replicas < 1 || *o.Replicas > 100) {
+		return fmt.Errorf("--replicas %d: want 1 to 100", *o.Replicas)
+	}
+	return nil
+}
+
 func (o *ManifestOptions) validate() error {
 	if o.Name == "" {
 		o.Name = DefaultName
 	}
-	if o.Replicas == 0 {
-		o.Replicas = 2
+	if o.Replicas == nil {
+		o.Replicas = ptr(2)
 	}
 	for _, ns := range append([]string{o.Namespace}, o.ExemptNamespaces...) {
 		if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
@@ -171,9 +194,6 @@ func (o *ManifestOptions) validate() error {
 	if o.Image == "" {
 		return errors.New("the image of the webhook's Deployment is required (or a URL for a webhook outside the cluster)")
 	}
-	if o.Replicas < 1 {
-		return fmt.Errorf("replicas %d: want at least 1", o.Replicas)
-	}
 	return nil
 }
 
@@ -214,6 +234,9 @@ func checkCABundle(data []byte) error {
 // revocations.txt) and the kubernetes.io/tls Secret <name>-tls, which the
 // operator provides.
 func Manifests(o ManifestOptions) ([]runtime.Object, error) {
+	if err := o.load(); err != nil {
+		return nil, err
+	}
 	if err := o.validate(); err != nil {
 		return nil, fmt.Errorf("webhook manifests: %w", err)
 	}
@@ -274,7 +297,7 @@ func Manifests(o ManifestOptions) ([]runtime.Object, error) {
 }
 
 // leaderElect reports whether the replicas elect their re-verifier.
-func (o ManifestOptions) leaderElect() bool { return o.URL == "" && o.Replicas > 1 }
+func (o ManifestOptions) leaderElect() bool { return o.URL == "" && *o.Replicas > 1 }
 
 func (o ManifestOptions) serviceAccount(name string) runtime.Object {
 	return &corev1.ServiceAccount{
@@ -641,7 +664,7 @@ func (o ManifestOptions) deployment() *appsv1.Deployment {
 		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
 		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: o.Namespace, Labels: o.labels()},
 		Spec: appsv1.DeploymentSpec{
-			Replicas: ptr(o.Replicas),
+			Replicas: ptr(int32(*o.Replicas)),
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app.kubernetes.io/name": o.Name}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: o.labels()},

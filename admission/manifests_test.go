@@ -304,3 +304,67 @@ func TestManifestsNodeAgent(t *testing.T) {
 		t.Errorf("node agent pod %+v", ds.Spec.Template.Spec)
 	}
 }
+
+// TestManifestsFlagSettings: the settings `twinforge admission manifests`
+// takes as flags, the CA bundle's file and the replicas, fail with the
+// flag's name and no prefix, the file first, whether the webhook runs in
+// the cluster or not.
+func TestManifestsFlagSettings(t *testing.T) {
+	pki := testenv.NewPKI(t, t.TempDir())
+	missing := pki.CA + ".missing"
+	n := func(i int) *int { return &i }
+	for _, tc := range []struct {
+		name string
+		o    ManifestOptions
+		want string
+	}{
+		{"no CA file", ManifestOptions{Namespace: "ns", CABundleFile: missing, Image: "x"}, "--ca-bundle: open " + missing + ": no such file or directory"},
+		{"CA file is a directory", ManifestOptions{Namespace: "ns", CABundleFile: t.TempDir(), Image: "x"}, "--ca-bundle: read "},
+		{"no CA file, no replicas", ManifestOptions{Namespace: "ns", CABundleFile: missing, Image: "x", Replicas: n(0)}, "--ca-bundle: open "},
+		{"no replicas", ManifestOptions{Namespace: "ns", CABundleFile: pki.CA, Image: "x", Replicas: n(0)}, "--replicas 0: want 1 to 100"},
+		{"negative replicas", ManifestOptions{Namespace: "ns", CABundleFile: pki.CA, Image: "x", Replicas: n(-1)}, "--replicas -1: want 1 to 100"},
+		{"too many replicas", ManifestOptions{Namespace: "ns", CABundleFile: pki.CA, Image: "x", Replicas: n(101)}, "--replicas 101: want 1 to 100"},
+		{"no replicas outside the cluster", ManifestOptions{Namespace: "ns", CABundleFile: pki.CA, URL: "https://127.0.0.1:8443", Replicas: n(0)}, "--replicas 0: want 1 to 100"},
+		// The replicas are checked before the objects' settings.
+		{"no replicas, bad namespace", ManifestOptions{Namespace: "Team_A", CABundleFile: pki.CA, Image: "x", Replicas: n(0)}, "--replicas 0: want 1 to 100"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := WriteManifests(new(bytes.Buffer), tc.o)
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+
+	for _, tc := range []struct {
+		name        string
+		replicas    *int
+		want        int32
+		leaderElect bool
+	}{
+		{"default", nil, 2, true},
+		{"one", n(1), 1, false},
+		{"hundred", n(100), 100, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Replicas re-verify on one of them at a time.
+			objs, err := Manifests(ManifestOptions{Namespace: "ns", CABundleFile: pki.CA, Image: "x", Replicas: tc.replicas, ReverifyInterval: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var dep *appsv1.Deployment
+			for _, o := range objs {
+				if d, ok := o.(*appsv1.Deployment); ok {
+					dep = d
+				}
+			}
+			if dep == nil || *dep.Spec.Replicas != tc.want {
+				t.Fatalf("Deployment %+v, want %d replicas", dep, tc.want)
+			}
+			args := strings.Join(dep.Spec.Template.Spec.Containers[0].Args, " ")
+			if strings.Contains(args, "--leader-elect") != tc.leaderElect {
+				t.Errorf("args %q: leader election %v, want %v", args, !tc.leaderElect, tc.leaderElect)
+			}
+		})
+	}
+}

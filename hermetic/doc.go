@@ -17,6 +17,13 @@
 // checksum database when [Request.VerifyModules] is set, and the tree head
 // they were proven in is kept in [Lock.GoSumDB].
 //
-// The package never logs; every failure is returned as an error wrapping one
-// of the exported sentinel errors where one applies.
+// [LockRun] is `twinforge lock` as one call: it checks the settings,
+// relocks keeping what the existing lock recorded ([Request.Inherit]),
+// creates and writes the lock or checks the tree against it, and says what
+// it did; its errors say whether the settings ([ErrInvalidSettings]) or the
+// tree ([ErrRefused]) are at fault.
+//
+// The package logs only the warning LockRun gives when it replaces a lock
+// it cannot read; every failure is returned as an error wrapping one of the
+// exported sentinel errors where one applies.
 package hermetic

@@ -122,10 +122,8 @@ func (o *admissionServeOptions) run(c *cli.Context) error {
 }
 
 func admissionManifestsCommand() *cli.Command {
-	o := &admission.ManifestOptions{}
-	var caBundle string
+	o := &admission.ManifestOptions{Replicas: new(int)}
 	var mutating bool
-	var replicas int
 	var exempt cli.StringSlice
 	return &cli.Command{
 		Name:        "manifests",
@@ -133,12 +131,12 @@ func admissionManifestsCommand() *cli.Command {
 		Description: helpText("admission-manifests"),
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "namespace", Aliases: []string{"n"}, Usage: "`NAMESPACE` the webhook runs in (exempt from it)", Required: true, Destination: &o.Namespace},
-			&cli.StringFlag{Name: "ca-bundle", Usage: "PEM `FILE` of the CA of the webhook's serving certificate", Required: true, Destination: &caBundle},
+			&cli.StringFlag{Name: "ca-bundle", Usage: "PEM `FILE` of the CA of the webhook's serving certificate", Required: true, Destination: &o.CABundleFile},
 			&cli.StringFlag{Name: "name", Value: admission.DefaultName, Usage: "`NAME` of the objects", Destination: &o.Name},
 			&cli.StringFlag{Name: "url", Usage: "webhook outside the cluster at `URL` (https://HOST:PORT[/validate])", Destination: &o.URL},
 			&cli.BoolFlag{Name: "mutating", Value: true, Usage: "add the mutating webhook that pins images to verified digests; --mutating=false validates only, and the webhook then denies images named by tag unless their tenant sets allowTags", Destination: &mutating},
 			&cli.StringFlag{Name: "image", Usage: "twinforge `IMAGE` the Deployment runs (required without --url)", Destination: &o.Image},
-			&cli.IntFlag{Name: "replicas", Value: 2, Usage: "replicas of the Deployment", Destination: &replicas},
+			&cli.IntFlag{Name: "replicas", Value: 2, Usage: "replicas of the Deployment", Destination: o.Replicas},
 			&cli.BoolFlag{Name: "revocations", Usage: "run the webhook with revocations.txt of the ConfigMap", Destination: &o.Revocations},
 			&cli.StringSliceFlag{Name: "exempt-namespace", Usage: "`NAMESPACE` the webhook does not see, besides --namespace (repeatable; each is a way around the policy)", Destination: &exempt},
 			&cli.DurationFlag{Name: "reverify-interval", Usage: "run the webhook with --reverify-interval `DURATION` and add the ServiceAccount, ClusterRole and ClusterRoleBinding it needs (0: off)", Destination: &o.ReverifyInterval},
@@ -153,14 +151,7 @@ func admissionManifestsCommand() *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			var err error
-			if o.CABundle, err = os.ReadFile(caBundle); err != nil {
-				return usageErrorf("--ca-bundle: %w", err)
-			}
-			if replicas < 1 || replicas > 100 {
-				return usageErrorf("--replicas %d: want 1 to 100", replicas)
-			}
-			o.ValidatingOnly, o.Replicas, o.ExemptNamespaces = !mutating, int32(replicas), exempt.Value()
+			o.ValidatingOnly, o.ExemptNamespaces = !mutating, exempt.Value()
 			return usageError(admission.WriteManifests(c.App.Writer, *o))
 		},
 	}

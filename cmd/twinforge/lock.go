@@ -2,10 +2,8 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"time"
 
@@ -16,10 +14,10 @@ import (
 )
 
 type lockOptions struct {
-	hermetic.Request
-	lockPath, sourceDateEpoch, sumdb string
-	images, buildArgs                cli.StringSlice
-	check, update, verifyModules     bool
+	hermetic.LockRun
+	sourceDateEpoch, sumdb string
+	images, buildArgs      cli.StringSlice
+	verifyModules          bool
 }
 
 func lockCommand() *cli.Command {
@@ -30,7 +28,7 @@ func lockCommand() *cli.Command {
 		ArgsUsage:   "CONTEXT",
 		Description: helpText("lock"),
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "lock", Usage: "lock file to write or check (default: CONTEXT/twinforge.lock)", Destination: &o.lockPath},
+			&cli.StringFlag{Name: "lock", Usage: "lock file to write or check (default: CONTEXT/twinforge.lock)", Destination: &o.LockPath},
 			&cli.StringSliceFlag{Name: "image", Usage: "resolve base image NAME from a local OCI layout: `NAME=oci-layout:PATH[:TAG]` (repeatable)", Destination: &o.images},
 			&cli.StringFlag{Name: "file", Aliases: []string{"f"}, Usage: "Dockerfile path relative to CONTEXT (default: Dockerfile)", Destination: &o.Dockerfile},
 			&cli.StringSliceFlag{Name: "build-arg", Usage: "build argument `KEY=VALUE` (repeatable)", Destination: &o.buildArgs},
@@ -38,8 +36,8 @@ func lockCommand() *cli.Command {
 			&cli.StringFlag{Name: "platform", Usage: "platform to build for (default: linux/<this machine's architecture>)", Destination: &o.Platform},
 			&cli.StringFlag{Name: "source-date-epoch", Usage: "timestamp for the image and its files, in seconds (default: $SOURCE_DATE_EPOCH, else HEAD's commit time, else 0)", Destination: &o.sourceDateEpoch},
 			&cli.BoolFlag{Name: "allow-dirty", Usage: "lock a git tree with uncommitted changes (recorded in the lock)", Destination: &o.AllowDirty},
-			&cli.BoolFlag{Name: "check", Usage: "only check that the lock still matches the tree and the Dockerfile; exit 4 if not", Destination: &o.check},
-			&cli.BoolFlag{Name: "update", Usage: "re-resolve base images instead of keeping their pinned digests", Destination: &o.update},
+			&cli.BoolFlag{Name: "check", Usage: "only check that the lock still matches the tree and the Dockerfile; exit 4 if not", Destination: &o.Check},
+			&cli.BoolFlag{Name: "update", Usage: "re-resolve base images instead of keeping their pinned digests", Destination: &o.Update},
 			&cli.BoolFlag{Name: "verify-modules", Usage: "prove every Go module go.sum pins against the Go checksum database (through $GOPROXY), and each vendored module against its zip; exit 4 naming the module (and file) that does not match", Destination: &o.verifyModules},
 			&cli.StringFlag{Name: "sumdb", Value: gomod.DefaultSumDB, Usage: "checksum database verifier key (name+hash+key) for --verify-modules", Destination: &o.sumdb},
 		},
@@ -66,58 +64,15 @@ func (o *lockOptions) run(c *cli.Context) error {
 	if o.verifyModules {
 		req.VerifyModules = gomod.ConfigFromEnv(o.sumdb, os.Getenv)
 	}
-	if o.check && (o.update || len(req.Images) > 0 || len(req.BuildArgs) > 0) {
-		return usageErrorf("--check only checks: it takes no --update, --image or --build-arg")
-	}
-	ctxDir := req.ContextDir
-	fi, err := os.Stat(ctxDir)
-	if err != nil {
-		return usageErrorf("build context %s: %w", ctxDir, errors.Unwrap(err))
-	}
-	if !fi.IsDir() {
-		return usageErrorf("build context %s is not a directory", ctxDir)
-	}
-	lockPath := or(o.lockPath, filepath.Join(ctxDir, hermetic.DefaultFileName))
-	if o.check {
-		return checkLock(c, ctxDir, lockPath)
-	}
-	req.LockDir = filepath.Dir(lockPath)
-	if old, err := hermetic.Load(lockPath); err == nil {
-		given := map[string]string{"dockerfile": "file", "buildArgs": "build-arg", "target": "target", "platform": "platform"}
-		req.Inherit(hermetic.Relock{Old: old, LockPath: lockPath, Update: o.update, Given: func(s string) bool { return c.IsSet(given[s]) }})
-	} else if !errors.Is(err, os.ErrNotExist) {
-		logger().Warn("ignoring the existing lock, it cannot be read", "lock", lockPath, "err", err)
-	}
-	l, err := hermetic.Create(c.Context, *req)
-	if errors.Is(err, gomod.ErrUnreachable) {
-		return err
-	}
-	if err != nil {
+	o.Given = c.IsSet
+	err = o.Run(c.Context, c.App.Writer, logger())
+	switch {
+	case errors.Is(err, hermetic.ErrInvalidSettings):
+		return usageError(err)
+	case errors.Is(err, hermetic.ErrRefused):
 		return refused(err)
 	}
-	changed, err := l.Write(lockPath)
-	if err != nil {
-		return err
-	}
-	if !changed {
-		fmt.Fprintf(c.App.Writer, "%s is up to date\n", lockPath)
-		return nil
-	}
-	fmt.Fprintln(c.App.Writer, l.Summary(lockPath))
-	return nil
-}
-
-// checkLock verifies the tree and the Dockerfile against the lock.
-func checkLock(c *cli.Context, contextDir, lockPath string) error {
-	l, err := hermetic.Load(lockPath)
-	if err != nil {
-		return refused(err)
-	}
-	if err := l.CheckTree(c.Context, contextDir); err != nil {
-		return refused(err)
-	}
-	fmt.Fprintf(c.App.Writer, "%s matches %s\n", lockPath, contextDir)
-	return nil
+	return err
 }
 
 // buildkitVersion is the BuildKit version twinforge is built against, the

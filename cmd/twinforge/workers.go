@@ -1,8 +1,8 @@
 package main
 
 import (
+	"errors"
 	"fmt"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
@@ -36,27 +36,19 @@ func clusterFlags(k *kube.Cluster) []cli.Flag {
 	}
 }
 
-// checkCluster checks the pool the cluster flags name.
-func checkCluster(c kube.Cluster) (kube.Cluster, error) {
-	if c.Namespace == "" {
-		return kube.Cluster{}, usageErrorf("--namespace is required: the namespace the pool lives in")
+// workersError makes the settings errors of package kube and workercert,
+// which name the flag at fault, usage errors.
+func workersError(err error) error {
+	if errors.Is(err, kube.ErrInvalidSettings) || errors.Is(err, workercert.ErrInvalidRequest) {
+		return usageError(err)
 	}
-	k, err := kube.ParseWorkers("k8s://" + c.Namespace + "/" + c.Pool)
-	if err != nil {
-		return kube.Cluster{}, usageError(err)
-	}
-	k.Kubeconfig, k.Context = c.Kubeconfig, c.Context
-	return k, nil
+	return err
 }
 
 type workersDeployOptions struct {
-	kube.Options
-	cluster              kube.Cluster
-	pullPolicy, certsDir string
-	output               string
-	nodeSelector         cli.StringSlice
-	dryRun               bool
-	wait                 time.Duration
+	kube.DeploySettings
+	output       string
+	nodeSelector cli.StringSlice
 }
 
 func workersDeployCommand() *cli.Command {
@@ -65,20 +57,20 @@ func workersDeployCommand() *cli.Command {
 		Name:        "deploy",
 		Usage:       "deploy or update a pool of BuildKit workers on Kubernetes",
 		Description: helpText("workers-deploy"),
-		Flags: append(clusterFlags(&o.cluster),
-			&cli.IntFlag{Name: "replicas", Value: 2, Usage: "how many workers (at least 2: a build and its rebuild)", Destination: &o.Replicas},
-			&cli.StringFlag{Name: "image", Value: kube.DefaultImage, Usage: "worker image (buildkitd, runc, CNI loopback plugin); pin it by digest", Destination: &o.Image},
-			&cli.StringFlag{Name: "image-pull-policy", Value: string(corev1.PullIfNotPresent), Usage: "Always, IfNotPresent or Never", Destination: &o.pullPolicy},
-			&cli.StringFlag{Name: "cpu", Value: "1", Usage: "CPU request of each worker", Destination: &o.CPU},
-			&cli.StringFlag{Name: "memory", Value: "2Gi", Usage: "memory request of each worker", Destination: &o.Memory},
-			&cli.StringFlag{Name: "cpu-limit", Usage: "CPU limit of each worker (default: none)", Destination: &o.CPULimit},
-			&cli.StringFlag{Name: "memory-limit", Usage: "memory limit of each worker (default: none)", Destination: &o.MemoryLimit},
-			&cli.StringFlag{Name: "snapshotter", Value: "overlayfs", Usage: "workers' snapshotter: overlayfs or native", Destination: &o.Snapshotter},
+		Flags: append(clusterFlags(&o.Cluster),
+			&cli.IntFlag{Name: "replicas", Value: 2, Usage: "how many workers (at least 2: a build and its rebuild)", Destination: &o.Options.Replicas},
+			&cli.StringFlag{Name: "image", Value: kube.DefaultImage, Usage: "worker image (buildkitd, runc, CNI loopback plugin); pin it by digest", Destination: &o.Options.Image},
+			&cli.StringFlag{Name: "image-pull-policy", Value: string(corev1.PullIfNotPresent), Usage: "Always, IfNotPresent or Never", Destination: &o.PullPolicy},
+			&cli.StringFlag{Name: "cpu", Value: "1", Usage: "CPU request of each worker", Destination: &o.Options.CPU},
+			&cli.StringFlag{Name: "memory", Value: "2Gi", Usage: "memory request of each worker", Destination: &o.Options.Memory},
+			&cli.StringFlag{Name: "cpu-limit", Usage: "CPU limit of each worker (default: none)", Destination: &o.Options.CPULimit},
+			&cli.StringFlag{Name: "memory-limit", Usage: "memory limit of each worker (default: none)", Destination: &o.Options.MemoryLimit},
+			&cli.StringFlag{Name: "snapshotter", Value: "overlayfs", Usage: "workers' snapshotter: overlayfs or native", Destination: &o.Options.Snapshotter},
 			&cli.StringSliceFlag{Name: "node-selector", Usage: "KEY=VALUE a node must carry to run workers (repeatable)", Destination: &o.nodeSelector},
-			&cli.BoolFlag{Name: "preferred-anti-affinity", Usage: "spread workers over nodes where possible instead of requiring it", Destination: &o.PreferredAntiAffinity},
-			&cli.StringFlag{Name: "certs-dir", Usage: "where the pool's CA is kept (default: ~/.config/twinforge/workers/NAMESPACE/POOL)", Destination: &o.certsDir},
-			&cli.BoolFlag{Name: "dry-run", Usage: "change nothing; print what would be applied (with -o yaml)", Destination: &o.dryRun},
-			&cli.DurationFlag{Name: "wait", Value: 0, Usage: "wait this long for the workers to be ready (0: do not wait)", Destination: &o.wait},
+			&cli.BoolFlag{Name: "preferred-anti-affinity", Usage: "spread workers over nodes where possible instead of requiring it", Destination: &o.Options.PreferredAntiAffinity},
+			&cli.StringFlag{Name: "certs-dir", Usage: "where the pool's CA is kept (default: ~/.config/twinforge/workers/NAMESPACE/POOL)", Destination: &o.CertsDir},
+			&cli.BoolFlag{Name: "dry-run", Usage: "change nothing; print what would be applied (with -o yaml)", Destination: &o.DryRun},
+			&cli.DurationFlag{Name: "wait", Value: 0, Usage: "wait this long for the workers to be ready (0: do not wait)", Destination: &o.Wait},
 			outputFlag(&o.output, "text, json or yaml (yaml prints the objects, Secrets included)"),
 		),
 		Action: o.run,
@@ -86,30 +78,24 @@ func workersDeployCommand() *cli.Command {
 }
 
 func (o *workersDeployOptions) run(c *cli.Context) error {
-	k, err := checkCluster(o.cluster)
+	k, err := o.Cluster.Check()
 	if err != nil {
-		return err
+		return workersError(err)
 	}
 	if err := checkOutput(o.output, "text", "json", "yaml"); err != nil {
 		return err
 	}
-	if o.NodeSelector, err = parseKeyValues("node-selector", o.nodeSelector.Value()); err != nil {
-		return usageError(err)
-	}
-	if o.Replicas < 2 {
-		return usageErrorf("--replicas %d: a pool needs at least 2 workers, a build and its rebuild on two nodes", o.Replicas)
-	}
-	o.ImagePullPolicy = corev1.PullPolicy(o.pullPolicy)
-	dep, err := kube.DeployAndWait(c.Context, k, o.Options, o.certsDir, o.dryRun, o.wait, func(ready, want int) {
+	o.NodeSelector = o.nodeSelector.Value()
+	dep, err := o.Run(c.Context, func(ready, want int) {
 		fmt.Fprintf(c.App.ErrWriter, "%d of %d workers ready\n", ready, want)
 	})
 	if err != nil {
-		return err
+		return workersError(err)
 	}
 	if o.output == "yaml" {
 		return dep.WriteYAML(c.App.Writer)
 	}
-	return writeOutput(c.App.Writer, o.output, dep.Report(k, o.dryRun))
+	return writeOutput(c.App.Writer, o.output, dep.Report(k, o.DryRun))
 }
 
 func workersListCommand() *cli.Command {
@@ -120,9 +106,9 @@ func workersListCommand() *cli.Command {
 		Usage: "show a pool's workers, which node each runs on, who is building on it, and who waits",
 		Flags: append(clusterFlags(&cluster), outputFlag(&output, "text or json")),
 		Action: func(c *cli.Context) error {
-			k, err := checkCluster(cluster)
+			k, err := cluster.Check()
 			if err != nil {
-				return err
+				return workersError(err)
 			}
 			if err := checkOutput(output); err != nil {
 				return err
@@ -143,9 +129,9 @@ func workersDeleteCommand() *cli.Command {
 		Usage: "remove a pool's workers and everything deployed with them (refused while one builds)",
 		Flags: clusterFlags(&cluster),
 		Action: func(c *cli.Context) error {
-			k, err := checkCluster(cluster)
+			k, err := cluster.Check()
 			if err != nil {
-				return err
+				return workersError(err)
 			}
 			if err := kube.Remove(c.Context, k); err != nil {
 				return err
@@ -174,16 +160,9 @@ func workersCertsCommand() *cli.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			ws, err := workercert.ParseWorkers(workers.Value())
+			f, err := workercert.IssueRequest{Dir: dir, Pool: pool, Workers: workers.Value(), Clients: clients.Value()}.Issue()
 			if err != nil {
-				return usageError(err)
-			}
-			if len(ws) == 0 && len(clients.Value()) == 0 {
-				return usageErrorf("give at least one --worker or --client")
-			}
-			f, err := workercert.IssueFiles(dir, pool, ws, clients.Value())
-			if err != nil {
-				return err
+				return workersError(err)
 			}
 			return writeOutput(c.App.Writer, output, f)
 		},

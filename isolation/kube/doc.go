@@ -10,7 +10,10 @@
 // that Kubernetes places no two workers of a pool on one node, the
 // loopback-only container network and no gateway frontend of twinforge's
 // own daemons, and a NetworkPolicy that lets nothing out. Placement is
-// Kubernetes' own: this package schedules nothing.
+// Kubernetes' own: this package schedules nothing. DeploySettings are
+// `twinforge workers deploy`'s, checked (Check) and deployed (Run) in one
+// call; Cluster.Check checks the pool the other workers commands name.
+// Their settings errors wrap ErrInvalidSettings.
 //
 // Acquire lends a worker to one build: a coordination.k8s.io Lease per
 // worker is the lock (held while the build runs, renewed, released on

@@ -14,4 +14,7 @@
 //
 // The CA's private key never leaves the machine that made it (the deployer
 // of the pool); workers receive only their own key and the CA certificate.
+//
+// IssueRequest is `twinforge workers certs` as one call: it checks what to
+// issue (errors wrapping ErrInvalidRequest) and issues it (IssueFiles).
 package workercert

@@ -1,0 +1,125 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// ErrInvalidSettings is wrapped by every error of Cluster.Check and
+// DeploySettings about the settings given: such errors name the flag of
+// `twinforge workers` at fault and keep their message; to the CLI they
+// are usage errors.
+var ErrInvalidSettings = errors.New("invalid workers settings")
+
+// settingError marks err as ErrInvalidSettings without changing its
+// message, which is what the user reads.
+type settingError struct{ err error }
+
+func (e *settingError) Error() string   { return e.err.Error() }
+func (e *settingError) Unwrap() []error { return []error{e.err, ErrInvalidSettings} }
+
+func settingErrorf(format string, args ...any) error {
+	return &settingError{fmt.Errorf(format, args...)}
+}
+
+// Check checks the pool c names, as the flags of `twinforge workers` give
+// it, and returns it as ParseWorkers would read it, reached through c's
+// kubeconfig and context. The namespace is required: no pool is deployed
+// to, listed in or removed from a namespace the user did not name.
+func (c Cluster) Check() (Cluster, error) {
+	if c.Namespace == "" {
+		return Cluster{}, settingErrorf("--namespace is required: the namespace the pool lives in")
+	}
+	k, err := ParseWorkers("k8s://" + c.Namespace + "/" + c.Pool)
+	if err != nil {
+		return Cluster{}, &settingError{err}
+	}
+	k.Kubeconfig, k.Context = c.Kubeconfig, c.Context
+	return k, nil
+}
+
+// DeploySettings are `twinforge workers deploy`'s: the pool, what to
+// deploy, and how.
+type DeploySettings struct {
+	// Cluster is the pool; see Cluster.Check.
+	Cluster Cluster
+	// Options describe the workers. Its NodeSelector and ImagePullPolicy
+	// are NodeSelector's and PullPolicy's when those are given.
+	Options Options
+	// NodeSelector are KEY=VALUE labels a node must carry to run workers.
+	// A KEY without "=" takes its value from the environment, as every
+	// KEY=VALUE flag of twinforge does.
+	NodeSelector []string
+	// PullPolicy is the workers' image pull policy: Always, IfNotPresent
+	// or Never, passed to Kubernetes as given.
+	PullPolicy string
+	// CertsDir keeps the pool's CA; the default is DefaultCertsDir.
+	CertsDir string
+	// DryRun changes nothing: Run returns what would be applied.
+	DryRun bool
+	// Wait, when positive, is how long Run waits for the workers to be
+	// ready (DeployAndWait).
+	Wait time.Duration
+}
+
+// Check checks the settings and returns them resolved: the cluster as
+// Cluster.Check returns it, and Options with the node selector and pull
+// policy given. Its errors wrap ErrInvalidSettings.
+func (s DeploySettings) Check() (DeploySettings, error) {
+	k, err := s.Cluster.Check()
+	if err != nil {
+		return DeploySettings{}, err
+	}
+	s.Cluster = k
+	if len(s.NodeSelector) > 0 {
+		if s.Options.NodeSelector, err = parseNodeSelector(s.NodeSelector); err != nil {
+			return DeploySettings{}, err
+		}
+	}
+	// Deploy checks this too, but only once it has reached the cluster;
+	// a pool of one cannot rebuild anything, so say so before.
+	if s.Options.Replicas < 2 {
+		return DeploySettings{}, settingErrorf("--replicas %d: a pool needs at least 2 workers, a build and its rebuild on two nodes", s.Options.Replicas)
+	}
+	if s.PullPolicy != "" {
+		s.Options.ImagePullPolicy = corev1.PullPolicy(s.PullPolicy)
+	}
+	return s, nil
+}
+
+// Run checks the settings (Check) and deploys the pool as DeployAndWait
+// does, reporting progress while it waits.
+func (s DeploySettings) Run(ctx context.Context, progress func(ready, want int)) (*Deployment, error) {
+	s, err := s.Check()
+	if err != nil {
+		return nil, err
+	}
+	return DeployAndWait(ctx, s.Cluster, s.Options, s.CertsDir, s.DryRun, s.Wait, progress)
+}
+
+// parseNodeSelector parses --node-selector values, KEY=VALUE or KEY with
+// the value in the environment.
+func parseNodeSelector(values []string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range values {
+		k, v, ok := strings.Cut(kv, "=")
+		if k == "" {
+			return nil, settingErrorf("--node-selector %q: use KEY=VALUE", kv)
+		}
+		if !ok {
+			env, set := os.LookupEnv(k)
+			if !set {
+				return nil, settingErrorf("--node-selector %q: no value given and %s is not set in the environment", kv, k)
+			}
+			v = env
+		}
+		out[k] = v
+	}
+	return out, nil
+}
