@@ -11,7 +11,8 @@
 // needs — checking settings, running a workflow, rendering a result —
 // lives in the package that owns it:
 //
-//	lock        hermetic.ParseSourceDateEpoch, Request.Inherit, hermetic.Create, Lock.Write; Lock.Summary
+//	lock        hermetic.ParseImageMappings, ParseSourceDateEpoch, LockRun.Run (relock, Create,
+//	            Write, Summary, CheckTree)
 //	build       rebuild.NewDaemons, pipeline.PublishSettings.Check, pipeline.NewVouch,
 //	            Request.CheckSettings and SetDefaults, Publishing.Apply, pipeline.Run; pipeline.Show
 //	diff        imagediff.CompareRefs; Report.WriteText
@@ -24,7 +25,8 @@
 //	node-agent  nodeagent.Settings.ServeConfig, nodeagent.Serve
 //	release     distribute/release: InitKeyFiles, RootRotation, LoadKeys, Repository; its
 //	            messages (Repository.TeamAdded, Released, ...) and Index.Listing
-//	workers     isolation/kube: DeployAndWait, List, Remove; workercert.ParseWorkers, IssueFiles
+//	workers     isolation/kube: Cluster.Check, DeploySettings.Run, List, Remove;
+//	            workercert.IssueRequest.Issue
 //
 // The files:
 //
@@ -34,7 +36,7 @@
 //	                 the rendered --help of every command, which TestHelpGolden
 //	                 compares (go test -run HelpGolden -update-golden)
 //	<command>.go     the command's options, its flags bound to them, and its Action
-//	flags.go         argument helpers; registryFlags, shared by every command that
+//	flags.go         argument helpers; registryFlags (distribute.RegistrySettings), shared by every command that
 //	                 reaches a registry; --output (results implement WriteText and
 //	                 are their own JSON document, internal/textout); --strict-variations
 //	daemon.go        daemonFlags and workerFlags: where builds run (build, rebuild)

@@ -12,6 +12,9 @@ import (
 	"github.com/twinforge/twinforge/builder"
 	"github.com/twinforge/twinforge/distribute"
 	"github.com/twinforge/twinforge/distribute/release"
+	"github.com/twinforge/twinforge/hermetic"
+	"github.com/twinforge/twinforge/isolation/kube"
+	"github.com/twinforge/twinforge/isolation/workercert"
 	"github.com/twinforge/twinforge/rebuild"
 	"github.com/twinforge/twinforge/rebuild/audit"
 	"github.com/twinforge/twinforge/rebuild/pipeline"
@@ -72,13 +75,14 @@ func exitCode(err error) int {
 	}
 	var ve *verify.VerificationError
 	switch {
-	case errors.Is(err, builder.ErrInvalidRequest), errors.Is(err, evidence.ErrInvalidRequest), errors.Is(err, distribute.ErrDigestRequired), errors.Is(err, distribute.ErrInvalidSetting), errors.Is(err, release.ErrInvalidSetting), errors.As(err, new(*distribute.InvalidPushError)),
+	case errors.Is(err, builder.ErrInvalidRequest), errors.Is(err, evidence.ErrInvalidRequest), errors.Is(err, distribute.ErrDigestRequired), errors.Is(err, distribute.ErrInvalidSetting), errors.Is(err, release.ErrInvalidSetting),
+		errors.Is(err, hermetic.ErrInvalidSettings), errors.Is(err, kube.ErrInvalidSettings), errors.Is(err, workercert.ErrInvalidRequest), errors.As(err, new(*distribute.InvalidPushError)),
 		errors.As(err, new(*admission.ConfigError)), errors.Is(err, admission.ErrMonitoringExposed):
 		// Settings the libraries check name the flag at fault.
 		return exitUsage
 	case errors.Is(err, rebuild.ErrNotReproducible):
 		return exitNotReproducible
-	case errors.As(err, &ve), errors.Is(err, pipeline.ErrRefused), errors.Is(err, audit.ErrRefused),
+	case errors.As(err, &ve), errors.Is(err, pipeline.ErrRefused), errors.Is(err, hermetic.ErrRefused), errors.Is(err, audit.ErrRefused),
 		errors.Is(err, distribute.ErrVerification), errors.Is(err, distribute.ErrInsecure), errors.Is(err, admission.ErrViolations):
 		// Libraries refuse what policy or verification does not allow.
 		return exitRefused

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -12,30 +11,6 @@ import (
 	"github.com/twinforge/twinforge/internal/textout"
 	"github.com/twinforge/twinforge/rebuild"
 )
-
-// parseKeyValues parses repeated KEY=VALUE flags. A KEY without "=" takes
-// its value from the environment, as docker build does.
-func parseKeyValues(flag string, values []string) (map[string]string, error) {
-	if len(values) == 0 {
-		return nil, nil
-	}
-	out := map[string]string{}
-	for _, kv := range values {
-		k, v, ok := strings.Cut(kv, "=")
-		if k == "" {
-			return nil, fmt.Errorf("--%s %q: use KEY=VALUE", flag, kv)
-		}
-		if !ok {
-			env, set := os.LookupEnv(k)
-			if !set {
-				return nil, fmt.Errorf("--%s %q: no value given and %s is not set in the environment", flag, kv, k)
-			}
-			v = env
-		}
-		out[k] = v
-	}
-	return out, nil
-}
 
 // oneOf checks a flag's value against its allowed values.
 func oneOf(flag, value string, allowed ...string) error {

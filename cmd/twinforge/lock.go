@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"net/http"
 	"os"
 	"runtime/debug"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/twinforge/twinforge/hermetic"
 	"github.com/twinforge/twinforge/hermetic/gomod"
+	"github.com/twinforge/twinforge/internal/keyvalue"
 )
 
 type lockOptions struct {
@@ -55,7 +55,7 @@ func (o *lockOptions) run(c *cli.Context) error {
 	if req.Images, err = hermetic.ParseImageMappings(o.images.Value()); err != nil {
 		return usageError(err)
 	}
-	if req.BuildArgs, err = parseKeyValues("build-arg", o.buildArgs.Value()); err != nil {
+	if req.BuildArgs, err = keyvalue.Parse("build-arg", o.buildArgs.Value()); err != nil {
 		return usageError(err)
 	}
 	if req.SourceDateEpoch, err = hermetic.ParseSourceDateEpoch(o.sourceDateEpoch, os.Getenv("SOURCE_DATE_EPOCH")); err != nil {
@@ -65,14 +65,7 @@ func (o *lockOptions) run(c *cli.Context) error {
 		req.VerifyModules = gomod.ConfigFromEnv(o.sumdb, os.Getenv)
 	}
 	o.Given = c.IsSet
-	err = o.Run(c.Context, c.App.Writer, logger())
-	switch {
-	case errors.Is(err, hermetic.ErrInvalidSettings):
-		return usageError(err)
-	case errors.Is(err, hermetic.ErrRefused):
-		return refused(err)
-	}
-	return err
+	return o.Run(c.Context, c.App.Writer, logger())
 }
 
 // buildkitVersion is the BuildKit version twinforge is built against, the

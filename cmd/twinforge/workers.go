@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
@@ -34,15 +33,6 @@ func clusterFlags(k *kube.Cluster) []cli.Flag {
 		&cli.StringFlag{Name: "kubeconfig", Usage: "kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)", EnvVars: []string{"KUBECONFIG"}, Destination: &k.Kubeconfig},
 		&cli.StringFlag{Name: "context", Usage: "kubeconfig context (default: its current context)", Destination: &k.Context},
 	}
-}
-
-// workersError makes the settings errors of package kube and workercert,
-// which name the flag at fault, usage errors.
-func workersError(err error) error {
-	if errors.Is(err, kube.ErrInvalidSettings) || errors.Is(err, workercert.ErrInvalidRequest) {
-		return usageError(err)
-	}
-	return err
 }
 
 type workersDeployOptions struct {
@@ -80,7 +70,7 @@ func workersDeployCommand() *cli.Command {
 func (o *workersDeployOptions) run(c *cli.Context) error {
 	k, err := o.Cluster.Check()
 	if err != nil {
-		return workersError(err)
+		return err
 	}
 	if err := checkOutput(o.output, "text", "json", "yaml"); err != nil {
 		return err
@@ -90,7 +80,7 @@ func (o *workersDeployOptions) run(c *cli.Context) error {
 		fmt.Fprintf(c.App.ErrWriter, "%d of %d workers ready\n", ready, want)
 	})
 	if err != nil {
-		return workersError(err)
+		return err
 	}
 	if o.output == "yaml" {
 		return dep.WriteYAML(c.App.Writer)
@@ -108,7 +98,7 @@ func workersListCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			k, err := cluster.Check()
 			if err != nil {
-				return workersError(err)
+				return err
 			}
 			if err := checkOutput(output); err != nil {
 				return err
@@ -131,7 +121,7 @@ func workersDeleteCommand() *cli.Command {
 		Action: func(c *cli.Context) error {
 			k, err := cluster.Check()
 			if err != nil {
-				return workersError(err)
+				return err
 			}
 			if err := kube.Remove(c.Context, k); err != nil {
 				return err
@@ -162,7 +152,7 @@ func workersCertsCommand() *cli.Command {
 			}
 			f, err := workercert.IssueRequest{Dir: dir, Pool: pool, Workers: workers.Value(), Clients: clients.Value()}.Issue()
 			if err != nil {
-				return workersError(err)
+				return err
 			}
 			return writeOutput(c.App.Writer, output, f)
 		},

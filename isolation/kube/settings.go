@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/twinforge/twinforge/internal/keyvalue"
 )
 
 // ErrInvalidSettings is wrapped by every error of Cluster.Check and
@@ -78,8 +78,8 @@ func (s DeploySettings) Check() (DeploySettings, error) {
 	}
 	s.Cluster = k
 	if len(s.NodeSelector) > 0 {
-		if s.Options.NodeSelector, err = parseNodeSelector(s.NodeSelector); err != nil {
-			return DeploySettings{}, err
+		if s.Options.NodeSelector, err = keyvalue.Parse("node-selector", s.NodeSelector); err != nil {
+			return DeploySettings{}, &settingError{err}
 		}
 	}
 	// Deploy checks this too, but only once it has reached the cluster;
@@ -101,25 +101,4 @@ func (s DeploySettings) Run(ctx context.Context, progress func(ready, want int))
 		return nil, err
 	}
 	return DeployAndWait(ctx, s.Cluster, s.Options, s.CertsDir, s.DryRun, s.Wait, progress)
-}
-
-// parseNodeSelector parses --node-selector values, KEY=VALUE or KEY with
-// the value in the environment.
-func parseNodeSelector(values []string) (map[string]string, error) {
-	out := map[string]string{}
-	for _, kv := range values {
-		k, v, ok := strings.Cut(kv, "=")
-		if k == "" {
-			return nil, settingErrorf("--node-selector %q: use KEY=VALUE", kv)
-		}
-		if !ok {
-			env, set := os.LookupEnv(k)
-			if !set {
-				return nil, settingErrorf("--node-selector %q: no value given and %s is not set in the environment", kv, k)
-			}
-			v = env
-		}
-		out[k] = v
-	}
-	return out, nil
 }
