@@ -27,6 +27,7 @@ func TestDependencies(t *testing.T) {
 	// The small helpers of internal/ that stand on the standard library
 	// (and go-yaml, go-tuf); the rest of internal/ is test harness.
 	allowedInternal := []string{
+		"github.com/twinforge/twinforge/internal/errclass",
 		"github.com/twinforge/twinforge/internal/fsatomic",
 		"github.com/twinforge/twinforge/internal/strictyaml",
 		"github.com/twinforge/twinforge/internal/textout",

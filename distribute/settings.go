@@ -2,25 +2,15 @@ package distribute
 
 import (
 	"errors"
-	"fmt"
 	"os"
+
+	"github.com/twinforge/twinforge/internal/errclass"
 )
 
 // ErrInvalidSetting is wrapped by the errors of settings that cannot be
 // used as given (RegistrySettings.Options): the caller's input, named by
 // its flag, not a registry's failure.
 var ErrInvalidSetting = errors.New("invalid setting")
-
-// settingError is a message about a setting that wraps ErrInvalidSetting
-// without showing it.
-type settingError struct{ msg string }
-
-func (e *settingError) Error() string        { return e.msg }
-func (e *settingError) Is(target error) bool { return target == ErrInvalidSetting }
-
-func settingErrorf(format string, args ...any) error {
-	return &settingError{msg: fmt.Sprintf(format, args...)}
-}
 
 // RegistrySettings say how registries are reached, as the flags --insecure
 // and --ca-cert of twinforge's registry commands set them.
@@ -42,7 +32,7 @@ func (s RegistrySettings) Options() ([]Option, error) {
 	}
 	if s.CACertFile != "" {
 		if fi, err := os.Stat(s.CACertFile); err != nil || fi.IsDir() {
-			return nil, settingErrorf("--ca-cert %s: not a readable PEM file", s.CACertFile)
+			return nil, errclass.Errorf(ErrInvalidSetting, "--ca-cert %s: not a readable PEM file", s.CACertFile)
 		}
 		opts = append(opts, WithCACert(s.CACertFile))
 	}

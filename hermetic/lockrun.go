@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"github.com/twinforge/twinforge/hermetic/gomod"
+	"github.com/twinforge/twinforge/internal/errclass"
 )
 
 var (
@@ -29,18 +30,11 @@ var (
 	ErrRefused = errors.New("lock refused")
 )
 
-// classError gives err a class (ErrInvalidSettings or ErrRefused) without
-// changing its message, which is what the user reads.
-type classError struct{ err, class error }
-
-func (e *classError) Error() string   { return e.err.Error() }
-func (e *classError) Unwrap() []error { return []error{e.err, e.class} }
-
 func settingErrorf(format string, args ...any) error {
-	return &classError{fmt.Errorf(format, args...), ErrInvalidSettings}
+	return errclass.Errorf(ErrInvalidSettings, format, args...)
 }
 
-func refusal(err error) error { return &classError{err, ErrRefused} }
+func refusal(err error) error { return errclass.Mark(ErrRefused, err) }
 
 // LockRun is one run of `twinforge lock`: it creates or updates the lock of
 // Request.ContextDir, keeping what the lock it replaces recorded (Relock),

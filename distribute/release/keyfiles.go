@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/twinforge/twinforge/internal/errclass"
 )
 
 // ErrInvalidSetting is wrapped by every error about a command's setting:
@@ -16,18 +18,10 @@ import (
 // usage errors.
 var ErrInvalidSetting = errors.New("invalid setting")
 
-// settingError is a message about a setting that wraps ErrInvalidSetting
-// without showing it, and the error it was made from.
-type settingError struct{ err error }
-
-func (e *settingError) Error() string        { return e.err.Error() }
-func (e *settingError) Unwrap() error        { return e.err }
-func (e *settingError) Is(target error) bool { return target == ErrInvalidSetting }
-
 // settingErrorf is an error about the setting (a flag, named without
 // dashes).
 func settingErrorf(setting, format string, args ...any) error {
-	return &settingError{err: fmt.Errorf("--"+setting+format, args...)}
+	return errclass.Errorf(ErrInvalidSetting, "--"+setting+format, args...)
 }
 
 // LoadKeys loads the private key files given as setting.

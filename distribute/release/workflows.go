@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 
 	"github.com/twinforge/twinforge/distribute"
+	"github.com/twinforge/twinforge/internal/errclass"
 )
 
 // ReplicateImage copies the image src, with its referrers, to each of
@@ -59,7 +60,7 @@ type Replication struct {
 func (r Replication) Run(ctx context.Context, opts ...distribute.Option) (*ReplicationReport, error) {
 	ref, err := name.ParseReference(r.Source)
 	if err != nil {
-		return nil, &settingError{err: fmt.Errorf("SRC %q: %v", r.Source, err)}
+		return nil, errclass.Errorf(ErrInvalidSetting, "SRC %q: %v", r.Source, err)
 	}
 	src, ok := ref.(name.Digest)
 	if !ok {
@@ -70,7 +71,7 @@ func (r Replication) Run(ctx context.Context, opts ...distribute.Option) (*Repli
 	for _, s := range r.Destinations {
 		repo, err := name.NewRepository(s)
 		if err != nil {
-			return nil, &settingError{err: fmt.Errorf("DEST %q: give a repository without tag or digest, e.g. mirror.example/team/app (%v)", s, err)}
+			return nil, errclass.Errorf(ErrInvalidSetting, "DEST %q: give a repository without tag or digest, e.g. mirror.example/team/app (%v)", s, err)
 		}
 		dests = append(dests, repo)
 	}
@@ -79,7 +80,7 @@ func (r Replication) Run(ctx context.Context, opts ...distribute.Option) (*Repli
 	}
 	for _, d := range dests {
 		if seen[d.String()] {
-			return nil, &settingError{err: fmt.Errorf("DEST %s is given twice", d)}
+			return nil, errclass.Errorf(ErrInvalidSetting, "DEST %s is given twice", d)
 		}
 		seen[d.String()] = true
 	}

@@ -3,11 +3,11 @@ package kube
 import (
 	"context"
 	"errors"
-	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 
+	"github.com/twinforge/twinforge/internal/errclass"
 	"github.com/twinforge/twinforge/internal/keyvalue"
 )
 
@@ -17,15 +17,8 @@ import (
 // are usage errors.
 var ErrInvalidSettings = errors.New("invalid workers settings")
 
-// settingError marks err as ErrInvalidSettings without changing its
-// message, which is what the user reads.
-type settingError struct{ err error }
-
-func (e *settingError) Error() string   { return e.err.Error() }
-func (e *settingError) Unwrap() []error { return []error{e.err, ErrInvalidSettings} }
-
 func settingErrorf(format string, args ...any) error {
-	return &settingError{fmt.Errorf(format, args...)}
+	return errclass.Errorf(ErrInvalidSettings, format, args...)
 }
 
 // Check checks the pool c names, as the flags of `twinforge workers` give
@@ -38,7 +31,7 @@ func (c Cluster) Check() (Cluster, error) {
 	}
 	k, err := ParseWorkers("k8s://" + c.Namespace + "/" + c.Pool)
 	if err != nil {
-		return Cluster{}, &settingError{err}
+		return Cluster{}, errclass.Mark(ErrInvalidSettings, err)
 	}
 	k.Kubeconfig, k.Context = c.Kubeconfig, c.Context
 	return k, nil
@@ -79,7 +72,7 @@ func (s DeploySettings) Check() (DeploySettings, error) {
 	s.Cluster = k
 	if len(s.NodeSelector) > 0 {
 		if s.Options.NodeSelector, err = keyvalue.Parse("node-selector", s.NodeSelector); err != nil {
-			return DeploySettings{}, &settingError{err}
+			return DeploySettings{}, errclass.Mark(ErrInvalidSettings, err)
 		}
 	}
 	// Deploy checks this too, but only once it has reached the cluster;

@@ -2,7 +2,8 @@ package workercert
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/twinforge/twinforge/internal/errclass"
 )
 
 // ErrInvalidRequest is wrapped by every error of IssueRequest.Issue about
@@ -10,13 +11,6 @@ import (
 // `twinforge workers certs` at fault and keep their message; to the CLI
 // they are usage errors.
 var ErrInvalidRequest = errors.New("invalid certificate request")
-
-// requestError marks err as ErrInvalidRequest without changing its
-// message.
-type requestError struct{ err error }
-
-func (e *requestError) Error() string   { return e.err.Error() }
-func (e *requestError) Unwrap() []error { return []error{e.err, ErrInvalidRequest} }
 
 // IssueRequest is `twinforge workers certs`: the certificates to issue
 // into Dir with the CA of Pool kept there.
@@ -37,10 +31,10 @@ type IssueRequest struct {
 func (r IssueRequest) Issue() (*Files, error) {
 	ws, err := ParseWorkers(r.Workers)
 	if err != nil {
-		return nil, &requestError{err}
+		return nil, errclass.Mark(ErrInvalidRequest, err)
 	}
 	if len(ws) == 0 && len(r.Clients) == 0 {
-		return nil, &requestError{fmt.Errorf("give at least one --worker or --client")}
+		return nil, errclass.Errorf(ErrInvalidRequest, "give at least one --worker or --client")
 	}
 	return IssueFiles(r.Dir, r.Pool, ws, r.Clients)
 }
